@@ -1,0 +1,141 @@
+"""forge's command line. Kept free of heavy imports so `--help` answers at once.
+
+forge --config CONFIG [--max_steps N] [--epochs E] [--run_name NAME] [--debug]
+forge --resume RUN_DIR [--max_steps N] [--epochs E]
+forge stage STAGE --run-dir RUN_DIR        (one stage; what the Snakemake rules call)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+STAGES = ("prepare_data", "pre_eval", "train", "finalize", "post_eval")  # == forge.run.layout.STAGES
+DEBUG_TRAIN_SAMPLES = 512
+DEBUG_EVAL_SAMPLES = 200
+
+EPILOG = """\
+exit codes: 0 done, 1 failed, 2 bad config or arguments, 3 run directory busy,
+75 preempted (a checkpoint was saved: run again to resume)
+
+examples:
+  forge --config configs/classification/mnli/tiny/00_sft.yaml
+  forge --config configs/classification/mnli/distilbert/00_sft.yaml --max_steps 10
+  forge --resume outputs/mnli/tiny/00_sft
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="forge",
+        description="Fine-tune a Hugging Face model from a YAML config; resumable by design.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--config", help="YAML config of the run (with `base:` inheritance)")
+    source.add_argument(
+        "--resume", metavar="RUN_DIR", help="resume the run in RUN_DIR with its own config.yaml"
+    )
+    p.add_argument("--max_steps", type=int, help="train for N optimizer steps (overrides epochs)")
+    p.add_argument("--epochs", type=float, help="number of training epochs")
+    p.add_argument("--run_name", help="name of the run directory (default: the config file's stem)")
+    p.add_argument(
+        "--debug", action="store_true", help="verbose logs and a small data subset, for a fast try"
+    )
+    return p
+
+
+def _stage_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="forge stage", description="Run one stage of a run (used by Snakemake).")
+    p.add_argument("stage", choices=STAGES)
+    p.add_argument("--run-dir", required=True, help="the run directory (it holds config.yaml)")
+    return p
+
+
+def _overrides(args: argparse.Namespace) -> dict:
+    overrides = {}
+    if args.max_steps is not None:
+        overrides["training.max_steps"] = args.max_steps
+    if args.epochs is not None:
+        overrides["training.epochs"] = args.epochs
+    return overrides
+
+
+def _debug_overrides(raw) -> None:
+    from forge.config.loader import apply_override
+
+    task = raw.data.get("task") if isinstance(raw.data.get("task"), dict) else {}
+    for key, cap in (("max_train_samples", DEBUG_TRAIN_SAMPLES), ("max_eval_samples", DEBUG_EVAL_SAMPLES)):
+        current = task.get(key)
+        apply_override(raw, f"task.{key}", cap if not isinstance(current, int) else min(current, cap))
+    apply_override(raw, "training.logging_steps", 1)
+    apply_override(raw, "debug", True)
+
+
+def _load(args: argparse.Namespace):
+    from forge.config import validate
+    from forge.config.loader import RawConfig, apply_override, load_raw
+    from forge.errors import ConfigError
+    from forge.run.layout import RunDir
+
+    if args.resume:
+        if args.run_name or args.debug:
+            raise ConfigError("--resume: --run_name and --debug cannot change an existing run")
+        run = RunDir(Path(args.resume))
+        if not run.config.is_file():
+            raise ConfigError(f"--resume: {run.root} is not a forge run directory (no config.yaml)")
+        import yaml
+
+        raw = RawConfig(data=yaml.safe_load(run.config.read_text()) or {}, leaf_file=str(run.config))
+        for key, value in _overrides(args).items():
+            apply_override(raw, key, value)
+        return validate(raw), None, run
+    raw = load_raw(args.config, _overrides(args))
+    raw.data["run_name"] = args.run_name or raw.data.get("run_name") or Path(args.config).stem
+    if args.debug:
+        _debug_overrides(raw)
+    return validate(raw), args.config, None
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "stage":
+        args = _stage_parser().parse_args(argv[1:])
+        debug = False
+    else:
+        args = _parser().parse_args(argv)
+        debug = args.debug
+
+    from forge.errors import EXIT_FAILED, ForgeError
+    from forge.logs import setup_console
+
+    setup_console(debug)
+    try:
+        if argv and argv[0] == "stage":
+            from forge.pipeline import run_stage
+
+            stage_args = argparse.Namespace(
+                resume=args.run_dir, run_name=None, debug=False, max_steps=None, epochs=None
+            )
+            cfg, _, run = _load(stage_args)
+            return run_stage(cfg, args.stage, run)
+        from forge.pipeline import run_pipeline
+
+        return run_pipeline(*_load(args))
+    except ForgeError as exc:
+        for line in str(exc).splitlines():
+            print(f"forge: {line}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("forge: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug or an environment problem: one line here, the traceback in the log
+        if debug:
+            raise
+        logging.getLogger("forge").debug("unexpected error", exc_info=True)
+        print(f"forge: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print("forge: the full traceback is in the run's output.log (or rerun with --debug)", file=sys.stderr)
+        return EXIT_FAILED

@@ -1,0 +1,124 @@
+"""Config loading: inheritance → overrides → strict validation → resolved dict.
+
+    cfg = load_config("configs/classification/mnli/tiny/00_sft.yaml", {"training.max_steps": 10})
+
+Errors are `ConfigError`s with one line per problem, naming file and key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from forge.config.loader import CLI, RawConfig, load_raw
+from forge.config.schema import RESUME_SAFE_KEYS, ForgeConfig, rule_violations
+from forge.errors import ConfigError
+
+__all__ = [
+    "ForgeConfig",
+    "load_config",
+    "validate",
+    "to_dict",
+    "config_hash",
+    "dump_yaml",
+    "diff_configs",
+    "RESUME_SAFE_KEYS",
+]
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> ForgeConfig:
+    """Load, merge and validate a config file. `overrides` use dotted keys."""
+    raw = load_raw(path, overrides)
+    raw.data.setdefault("run_name", Path(path).stem)
+    return validate(raw)
+
+
+def validate(raw: RawConfig) -> ForgeConfig:
+    try:
+        cfg = ForgeConfig.model_validate(raw.data)
+    except ValidationError as exc:
+        raise ConfigError("\n".join(_explain(err, raw) for err in exc.errors())) from None
+    problems = rule_violations(cfg)
+    if problems:
+        lines = [f"{raw.source_of(key)}: {'.'.join(key)}: {msg}" for key, msg in problems]
+        raise ConfigError("\n".join(lines))
+    return cfg
+
+
+def _explain(err: dict[str, Any], raw: RawConfig) -> str:
+    loc = tuple(str(p) for p in err["loc"])
+    key = ".".join(loc)
+    source = raw.source_of(loc) or CLI
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        known = sorted(_fields_at(ForgeConfig, loc[:-1]))
+        hint = difflib.get_close_matches(loc[-1], known, n=1, cutoff=0.6)
+        suggestion = f" (did you mean '{hint[0]}'?)" if hint else f" (known keys here: {', '.join(known)})"
+        return f"{source}: {key}: unknown key{suggestion}"
+    if kind == "missing":
+        return f"{source}: {key}: required key is missing"
+    value = err.get("input")
+    shown = f" (got {value!r})" if not isinstance(value, (dict, list)) else ""
+    return f"{source}: {key}: {err['msg']}{shown}"
+
+
+def _fields_at(model: type[BaseModel], path: tuple[str, ...]) -> set[str]:
+    """Names of the fields of the (nested) model found at `path`."""
+    for part in path:
+        field = model.model_fields.get(part)
+        if field is None:
+            return set()
+        sub = _model_in(field.annotation)
+        if sub is None:
+            return set()
+        model = sub
+    return set(model.model_fields)
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            found = _model_in(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def to_dict(cfg: ForgeConfig) -> dict[str, Any]:
+    return cfg.model_dump(mode="json")
+
+
+def config_hash(cfg: ForgeConfig) -> str:
+    """A hash of what the config means, not how it is written (comments and order don't count)."""
+    canonical = json.dumps(to_dict(cfg), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def dump_yaml(cfg: ForgeConfig) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+def _flatten(d: dict[str, Any], prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
+    flat: dict[tuple[str, ...], Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            flat.update(_flatten(v, (*prefix, k)))
+        else:
+            flat[(*prefix, k)] = v
+    return flat
+
+
+def diff_configs(old: ForgeConfig, new: ForgeConfig) -> list[tuple[tuple[str, ...], Any, Any]]:
+    """Leaf keys whose values differ, as (key, old, new)."""
+    a, b = _flatten(to_dict(old)), _flatten(to_dict(new))
+    return [(k, a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]

@@ -1,0 +1,148 @@
+"""Load a YAML config: its `base:` chain, a deep merge, then command-line overrides.
+
+Every leaf value remembers the file (or "command line") that set it, so a
+validation error can name the file a user has to edit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from forge.errors import ConfigError
+
+BASE_KEY = "base"
+CLI = "command line"
+
+# Values of these keys that look like paths ("./x", "../x", "~/x") are resolved
+# against the directory of the file that set them. Hub ids ("org/name") and
+# "embedded:..." references are left alone.
+PATH_KEYS = {("student", "path"), ("teacher", "path"), ("task", "dataset")}
+
+
+@dataclass
+class RawConfig:
+    """A merged, not yet validated config and where each leaf came from."""
+
+    data: dict[str, Any]
+    origin: dict[tuple[str, ...], str] = field(default_factory=dict)
+    leaf_file: str = ""
+
+    def source_of(self, key: tuple[str | int, ...]) -> str:
+        """The file that set `key`, or the nearest parent that has one, or the leaf config."""
+        key = tuple(str(k) for k in key)
+        while key:
+            if key in self.origin:
+                return self.origin[key]
+            key = key[:-1]
+        return self.leaf_file
+
+
+def _read_yaml(path: Path, referrer: str | None) -> dict[str, Any]:
+    if not path.is_file():
+        where = f"{referrer}: {BASE_KEY}" if referrer else "config"
+        raise ConfigError(f"{where}: file not found: {path}")
+    try:
+        with path.open() as fh:
+            data = yaml.safe_load(fh)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" (line {mark.line + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}{line}: invalid YAML: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys, not {type(data).__name__}")
+    return data
+
+
+def _resolve_path_value(value: Any, file: Path) -> Any:
+    if isinstance(value, str) and value.startswith(("./", "../", "~")):
+        return str((file.parent / Path(value).expanduser()).resolve())
+    return value
+
+
+def _merge(
+    dst: dict[str, Any],
+    src: dict[str, Any],
+    origin: dict[tuple[str, ...], str],
+    source: str,
+    prefix: tuple[str, ...] = (),
+    file: Path | None = None,
+) -> None:
+    """Deep-merge `src` into `dst`: mappings merge, everything else replaces."""
+    for key, value in src.items():
+        key = str(key)
+        path = (*prefix, key)
+        if isinstance(value, dict) and isinstance(dst.get(key), dict):
+            _merge(dst[key], value, origin, source, path, file)
+            continue
+        if file is not None and path in PATH_KEYS:
+            value = _resolve_path_value(value, file)
+        # A replaced subtree forgets where its old leaves came from.
+        for old in [k for k in origin if k[: len(path)] == path]:
+            del origin[old]
+        dst[key] = _copy(value)
+        _record(origin, path, dst[key], source)
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+def _record(origin: dict[tuple[str, ...], str], path: tuple[str, ...], value: Any, source: str) -> None:
+    origin[path] = source
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _record(origin, (*path, k), v, source)
+
+
+def _load_chain(path: Path, stack: tuple[Path, ...], referrer: str | None) -> RawConfig:
+    path = path.resolve()
+    if path in stack:
+        cycle = " -> ".join(str(p) for p in (*stack, path))
+        raise ConfigError(f"{stack[-1]}: {BASE_KEY}: inheritance cycle: {cycle}")
+    data = _read_yaml(path, referrer)
+    bases = data.pop(BASE_KEY, None)
+    if bases is None:
+        bases = []
+    elif isinstance(bases, str):
+        bases = [bases]
+    elif not (isinstance(bases, list) and all(isinstance(b, str) for b in bases)):
+        raise ConfigError(f"{path}: {BASE_KEY}: must be a path or a list of paths")
+
+    merged = RawConfig(data={}, leaf_file=str(path))
+    for base in bases:
+        parent = _load_chain(path.parent / base, (*stack, path), str(path))
+        _merge(merged.data, parent.data, merged.origin, "", file=None)
+        # keep the parent's provenance (its values are already path-resolved)
+        merged.origin.update(parent.origin)
+    _merge(merged.data, data, merged.origin, str(path), file=path)
+    return merged
+
+
+def load_raw(path: str | Path, overrides: dict[str, Any] | None = None) -> RawConfig:
+    """Read `path` with its base chain and apply dotted-key `overrides` (e.g. "training.max_steps")."""
+    raw = _load_chain(Path(path), (), None)
+    for dotted, value in (overrides or {}).items():
+        apply_override(raw, dotted, value)
+    return raw
+
+
+def apply_override(raw: RawConfig, dotted: str, value: Any) -> None:
+    keys = tuple(dotted.split("."))
+    node = raw.data
+    for k in keys[:-1]:
+        node = node.setdefault(k, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{CLI}: {dotted}: cannot set a key below a non-mapping value")
+    node[keys[-1]] = value
+    raw.origin[keys] = CLI

@@ -1,0 +1,147 @@
+"""The config schema for all three training modes (SFT, KD, RL).
+
+pydantic does the type checking (it is already in the stack through wandb);
+forge adds the did-you-mean for unknown keys and the cross-field rules.
+Every key here is read by some part of forge.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+
+Mode = Literal["sft", "kd", "rl"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TaskConfig(Strict):
+    name: Literal["mnli"]
+    # A Hub dataset id ("nyu-mll/glue"), a local directory in Hub format, or
+    # "embedded:<name>" for a dataset forge generates offline.
+    dataset: str
+    dataset_config: str | None = None
+    max_length: PositiveInt = 128
+    max_train_samples: PositiveInt | None = None
+    max_eval_samples: PositiveInt | None = None
+
+
+class LoraConfig(Strict):
+    r: PositiveInt = 8
+    alpha: PositiveInt = 16
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    target_modules: list[str] | None = None
+
+
+class ModelConfig(Strict):
+    # Short name used in the run directory: outputs/<task>/<name>/<run_name>.
+    name: Name
+    # A Hub model id, a local directory in Hub format, or "embedded:<name>".
+    path: str
+    revision: str | None = None
+    lora: LoraConfig | None = None
+
+
+class DistillationConfig(Strict):
+    # Weight of the distillation loss: loss = (1 - alpha) * CE + alpha * KD.
+    alpha: Annotated[float, Field(ge=0, le=1)] = 0.0
+    temperature: PositiveFloat = 2.0
+
+
+class RLConfig(Strict):
+    rewards: list[str]
+    num_generations: Annotated[int, Field(ge=2)] = 4
+    max_completion_length: PositiveInt = 64
+    beta: Annotated[float, Field(ge=0)] = 0.0
+
+
+class TrainingConfig(Strict):
+    epochs: PositiveFloat = 3.0
+    max_steps: int = Field(-1, ge=-1)  # -1: train for `epochs`; otherwise overrides them
+    batch_size: PositiveInt = 32
+    eval_batch_size: PositiveInt = 64
+    learning_rate: PositiveFloat = 5e-5
+    weight_decay: Annotated[float, Field(ge=0)] = 0.0
+    warmup_steps: Annotated[float, Field(ge=0)] = 0  # < 1: a fraction of all steps
+    lr_scheduler: Literal[
+        "linear",
+        "cosine",
+        "cosine_with_restarts",
+        "polynomial",
+        "constant",
+        "constant_with_warmup",
+        "inverse_sqrt",
+    ] = "linear"
+    gradient_accumulation_steps: PositiveInt = 1
+    max_grad_norm: Annotated[float, Field(ge=0)] = 1.0
+    logging_steps: PositiveInt = 10
+    save_steps: PositiveInt = 500
+    eval_steps: PositiveInt | None = None  # None: evaluate at every save
+    keep_checkpoints: PositiveInt = 2
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    dataloader_num_workers: Annotated[int, Field(ge=0)] = 0
+
+
+class WandbConfig(Strict):
+    # auto: online when WANDB_API_KEY is set, offline otherwise. WANDB_MODE wins.
+    mode: Literal["auto", "online", "offline", "disabled"] = "auto"
+    project: str = "forge"
+    entity: str | None = None
+
+
+class ForgeConfig(Strict):
+    run_name: Name
+    seed: int = 42
+    output_root: str = "outputs"
+    debug: bool = False
+    task: TaskConfig
+    student: ModelConfig
+    teacher: ModelConfig | None = None
+    distillation: DistillationConfig = DistillationConfig()
+    rl: RLConfig | None = None
+    training: TrainingConfig = TrainingConfig()
+    wandb: WandbConfig = WandbConfig()
+
+    @property
+    def mode(self) -> Mode:
+        if self.rl is not None:
+            return "rl"
+        return "kd" if self.distillation.alpha > 0 else "sft"
+
+
+def rule_violations(cfg: ForgeConfig) -> list[tuple[tuple[str, ...], str]]:
+    """Rules between fields, as (key the message is about, message)."""
+    found = []
+    if cfg.rl is not None and not cfg.rl.rewards:
+        found.append((("rl", "rewards"), "RL needs at least one reward function"))
+    if cfg.rl is None and cfg.distillation.alpha > 0 and cfg.teacher is None:
+        found.append(
+            (
+                ("distillation", "alpha"),
+                f"is {cfg.distillation.alpha}, which needs a teacher: add a `teacher:` block "
+                "or set distillation.alpha to 0 for plain fine-tuning",
+            )
+        )
+    return found
+
+
+# Keys that may differ between a run's stored config.yaml and a resumed
+# attempt's config: they change how long or how loudly a run goes, not what
+# it computes up to the point it reached.
+RESUME_SAFE_KEYS = frozenset(
+    {
+        ("training", "max_steps"),
+        ("training", "epochs"),
+        ("training", "logging_steps"),
+        ("wandb", "mode"),
+        ("wandb", "project"),
+        ("wandb", "entity"),
+    }
+)

@@ -1,0 +1,70 @@
+"""The embedded default: a tiny model and a dataset that forge builds itself, offline.
+
+Configs name them as `embedded:<name>`; they are built once, deterministically,
+into $FORGE_HOME/embedded/<name>-v<version>/ in Hub format, and from there load
+through the same `from_pretrained` / `load_dataset` calls as a Hub id would.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from filelock import FileLock
+
+from forge.errors import ConfigError
+from forge.run.registry import forge_home
+
+PREFIX = "embedded:"
+VERSION = 2
+DONE = ".forge_built"
+
+
+def _synthetic_glue(out: Path) -> None:
+    from forge.tasks.synthetic_nli import write_hub_layout
+
+    write_hub_layout(out, seed=0)
+
+
+def _tiny_distilbert(out: Path) -> None:
+    from forge.models.tiny import build_tiny_distilbert
+    from forge.tasks.synthetic_nli import corpus
+
+    build_tiny_distilbert(out, corpus(seed=0), seed=0)
+
+
+BUILDERS: dict[str, Callable[[Path], None]] = {
+    "synthetic-glue": _synthetic_glue,
+    "tiny-distilbert": _tiny_distilbert,
+}
+
+
+def is_embedded(ref: str) -> bool:
+    return ref.startswith(PREFIX)
+
+
+def ensure(ref: str) -> Path:
+    """The local directory of an embedded artifact, built on first use."""
+    name = ref.removeprefix(PREFIX)
+    if name not in BUILDERS:
+        raise ConfigError(
+            f"unknown embedded artifact {ref!r}; known: {', '.join(PREFIX + n for n in BUILDERS)}"
+        )
+    root = forge_home() / "embedded"
+    target = root / f"{name}-v{VERSION}"
+    if (target / DONE).exists():
+        return target
+    root.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(root / f".{name}.lock")):
+        if not (target / DONE).exists():
+            tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}."))
+            try:
+                BUILDERS[name](tmp)
+                (tmp / DONE).write_text("")
+                shutil.rmtree(target, ignore_errors=True)
+                tmp.rename(target)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+    return target

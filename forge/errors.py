@@ -1,0 +1,31 @@
+"""Errors users can act on, and the exit codes forge's processes end with.
+
+The exit codes are part of the interface: the Snakemake rules and the SLURM
+profile tell a preemption from a failure by them.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_CONFIG = 2  # bad config or bad command line; nothing was created
+EXIT_BUSY = 3  # another process holds the run directory
+EXIT_PREEMPTED = 75  # stopped by a signal after a safe checkpoint (EX_TEMPFAIL): resume me
+
+
+class ForgeError(Exception):
+    """An error with a one-line message for the user, and the exit code to end with."""
+
+    exit_code = EXIT_FAILED
+
+
+class ConfigError(ForgeError):
+    exit_code = EXIT_CONFIG
+
+
+class RunBusyError(ForgeError):
+    exit_code = EXIT_BUSY
+
+
+class HubUnreachableError(ForgeError):
+    exit_code = EXIT_FAILED

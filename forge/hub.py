@@ -1,0 +1,56 @@
+"""Reaching the Hugging Face Hub, or failing fast and clearly when it can't be reached.
+
+Without this, transformers retries for about 50 s on a machine with no route to
+the Hub, then prints a traceback. forge probes once, before the HF libraries are
+imported; when the Hub is unreachable it switches them to offline mode, so what
+is cached still loads and what is not fails in about a second with a sentence
+saying what to do.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from urllib.parse import urlparse
+
+from forge.embedded import is_embedded
+from forge.errors import HubUnreachableError
+
+DEFAULT_ENDPOINT = "https://huggingface.co"
+
+
+def is_hub_id(ref: str) -> bool:
+    return (
+        not is_embedded(ref) and not Path(ref).expanduser().exists() and not ref.startswith(("/", ".", "~"))
+    )
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}:
+        return False
+    url = urlparse(os.environ.get("HF_ENDPOINT", DEFAULT_ENDPOINT))
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def go_offline_if_unreachable(refs: list[str]) -> None:
+    """Call before importing transformers/datasets, with the model and dataset refs a run needs."""
+    if any(is_hub_id(r) for r in refs) and not hub_reachable():
+        os.environ["HF_HUB_OFFLINE"] = "1"
+    elif not any(is_hub_id(r) for r in refs):
+        # Nothing to download: never let a library wait on the network.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def unreachable(ref: str, kind: str) -> HubUnreachableError:
+    return HubUnreachableError(
+        f"cannot load {kind} {ref!r}: it is not in the local Hugging Face cache and the Hub "
+        f"({os.environ.get('HF_ENDPOINT', DEFAULT_ENDPOINT)}) cannot be reached from this machine. "
+        f"Download it where the Hub is reachable (e.g. `hf download {ref}` into HF_HOME), "
+        "or point the config at a local directory in Hub format."
+    )

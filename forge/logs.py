@@ -1,0 +1,71 @@
+"""Logging: forge's messages go to stderr and output.log; the HF libraries' go to output.log
+(and to stderr too with --debug). Tracebacks go to output.log, never to the console."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+LIBRARIES = ("transformers", "datasets", "peft", "trl")
+
+log = logging.getLogger("forge")
+
+
+class _ConsoleFormatter(logging.Formatter):
+    """One line per message: exception details stay in output.log."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.exc_info:
+            record = logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None})
+        return super().format(record)
+
+
+def setup_console(debug: bool = False) -> None:
+    if any(getattr(h, "_forge", False) for h in log.handlers):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_ConsoleFormatter(FORMAT if debug else "forge: %(message)s"))
+    handler._forge = True  # type: ignore[attr-defined]
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG if debug else logging.INFO)
+    log.propagate = False
+
+
+def quiet_libraries(debug: bool = False) -> None:
+    """Route the HF libraries' logs through forge's handlers instead of their own.
+
+    Imports transformers and datasets: call it once the run needs them anyway."""
+    import datasets.utils.logging
+    import transformers.utils.logging
+
+    transformers.utils.logging.disable_default_handler()
+    for handler in list(logging.getLogger("datasets").handlers):
+        logging.getLogger("datasets").removeHandler(handler)
+    if not sys.stderr.isatty():
+        transformers.utils.logging.disable_progress_bar()
+        datasets.utils.logging.disable_progress_bar()
+    if debug:
+        console = next(h for h in log.handlers if getattr(h, "_forge", False))
+        for name in LIBRARIES:
+            logging.getLogger(name).addHandler(console)
+
+
+def attach_run_log(path: Path, debug: bool = False) -> logging.Handler:
+    """Append forge's and the libraries' logs to `path` until `detach_run_log`."""
+    handler = logging.FileHandler(path, mode="a", encoding="utf-8")
+    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.setLevel(logging.DEBUG if debug else logging.INFO)
+    for name in ("forge", *LIBRARIES):
+        logger = logging.getLogger(name)
+        logger.addHandler(handler)
+        if name != "forge":
+            logger.setLevel(logging.DEBUG if debug else logging.INFO)
+    return handler
+
+
+def detach_run_log(handler: logging.Handler) -> None:
+    for name in ("forge", *LIBRARIES):
+        logging.getLogger(name).removeHandler(handler)
+    handler.close()

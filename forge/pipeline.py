@@ -1,0 +1,64 @@
+"""Run a whole pipeline in one process, or one stage of it (what the Snakemake rules call).
+
+Both go through the same RunSession and the same stage markers, so a run begun one
+way can be finished the other way.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from forge.config import ForgeConfig
+from forge.errors import EXIT_OK
+from forge.run.layout import STAGES, RunDir
+from forge.run.session import RunSession, run_dir_of
+from forge.run.state import plan, stage_done
+from forge.stages import stage_function
+
+log = logging.getLogger("forge")
+
+
+def _prepare_environment(cfg: ForgeConfig) -> None:
+    from forge.hub import go_offline_if_unreachable
+    from forge.logs import quiet_libraries
+
+    refs = [cfg.student.path, cfg.task.dataset] + ([cfg.teacher.path] if cfg.teacher else [])
+    go_offline_if_unreachable(refs)  # before the HF libraries are imported
+    quiet_libraries(cfg.debug)
+
+
+def run_pipeline(cfg: ForgeConfig, config_path: str | None, run: RunDir | None = None) -> int:
+    run = run or run_dir_of(cfg)
+    if run.complete.exists():
+        log.info("%s is already complete; nothing to do", run.root)
+        return EXIT_OK
+    _prepare_environment(cfg)
+    with RunSession(cfg, config_path, run=run) as session:
+        log.info("plan: %s", plan(run).describe())
+        for stage in STAGES:
+            if stage_done(run, stage):
+                log.info("stage %s: already done", stage)
+                continue
+            session.check_stop()
+            log.info("stage %s: starting", stage)
+            stage_function(stage)(session)
+        session.complete_if_done()
+    return EXIT_OK
+
+
+def run_stage(cfg: ForgeConfig, stage: str, run: RunDir | None = None) -> int:
+    """Run one stage of an existing or new run (its earlier stages must be done)."""
+    run = run or run_dir_of(cfg)
+    _prepare_environment(cfg)
+    with RunSession(cfg, None, stage=stage, run=run) as session:
+        missing = [s for s in STAGES[: STAGES.index(stage)] if not stage_done(run, s)]
+        if missing:
+            from forge.errors import ForgeError
+
+            raise ForgeError(f"{run.root}: stage {stage} needs {', '.join(missing)} first")
+        if stage_done(run, stage):
+            log.info("stage %s: already done", stage)
+        else:
+            stage_function(stage)(session)
+        session.complete_if_done()
+    return EXIT_OK

@@ -1,0 +1,100 @@
+"""Where everything of a run lives. One run, one directory:
+
+outputs/<task>/<model>/<run_name>/
+  config.yaml            the resolved config (stages read only this)
+  run_metadata.json      attempts, command lines, hosts, versions, W&B id
+  training_state.json    stage progress, global step, peak metrics
+  output.log             forge's and the trainer's logs, appended per attempt
+  data/                  the tokenized dataset (prepare_data)
+  metrics/               pre_eval.json, post_eval.json
+  checkpoint-N/          trainer checkpoints; complete once forge_complete.json exists
+  latest_checkpoint      the name of the newest complete checkpoint
+  model/                 final model + tokenizer (finalize)
+  stages/<stage>.done    one marker per finished stage
+  pipeline_complete      written last
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+STAGES = ("prepare_data", "pre_eval", "train", "finalize", "post_eval")
+CHECKPOINT_PREFIX = "checkpoint-"
+
+
+@dataclass(frozen=True)
+class RunDir:
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def metadata(self) -> Path:
+        return self.root / "run_metadata.json"
+
+    @property
+    def state(self) -> Path:
+        return self.root / "training_state.json"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "output.log"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / ".lock"
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics"
+
+    @property
+    def model(self) -> Path:
+        return self.root / "model"
+
+    @property
+    def wandb(self) -> Path:
+        return self.root / "wandb"
+
+    @property
+    def latest_checkpoint(self) -> Path:
+        return self.root / "latest_checkpoint"
+
+    @property
+    def complete(self) -> Path:
+        return self.root / "pipeline_complete"
+
+    def stage_marker(self, stage: str) -> Path:
+        if stage not in STAGES:
+            raise ValueError(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")
+        return self.root / "stages" / f"{stage}.done"
+
+    def checkpoint(self, step: int) -> Path:
+        return self.root / f"{CHECKPOINT_PREFIX}{step}"
+
+    def checkpoints(self) -> list[tuple[int, Path]]:
+        """(step, path) of every checkpoint-N directory, newest step first."""
+        found = []
+        for path in self.root.glob(f"{CHECKPOINT_PREFIX}*"):
+            step = checkpoint_step(path)
+            if step is not None and path.is_dir():
+                found.append((step, path))
+        return sorted(found, reverse=True)
+
+
+def checkpoint_step(path: Path) -> int | None:
+    suffix = path.name.removeprefix(CHECKPOINT_PREFIX)
+    if path.name.startswith(CHECKPOINT_PREFIX) and suffix.isdigit():
+        return int(suffix)
+    return None
+
+
+def run_dir_for(output_root: str | Path, task: str, model: str, run_name: str) -> RunDir:
+    return RunDir(Path(output_root) / task / model / run_name)

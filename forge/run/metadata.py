@@ -1,0 +1,106 @@
+"""run_metadata.json: what ran, where, with what, and how each attempt ended."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+from forge.run.files import atomic_write_json, read_json
+from forge.run.layout import RunDir
+
+PACKAGES = ("forge", "torch", "transformers", "datasets", "tokenizers", "accelerate", "peft", "trl", "wandb")
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def git_commit() -> str | None:
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def package_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def slurm_info() -> dict[str, Any]:
+    job = os.environ.get("SLURM_JOB_ID")
+    if not job:
+        return {}
+    return {
+        "slurm_job_id": job,
+        "slurm_array_task_id": os.environ.get("SLURM_ARRAY_TASK_ID"),
+        "slurm_restart_count": int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0),
+    }
+
+
+class RunMetadata:
+    def __init__(self, run: RunDir):
+        self.run = run
+        self.data: dict[str, Any] = read_json(run.metadata, default=None) or {}
+
+    @property
+    def wandb_run_id(self) -> str:
+        return self.data["wandb_run_id"]
+
+    def create(self, config_path: str | None, config_hash: str) -> None:
+        self.data = {
+            "created_at": _now(),
+            "config_path": config_path,
+            "config_hash": config_hash,
+            "wandb_run_id": secrets.token_hex(4),
+            "attempts": [],
+        }
+        self.save()
+
+    def start_attempt(self, stage: str | None = None) -> None:
+        self.data.setdefault("attempts", []).append(
+            {
+                "attempt": len(self.data.get("attempts", [])) + 1,
+                "stage": stage or "pipeline",
+                "started_at": _now(),
+                "ended_at": None,
+                "exit_reason": None,
+                "exit_code": None,
+                "command": sys.argv,
+                "cwd": os.getcwd(),
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "git_commit": git_commit(),
+                **slurm_info(),
+                "packages": package_versions(),
+            }
+        )
+        self.save()
+
+    def end_attempt(self, reason: str, exit_code: int) -> None:
+        attempt = self.data["attempts"][-1]
+        attempt.update(ended_at=_now(), exit_reason=reason, exit_code=exit_code)
+        self.save()
+
+    def note(self, key: str, value: Any) -> None:
+        self.data[key] = value
+        self.save()
+
+    def save(self) -> None:
+        atomic_write_json(self.run.metadata, self.data)

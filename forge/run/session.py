@@ -1,0 +1,169 @@
+"""One attempt on a run directory: create or resume it, hold its lock, log to it,
+record the attempt in run_metadata.json, and register the run until it completes."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import yaml
+
+from forge.config import (
+    RESUME_SAFE_KEYS,
+    ForgeConfig,
+    config_hash,
+    diff_configs,
+    dump_yaml,
+    validate,
+)
+from forge.config.loader import RawConfig
+from forge.errors import EXIT_OK, EXIT_PREEMPTED, ConfigError, ForgeError
+from forge.logs import attach_run_log, detach_run_log
+from forge.run import registry
+from forge.run.layout import STAGES, RunDir, run_dir_for
+from forge.run.lock import RunLock
+from forge.run.metadata import RunMetadata
+from forge.run.state import mark_pipeline_complete, stage_done
+from forge.signals import StopRequest
+
+log = logging.getLogger("forge.run")
+
+
+class Preempted(ForgeError):
+    """Training stopped on a signal after a safe checkpoint; running again resumes it."""
+
+    exit_code = EXIT_PREEMPTED
+
+
+def run_dir_of(cfg: ForgeConfig) -> RunDir:
+    return run_dir_for(cfg.output_root, cfg.task.name, cfg.student.name, cfg.run_name)
+
+
+def load_stored_config(run: RunDir) -> ForgeConfig:
+    """The resolved config.yaml of an existing run."""
+    if not run.config.is_file():
+        raise ConfigError(f"{run.root}: not a forge run directory (no config.yaml)")
+    data = yaml.safe_load(run.config.read_text()) or {}
+    return validate(RawConfig(data=data, leaf_file=str(run.config)))
+
+
+def check_resumable(stored: ForgeConfig, new: ForgeConfig, run: RunDir) -> list[str]:
+    """Refuse a config that changes what the run computes; return the safe changes."""
+    changes = diff_configs(stored, new)
+    unsafe = [c for c in changes if c[0] not in RESUME_SAFE_KEYS]
+    if unsafe:
+        lines = "\n".join(f"  {'.'.join(k)}: {old!r} -> {new!r}" for k, old, new in unsafe)
+        raise ConfigError(
+            f"{run.config}: the config differs from the one this run started with:\n{lines}\n"
+            "Resume with the original config, or start a new run with --run_name."
+        )
+    return [f"{'.'.join(k)}: {old!r} -> {new!r}" for k, old, new in changes]
+
+
+class RunSession:
+    """`with RunSession(cfg, config_path) as s:` — the run is created or resumed on entry."""
+
+    def __init__(
+        self,
+        cfg: ForgeConfig,
+        config_path: str | None = None,
+        stage: str | None = None,
+        run: RunDir | None = None,
+    ):
+        self.cfg = cfg
+        self.config_path = config_path
+        self.stage = stage
+        self.run = run or run_dir_of(cfg)
+        self.stop = StopRequest()
+        self.metadata = RunMetadata(self.run)
+        self._lock = RunLock(self.run)
+        self._log_handler: logging.Handler | None = None
+        self._tracker = None
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def __enter__(self) -> RunSession:
+        run = self.run
+        existed = run.config.is_file()
+        if existed:  # refuse before touching anything
+            changes = check_resumable(load_stored_config(run), self.cfg, run)
+        run.root.mkdir(parents=True, exist_ok=True)
+        self._lock.acquire()
+        try:
+            self._log_handler = attach_run_log(run.log, self.cfg.debug)
+            if not existed:
+                run.config.write_text(dump_yaml(self.cfg))
+                self.metadata.create(self.config_path, config_hash(self.cfg))
+                log.info("new run in %s", run.root)
+            else:
+                self.metadata = RunMetadata(run)
+                if changes:
+                    log.info("resuming with changed settings: %s", "; ".join(changes))
+                    run.config.write_text(dump_yaml(self.cfg))
+                    self.metadata.note("config_hash", config_hash(self.cfg))
+                log.info("resuming run in %s", run.root)
+            self.metadata.start_attempt(self.stage)
+            registry.register(run.root, task=self.cfg.task.name, model=self.cfg.student.name)
+            self.stop.install()
+        except BaseException:
+            self._close()
+            raise
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            reason, code = "completed" if self.run.complete.exists() else "stage done", EXIT_OK
+        elif isinstance(exc, Preempted):
+            reason, code = f"preempted ({self.stop.describe()})", exc.exit_code
+        elif isinstance(exc, KeyboardInterrupt):
+            reason, code = "interrupted", 130
+        elif isinstance(exc, ForgeError):
+            reason, code = f"error: {exc}", exc.exit_code
+        else:
+            reason, code = f"failed: {exc_type.__name__}: {exc}", 1
+            log.error("attempt failed", exc_info=(exc_type, exc, tb))
+        try:
+            self.metadata.end_attempt(reason, code)
+            if self._tracker is not None:
+                self._tracker.finish(exit_code=code)
+        finally:
+            self._close()
+
+    def _close(self) -> None:
+        self.stop.uninstall()
+        if self._log_handler is not None:
+            detach_run_log(self._log_handler)
+            self._log_handler = None
+        self._lock.release()
+
+    # -- what stages use ---------------------------------------------------
+
+    @property
+    def tracker(self):
+        if self._tracker is None:
+            from forge.config import to_dict
+            from forge.tracking import Tracker
+
+            self._tracker = Tracker(self.cfg, self.metadata.wandb_run_id, self.run.wandb, to_dict(self.cfg))
+        return self._tracker
+
+    def check_stop(self) -> None:
+        if self.stop.requested:
+            raise Preempted(f"stopped by {self.stop.describe()}; run again to resume")
+
+    def complete_if_done(self) -> bool:
+        """Write pipeline_complete once every stage is done; unregister the run."""
+        if not all(stage_done(self.run, s) for s in STAGES):
+            return False
+        mark_pipeline_complete(self.run)
+        registry.unregister(self.run.root)
+        log.info("pipeline complete: %s", self.run.root)
+        return True
+
+
+def replace_dir(tmp: Path, final: Path) -> None:
+    """Move a fully written directory into place (the old one, if any, goes first)."""
+    if final.exists():
+        shutil.rmtree(final)
+    tmp.rename(final)

@@ -1,0 +1,41 @@
+"""finalize: save the final model and tokenizer (with the config beside them) to <run>/model,
+and sync config and metadata to W&B."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+
+from forge.config import to_dict
+from forge.errors import ForgeError
+from forge.models.loading import load_sequence_classifier
+from forge.run.files import read_json
+from forge.run.session import RunSession, replace_dir
+from forge.run.state import find_resume_checkpoint, mark_stage_done
+from forge.tasks import mnli
+
+log = logging.getLogger("forge.stages")
+
+
+def run(session: RunSession) -> None:
+    from transformers import AutoTokenizer
+
+    run_dir = session.run
+    checkpoint = find_resume_checkpoint(run_dir)
+    if checkpoint is None:
+        raise ForgeError(
+            f"{run_dir.root}: training is marked done but no safe checkpoint is left to finalize"
+        )
+    model = load_sequence_classifier(str(checkpoint), mnli.LABELS)
+    tokenizer = AutoTokenizer.from_pretrained(str(checkpoint))
+    tmp = run_dir.model.with_name("model.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    shutil.copyfile(run_dir.config, tmp / "forge_config.yaml")
+    replace_dir(tmp, run_dir.model)
+    log.info("final model from %s saved to %s", checkpoint.name, run_dir.model)
+
+    tracker = session.tracker
+    tracker.update_config({"forge": to_dict(session.cfg), "run_metadata": read_json(run_dir.metadata, {})})
+    mark_stage_done(run_dir, "finalize")

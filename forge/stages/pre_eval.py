@@ -1,0 +1,19 @@
+"""pre_eval: the student's metrics before any training (its baseline)."""
+
+from __future__ import annotations
+
+from forge.evaluation import evaluate_model
+from forge.models.loading import load_sequence_classifier, load_tokenizer
+from forge.run.session import RunSession
+from forge.run.state import mark_stage_done
+from forge.tasks import mnli
+
+
+def run(session: RunSession) -> None:
+    from transformers import set_seed
+
+    cfg = session.cfg
+    set_seed(cfg.seed)  # the fresh classification head starts as it will in training
+    model = load_sequence_classifier(cfg.student, mnli.LABELS)
+    evaluate_model(session, model, load_tokenizer(cfg.student), "pre_eval", step=0)
+    mark_stage_done(session.run, "pre_eval")

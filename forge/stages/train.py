@@ -1,0 +1,69 @@
+"""train: fine-tune the student, resuming from the latest safe checkpoint."""
+
+from __future__ import annotations
+
+import logging
+
+from forge.callbacks import (
+    CheckpointMarkerCallback,
+    PeakMetricsCallback,
+    SignalStopCallback,
+    StepMetricsCallback,
+)
+from forge.errors import ConfigError
+from forge.models.loading import load_sequence_classifier, load_tokenizer
+from forge.run.layout import checkpoint_step
+from forge.run.session import RunSession
+from forge.run.state import TrainingState, discard_checkpoints_after, find_resume_checkpoint, mark_stage_done
+from forge.tasks import mnli
+
+log = logging.getLogger("forge.stages")
+
+
+def build_trainer(session: RunSession):
+    from transformers import set_seed
+
+    from forge.trainers.arguments import training_arguments
+    from forge.trainers.finetuning import FinetuningTrainer
+
+    cfg, run = session.cfg, session.run
+    if cfg.mode != "sft":
+        raise ConfigError(
+            f"{run.config}: mode {cfg.mode!r} is not available yet; only SFT (alpha 0) trains today"
+        )
+    set_seed(cfg.seed)
+    data = mnli.load_prepared(run.data)
+    tracker = session.tracker
+    return FinetuningTrainer(
+        model=load_sequence_classifier(cfg.student, mnli.LABELS),
+        args=training_arguments(cfg, run),
+        train_dataset=data[mnli.TRAIN_SPLIT],
+        eval_dataset=data[mnli.EVAL_SPLITS[0]],
+        processing_class=load_tokenizer(cfg.student),
+        compute_metrics=mnli.compute_metrics,
+        callbacks=[
+            StepMetricsCallback(tracker),
+            CheckpointMarkerCallback(run, cfg.training.keep_checkpoints),
+            PeakMetricsCallback(run, mnli.PEAK_METRICS, tracker),
+            SignalStopCallback(session.stop),
+        ],
+    )
+
+
+def run(session: RunSession) -> None:
+    run_dir = session.run
+    trainer = build_trainer(session)
+    checkpoint = find_resume_checkpoint(run_dir)
+    discard_checkpoints_after(run_dir, checkpoint_step(checkpoint) if checkpoint else None)
+    if checkpoint:
+        log.info("resuming training from %s", checkpoint.name)
+    else:
+        log.info("training from scratch")
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    session.check_stop()  # a signal during training: the checkpoint is saved, exit as preempted
+
+    state = TrainingState.load(run_dir)
+    state.global_step = trainer.state.global_step
+    state.save(run_dir)
+    mark_stage_done(run_dir, "train")
+    log.info("training done at step %d", trainer.state.global_step)

@@ -1,0 +1,26 @@
+"""SFT: `FinetuningTrainer`, a light `transformers.Trainer` with forge's cross-entropy."""
+
+from __future__ import annotations
+
+from transformers import Trainer
+from transformers.trainer_callback import PrinterCallback
+
+from forge.losses import cross_entropy
+
+
+class FinetuningTrainer(Trainer):
+    """Cross-entropy on the model's logits. The distillation trainer builds on this loss."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # forge's loss normalises by the items of the whole accumulated batch itself, so the
+        # trainer must count them and must not divide by the accumulation steps again.
+        self.model_accepts_loss_kwargs = True
+        # forge's StepMetricsCallback logs every step to the console and output.log.
+        self.remove_callback(PrinterCallback)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        labels = inputs.pop("labels")
+        outputs = model(**inputs)
+        loss = cross_entropy(outputs.logits, labels, num_items_in_batch)
+        return (loss, outputs) if return_outputs else loss
