@@ -60,7 +60,7 @@ def attach_run_log(path: Path, debug: bool = False) -> logging.Handler:
     for name in ("forge", *LIBRARIES):
         logger = logging.getLogger(name)
         logger.addHandler(handler)
-        if name != "forge":
+        if name != "forge" or logger.level == logging.NOTSET:
             logger.setLevel(logging.DEBUG if debug else logging.INFO)
     return handler
 

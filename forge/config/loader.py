@@ -81,20 +81,21 @@ def _merge(
         if isinstance(value, dict) and isinstance(dst.get(key), dict):
             _merge(dst[key], value, origin, source, path, file)
             continue
-        if file is not None and path in PATH_KEYS:
-            value = _resolve_path_value(value, file)
         # A replaced subtree forgets where its old leaves came from.
         for old in [k for k in origin if k[: len(path)] == path]:
             del origin[old]
-        dst[key] = _copy(value)
+        dst[key] = _copy(value, path, file)
         _record(origin, path, dst[key], source)
 
 
-def _copy(value: Any) -> Any:
+def _copy(value: Any, path: tuple[str, ...], file: Path | None) -> Any:
+    """A deep copy of a YAML value, with path-like values of PATH_KEYS made absolute."""
     if isinstance(value, dict):
-        return {str(k): _copy(v) for k, v in value.items()}
+        return {str(k): _copy(v, (*path, str(k)), file) for k, v in value.items()}
     if isinstance(value, list):
-        return [_copy(v) for v in value]
+        return [_copy(v, path, file) for v in value]
+    if file is not None and path in PATH_KEYS:
+        return _resolve_path_value(value, file)
     return value
 
 

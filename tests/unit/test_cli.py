@@ -1,0 +1,80 @@
+"""The command line: fast help, one-line config errors with exit 2 and no run dir."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, TINY_CONFIG, run_forge, write_config
+
+
+def test_help_does_not_import_the_ml_stack():
+    code = (
+        "import sys\nfrom forge.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit as e:\n    assert e.code == 0\n"
+        "heavy = [m for m in ('torch', 'transformers', 'datasets', 'wandb', 'pydantic') if m in sys.modules]\n"
+        "print('heavy:', heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert "--resume RUN_DIR" in out.stdout and "--max_steps" in out.stdout and "--debug" in out.stdout
+    assert out.stdout.strip().endswith("heavy: []")
+
+
+def test_console_command_is_installed():
+    script = Path(sys.executable).parent / "forge"  # installed beside the interpreter
+    out = subprocess.run([str(script), "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "usage: forge" in out.stdout
+
+
+BAD = {
+    "unknown_key": ("training:\n  lerning_rate: 0.1\n", "training.lerning_rate: unknown key (did you mean 'learning_rate'?)"),
+    "wrong_type": ("training:\n  batch_size: many\n", "training.batch_size: Input should be a valid integer"),
+    "missing_base": ("base: ../nowhere/base.yaml\n", "base: file not found"),
+    "kd_without_teacher": ("distillation:\n  alpha: 0.7\n", "distillation.alpha: is 0.7, which needs a teacher"),
+    "rl_without_rewards": ("rl:\n  rewards: []\n", "rl.rewards: RL needs at least one reward function"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_configs_fail_in_one_line_with_exit_2_and_no_run_dir(case, tmp_path):
+    body, expected = BAD[case]
+    header = "" if body.startswith("base:") else f"base: {TINY_CONFIG}\n"
+    path = write_config(tmp_path, f"{case}.yaml", header + f"output_root: {tmp_path / 'outputs'}\n" + body)
+    result = run_forge("--config", str(path), cwd=tmp_path, timeout=60)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"forge: {path}") and expected in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_inheritance_cycle_fails_the_same_way(tmp_path):
+    write_config(tmp_path, "a.yaml", "base: b.yaml\n")
+    path = write_config(tmp_path, "b.yaml", "base: a.yaml\n")
+    result = run_forge("--config", str(path), cwd=tmp_path, timeout=60)
+    assert result.returncode == 2 and "inheritance cycle" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_resume_of_a_folder_that_is_not_a_run(tmp_path):
+    result = run_forge("--resume", str(tmp_path), cwd=tmp_path, timeout=60)
+    assert result.returncode == 2 and "not a forge run directory" in result.stderr
+
+
+def test_missing_config_file(tmp_path):
+    result = run_forge("--config", "nope.yaml", cwd=tmp_path, timeout=60)
+    assert result.returncode == 2 and "file not found" in result.stderr
+
+
+@pytest.mark.parametrize("hub_env", [{"HF_HUB_OFFLINE": "1"}, {"HF_HUB_OFFLINE": "", "HF_ENDPOINT": "http://127.0.0.1:9"}])
+def test_an_unreachable_hub_fails_in_seconds_with_one_sentence(hub_env, tmp_path):
+    real = ROOT / "configs/classification/mnli/distilbert/00_sft.yaml"
+    path = write_config(tmp_path, "real.yaml", f"base: {real}\noutput_root: {tmp_path / 'outputs'}\n")
+    # transformers alone would retry for ~50 s, then print a traceback
+    result = run_forge("--config", str(path), "--max_steps", "10", cwd=tmp_path, timeout=45, env=hub_env)
+    assert result.returncode == 1
+    assert "cannot load tokenizer 'distilbert-base-uncased'" in result.stderr
+    assert "or point the config at a local directory in Hub format" in result.stderr
+    assert "Traceback" not in result.stderr

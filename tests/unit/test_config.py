@@ -1,0 +1,182 @@
+from pathlib import Path
+
+import pytest
+
+from forge.config import config_hash, diff_configs, load_config
+from forge.config.loader import load_raw
+from forge.errors import ConfigError
+from tests.conftest import ROOT, TINY_CONFIG, write_config
+
+BASE = """
+task:
+  name: mnli
+  dataset: embedded:synthetic-glue
+student:
+  name: tiny
+  path: embedded:tiny-distilbert
+training:
+  learning_rate: 1.0e-3
+  batch_size: 8
+"""
+
+
+def error_of(path, overrides=None) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_config(path, overrides)
+    return str(info.value)
+
+
+SHIPPED = sorted((ROOT / "configs").rglob("*.yaml"))
+RUNS = [p for p in SHIPPED if p.name != "base.yaml"]
+FRAGMENTS = [p for p in SHIPPED if p.name == "base.yaml"]
+
+
+@pytest.mark.parametrize("path", RUNS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_shipped_run_config_loads_and_validates(path):
+    cfg = load_config(path)
+    assert cfg.run_name == path.stem
+    assert cfg.mode in {"sft", "kd", "rl"}
+
+
+@pytest.mark.parametrize("path", FRAGMENTS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_base_fragment_loads_and_is_used_by_a_run_config(path):
+    """base.yaml files are partial on purpose; they must parse, inherit, and be used."""
+    assert load_raw(path).data
+    users = [run for run in RUNS if path.resolve() in _chain(run)]
+    assert users, f"{path} is not the base of any run config"
+
+
+def _chain(path):
+    import yaml
+
+    base = (yaml.safe_load(path.read_text()) or {}).get("base")
+    bases = [base] if isinstance(base, str) else base or []
+    found = []
+    for b in bases:
+        parent = (path.parent / b).resolve()
+        found += [parent, *_chain(parent)]
+    return found
+
+
+def test_inheritance_deep_merges_and_child_wins(tmp_path):
+    write_config(tmp_path, "base.yaml", BASE)
+    child = write_config(tmp_path, "sub/01_run.yaml", "base: ../base.yaml\ntraining:\n  batch_size: 16\n")
+    cfg = load_config(child)
+    assert cfg.training.batch_size == 16  # child wins
+    assert cfg.training.learning_rate == 1e-3  # sibling key kept by the deep merge
+    assert cfg.run_name == "01_run"
+
+
+def test_a_chain_of_bases_and_a_list_of_bases(tmp_path):
+    write_config(tmp_path, "a.yaml", BASE)
+    write_config(tmp_path, "b.yaml", "training:\n  batch_size: 4\n  logging_steps: 3\n")
+    write_config(tmp_path, "c.yaml", "base: a.yaml\ntraining:\n  batch_size: 2\n")
+    cfg = load_config(write_config(tmp_path, "d.yaml", "base: [c.yaml, b.yaml]\n"))
+    assert cfg.training.batch_size == 4  # later bases win over earlier ones
+    assert cfg.training.logging_steps == 3
+    assert cfg.training.learning_rate == 1e-3
+
+
+def test_relative_paths_resolve_against_the_file_that_set_them(tmp_path):
+    write_config(tmp_path, "base.yaml", BASE + "teacher:\n  name: t\n  path: ./models/teacher\n")
+    child = write_config(tmp_path, "deep/er/run.yaml", "base: ../../base.yaml\nstudent:\n  path: ../local_student\n")
+    cfg = load_config(child)
+    assert cfg.teacher.path == str(tmp_path / "models" / "teacher")
+    assert cfg.student.path == str(tmp_path / "deep" / "local_student")
+    assert cfg.task.dataset == "embedded:synthetic-glue"  # not a path: left alone
+
+
+def test_cli_overrides_win(tmp_path):
+    path = write_config(tmp_path, "run.yaml", BASE)
+    cfg = load_config(path, {"training.max_steps": 10, "training.epochs": 2.0})
+    assert cfg.training.max_steps == 10
+    assert cfg.training.epochs == 2.0
+
+
+def test_unknown_key_names_file_and_suggests(tmp_path):
+    write_config(tmp_path, "base.yaml", BASE)
+    child = write_config(tmp_path, "run.yaml", "base: base.yaml\ntraining:\n  lerning_rate: 0.1\n")
+    message = error_of(child)
+    assert message == f"{child}: training.lerning_rate: unknown key (did you mean 'learning_rate'?)"
+
+
+def test_unknown_top_level_key(tmp_path):
+    path = write_config(tmp_path, "run.yaml", BASE + "studnet: {}\n")
+    assert "studnet: unknown key (did you mean 'student'?)" in error_of(path)
+
+
+def test_wrong_type_names_the_file_that_set_it(tmp_path):
+    base = write_config(tmp_path, "base.yaml", BASE + "seed: not-a-number\n")
+    child = write_config(tmp_path, "run.yaml", "base: base.yaml\n")
+    message = error_of(child)
+    assert message.startswith(f"{base}: seed: ")
+    assert "'not-a-number'" in message and "\n" not in message
+
+
+def test_missing_required_key(tmp_path):
+    path = write_config(tmp_path, "run.yaml", "task:\n  name: mnli\n  dataset: x\n")
+    assert error_of(path) == f"{path}: student: required key is missing"
+
+
+def test_missing_base(tmp_path):
+    path = write_config(tmp_path, "run.yaml", "base: nowhere.yaml\n")
+    message = error_of(path)
+    assert message.startswith(f"{path}: base: file not found") and "nowhere.yaml" in message
+
+
+def test_inheritance_cycle(tmp_path):
+    write_config(tmp_path, "a.yaml", "base: b.yaml\n")
+    path = write_config(tmp_path, "b.yaml", "base: a.yaml\n")
+    assert "inheritance cycle" in error_of(path)
+
+
+def test_kd_without_teacher(tmp_path):
+    path = write_config(tmp_path, "run.yaml", BASE + "distillation:\n  alpha: 0.5\n")
+    message = error_of(path)
+    assert message.startswith(f"{path}: distillation.alpha: is 0.5, which needs a teacher")
+
+
+def test_kd_with_teacher_and_sft_with_alpha_zero_are_fine(tmp_path):
+    kd = load_config(write_config(tmp_path, "kd.yaml", BASE + "distillation: {alpha: 0.5}\nteacher: {name: t, path: x}\n"))
+    assert kd.mode == "kd"
+    assert load_config(write_config(tmp_path, "sft.yaml", BASE + "distillation: {alpha: 0.0}\n")).mode == "sft"
+
+
+def test_rl_needs_rewards_and_selects_rl_mode(tmp_path):
+    assert "rl.rewards: RL needs at least one reward function" in error_of(
+        write_config(tmp_path, "a.yaml", BASE + "rl:\n  rewards: []\n")
+    )
+    assert "rl.rewards: required key is missing" in error_of(write_config(tmp_path, "b.yaml", BASE + "rl: {}\n"))
+    assert load_config(write_config(tmp_path, "c.yaml", BASE + "rl:\n  rewards: [exact_match]\n")).mode == "rl"
+
+
+def test_invalid_yaml_is_one_line(tmp_path):
+    path = write_config(tmp_path, "run.yaml", "task: [unclosed\n")
+    message = error_of(path)
+    assert message.startswith(f"{path} (line") and "invalid YAML" in message and "\n" not in message
+
+
+def test_hash_ignores_comments_and_order_but_not_values(tmp_path):
+    a = load_config(write_config(tmp_path, "x/run.yaml", BASE))
+    b = load_config(write_config(tmp_path, "y/run.yaml", "# a comment\n" + BASE.replace("  batch_size: 8\n", "") + "  batch_size: 8\n"))
+    c = load_config(write_config(tmp_path, "z/run.yaml", BASE), {"training.learning_rate": 0.5})
+    assert config_hash(a) == config_hash(b)
+    assert config_hash(a) != config_hash(c)
+    assert diff_configs(a, c) == [(("training", "learning_rate"), 1e-3, 0.5)]
+
+
+def test_the_real_hub_run_is_distilbert_on_glue_mnli_sft():
+    cfg = load_config(ROOT / "configs/classification/mnli/distilbert/00_sft.yaml", {"training.max_steps": 10})
+    assert (cfg.task.name, cfg.task.dataset, cfg.task.dataset_config) == ("mnli", "nyu-mll/glue", "mnli")
+    assert cfg.student.path == "distilbert-base-uncased"
+    assert cfg.distillation.alpha == 0.0 and cfg.mode == "sft"
+    assert cfg.training.max_steps == 10
+
+
+def test_offline_twin_differs_only_in_model_data_and_budget():
+    real = load_config(ROOT / "configs/classification/mnli/distilbert/00_sft.yaml")
+    twin = load_config(TINY_CONFIG)
+    changed = {key[0] for key, _, _ in diff_configs(real, twin)}
+    assert changed <= {"task", "student", "training"}
+    assert twin.task.name == real.task.name and twin.mode == real.mode == "sft"
+    assert Path(TINY_CONFIG).stem == Path("00_sft.yaml").stem

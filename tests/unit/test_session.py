@@ -1,0 +1,105 @@
+"""Creating and resuming a run directory: config checks, metadata, lock, registry."""
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from forge.config import load_config
+from forge.errors import ConfigError, RunBusyError
+from forge.run import registry
+from forge.run.layout import RunDir
+from forge.run.session import Preempted, RunSession
+from tests.conftest import ROOT, TINY_CONFIG, write_config
+
+
+@pytest.fixture
+def config(tmp_path):
+    return write_config(tmp_path, "cfg/run.yaml", f"base: {TINY_CONFIG}\noutput_root: {tmp_path / 'out'}\n")
+
+
+def test_a_new_session_creates_the_run_directory(config, tmp_path):
+    cfg = load_config(config)
+    with RunSession(cfg, str(config)) as session:
+        run = session.run
+        assert run.root == tmp_path / "out" / "mnli" / "tiny" / "run"
+        assert load_config(config) == cfg
+        assert registry.incomplete_runs()[-1]["run_dir"] == str(run.root.resolve())
+    meta = json.loads(run.metadata.read_text())
+    assert meta["config_path"] == str(config) and len(meta["wandb_run_id"]) == 8
+    (attempt,) = meta["attempts"]
+    assert attempt["exit_reason"] == "stage done" and attempt["exit_code"] == 0
+    assert attempt["packages"]["torch"] and attempt["host"] and attempt["started_at"] <= attempt["ended_at"]
+    assert "new run in" in run.log.read_text()
+
+
+def test_resuming_records_another_attempt_and_keeps_the_wandb_id(config):
+    cfg = load_config(config)
+    with RunSession(cfg) as session:
+        first_id = session.metadata.wandb_run_id
+    with pytest.raises(Preempted), RunSession(cfg) as session:
+        raise Preempted("stopped")
+    meta = json.loads(session.run.metadata.read_text())
+    assert meta["wandb_run_id"] == first_id
+    assert [a["exit_code"] for a in meta["attempts"]] == [0, 75]
+    assert meta["attempts"][1]["exit_reason"].startswith("preempted")
+
+
+def test_a_changed_config_is_refused_with_a_diff(config):
+    with RunSession(load_config(config)) as session:
+        pass
+    changed = load_config(config, {"training.learning_rate": 0.5, "seed": 7})
+    with pytest.raises(ConfigError) as info, RunSession(changed):
+        pass
+    message = str(info.value)
+    assert "differs from the one this run started with" in message
+    assert "training.learning_rate: 0.003 -> 0.5" in message and "seed: 42 -> 7" in message
+    assert len(json.loads(session.run.metadata.read_text())["attempts"]) == 1  # nothing recorded
+
+
+def test_safe_keys_may_change_on_resume(config):
+    with RunSession(load_config(config)) as session:
+        pass
+    longer = load_config(config, {"training.max_steps": 999, "training.epochs": 5.0})
+    with RunSession(longer):
+        pass
+    assert "max_steps: 999" in session.run.config.read_text()
+
+
+def test_a_second_process_is_refused(config):
+    cfg = load_config(config)
+    run = RunSession(cfg).run
+    run.root.mkdir(parents=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys,time\nfrom forge.run.lock import RunLock\nfrom forge.run.layout import RunDir\n"
+         f"lock = RunLock(RunDir(__import__('pathlib').Path({str(run.root)!r}))).acquire()\nprint('held', flush=True)\n"
+         "time.sleep(60)"],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(RunBusyError) as info, RunSession(cfg):
+            pass
+        assert f"pid {holder.pid}" in str(info.value) and "in use by another forge process" in str(info.value)
+    finally:
+        holder.kill()
+        holder.wait()
+    deadline = time.time() + 10
+    while True:  # the kernel drops the lock with its holder
+        try:
+            with RunSession(cfg):
+                break
+        except RunBusyError:
+            assert time.time() < deadline
+            time.sleep(0.1)
+
+
+def test_stored_config_is_what_stages_read(config):
+    cfg = load_config(config)
+    with RunSession(cfg) as session:
+        pass
+    from forge.run.session import load_stored_config
+
+    assert load_stored_config(RunDir(session.run.root)) == cfg
