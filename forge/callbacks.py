@@ -30,9 +30,7 @@ class StepMetricsCallback(TrainerCallback):
         shown = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in numbers.items())
         log.info("step %d/%d %s", state.global_step, state.max_steps, shown)
         if self.tracker is not None:
-            prefixed = {
-                k if k.startswith(("eval_", "train_")) else f"train/{k}": v for k, v in numbers.items()
-            }
+            prefixed = {k if k.startswith(("eval_", "train_")) else f"train/{k}": v for k, v in numbers.items()}
             self.tracker.log(prefixed, step=state.global_step)
 
 
@@ -68,9 +66,7 @@ class SignalStopCallback(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs):
         if self._requested(args):
-            log.warning(
-                "%s received: saving at step %d and stopping", self.stop.describe(), state.global_step
-            )
+            log.warning("%s received: saving at step %d and stopping", self.stop.describe(), state.global_step)
             control.should_save = True
             control.should_training_stop = True
         return control
@@ -102,6 +98,4 @@ class PeakMetricsCallback(TrainerCallback):
         if training.update_peak(metrics, state.global_step, self.greater_is_better):
             training.save(self.run)
             if self.tracker is not None:
-                self.tracker.update_summary(
-                    {f"peak/{k}": v["value"] for k, v in training.peak_metrics.items()}
-                )
+                self.tracker.update_summary({f"peak/{k}": v["value"] for k, v in training.peak_metrics.items()})

@@ -36,15 +36,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--config", help="YAML config of the run (with `base:` inheritance)")
-    source.add_argument(
-        "--resume", metavar="RUN_DIR", help="resume the run in RUN_DIR with its own config.yaml"
-    )
+    source.add_argument("--resume", metavar="RUN_DIR", help="resume the run in RUN_DIR with its own config.yaml")
     p.add_argument("--max_steps", type=int, help="train for N optimizer steps (overrides epochs)")
     p.add_argument("--epochs", type=float, help="number of training epochs")
     p.add_argument("--run_name", help="name of the run directory (default: the config file's stem)")
-    p.add_argument(
-        "--debug", action="store_true", help="verbose logs and a small data subset, for a fast try"
-    )
+    p.add_argument("--debug", action="store_true", help="verbose logs and a small data subset, for a fast try")
     return p
 
 

@@ -49,9 +49,7 @@ def ensure(ref: str) -> Path:
     """The local directory of an embedded artifact, built on first use."""
     name = ref.removeprefix(PREFIX)
     if name not in BUILDERS:
-        raise ConfigError(
-            f"unknown embedded artifact {ref!r}; known: {', '.join(PREFIX + n for n in BUILDERS)}"
-        )
+        raise ConfigError(f"unknown embedded artifact {ref!r}; known: {', '.join(PREFIX + n for n in BUILDERS)}")
     root = forge_home() / "embedded"
     target = root / f"{name}-v{VERSION}"
     if (target / DONE).exists():

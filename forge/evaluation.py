@@ -11,9 +11,7 @@ from forge.tasks import mnli
 log = logging.getLogger("forge.eval")
 
 
-def evaluate_model(
-    session: RunSession, model, tokenizer, name: str, step: int
-) -> dict[str, dict[str, float]]:
+def evaluate_model(session: RunSession, model, tokenizer, name: str, step: int) -> dict[str, dict[str, float]]:
     """Accuracy and loss per evaluation split, written to metrics/<name>.json and W&B."""
     from forge.trainers.arguments import training_arguments
     from forge.trainers.finetuning import FinetuningTrainer
@@ -29,9 +27,7 @@ def evaluate_model(
     results = {}
     for split in mnli.EVAL_SPLITS:
         metrics = trainer.evaluate(data[split], metric_key_prefix="eval")
-        results[split] = {
-            k.removeprefix("eval_"): v for k, v in metrics.items() if k in ("eval_accuracy", "eval_loss")
-        }
+        results[split] = {k.removeprefix("eval_"): v for k, v in metrics.items() if k in ("eval_accuracy", "eval_loss")}
         results[split]["samples"] = len(data[split])
         log.info("%s %s: accuracy %.4f", name, split, results[split]["accuracy"])
     atomic_write_json(session.run.metrics / f"{name}.json", {"step": step, **results})

@@ -21,9 +21,7 @@ DEFAULT_ENDPOINT = "https://huggingface.co"
 
 
 def is_hub_id(ref: str) -> bool:
-    return (
-        not is_embedded(ref) and not Path(ref).expanduser().exists() and not ref.startswith(("/", ".", "~"))
-    )
+    return not is_embedded(ref) and not Path(ref).expanduser().exists() and not ref.startswith(("/", ".", "~"))
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:

@@ -6,9 +6,7 @@ import torch
 import torch.nn.functional as F
 
 
-def cross_entropy(
-    logits: torch.Tensor, labels: torch.Tensor, num_items_in_batch: int | torch.Tensor | None = None
-):
+def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, num_items_in_batch: int | torch.Tensor | None = None):
     """Mean cross-entropy over labelled items (label -100 is ignored).
 
     With gradient accumulation, `num_items_in_batch` is the number of labelled

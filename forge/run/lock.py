@@ -32,9 +32,7 @@ class RunLock:
                 f"{self.run.root} is in use by another forge process ({self._holder()}); "
                 "wait for it to finish or stop it, then run again"
             ) from None
-        self._owner.write_text(
-            json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()})
-        )
+        self._owner.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}))
         return self
 
     def release(self) -> None:

@@ -23,9 +23,7 @@ def run(session: RunSession) -> None:
     run_dir = session.run
     checkpoint = find_resume_checkpoint(run_dir)
     if checkpoint is None:
-        raise ForgeError(
-            f"{run_dir.root}: training is marked done but no safe checkpoint is left to finalize"
-        )
+        raise ForgeError(f"{run_dir.root}: training is marked done but no safe checkpoint is left to finalize")
     model = load_sequence_classifier(str(checkpoint), mnli.LABELS)
     tokenizer = AutoTokenizer.from_pretrained(str(checkpoint))
     tmp = run_dir.model.with_name("model.tmp")

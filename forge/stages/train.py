@@ -28,9 +28,7 @@ def build_trainer(session: RunSession):
 
     cfg, run = session.cfg, session.run
     if cfg.mode != "sft":
-        raise ConfigError(
-            f"{run.config}: mode {cfg.mode!r} is not available yet; only SFT (alpha 0) trains today"
-        )
+        raise ConfigError(f"{run.config}: mode {cfg.mode!r} is not available yet; only SFT (alpha 0) trains today")
     set_seed(cfg.seed)
     data = mnli.load_prepared(run.data)
     tracker = session.tracker

@@ -56,9 +56,7 @@ def prepare(cfg: ForgeConfig, tokenizer, out: Path) -> dict[str, int]:
         splits[name] = _subset(raw[name], cfg.task.max_eval_samples, cfg.seed)
 
     def tokenize(batch):
-        return tokenizer(
-            batch["premise"], batch["hypothesis"], truncation=True, max_length=cfg.task.max_length
-        )
+        return tokenizer(batch["premise"], batch["hypothesis"], truncation=True, max_length=cfg.task.max_length)
 
     columns = raw[TRAIN_SPLIT].column_names
     tokenized = DatasetDict(

@@ -108,9 +108,7 @@ def _example(rng: random.Random, genre: str, label: int) -> tuple[str, str]:
             "contradiction": f"The {subject} {other_verb}.",  # doing something else
         }[name]
     elif name == "entailment":
-        hypothesis = rng.choice(
-            [f"A {subject} {verb} near the {place}.", f"Something {verb} near the {place}."]
-        )
+        hypothesis = rng.choice([f"A {subject} {verb} near the {place}.", f"Something {verb} near the {place}."])
     elif name == "neutral":
         hypothesis = rng.choice(
             [f"The {subject} {verb} {rng.choice(EXTRAS)}.", f"The {subject} is {rng.choice(ADJECTIVES)} too."]

@@ -13,7 +13,8 @@ def test_help_does_not_import_the_ml_stack():
     code = (
         "import sys\nfrom forge.cli import main\n"
         "try:\n    main(['--help'])\nexcept SystemExit as e:\n    assert e.code == 0\n"
-        "heavy = [m for m in ('torch', 'transformers', 'datasets', 'wandb', 'pydantic') if m in sys.modules]\n"
+        "heavy = [m for m in ('torch', 'transformers', 'datasets', 'wandb', 'pydantic')\n"
+        "         if m in sys.modules]\n"
         "print('heavy:', heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
@@ -28,10 +29,16 @@ def test_console_command_is_installed():
 
 
 BAD = {
-    "unknown_key": ("training:\n  lerning_rate: 0.1\n", "training.lerning_rate: unknown key (did you mean 'learning_rate'?)"),
+    "unknown_key": (
+        "training:\n  lerning_rate: 0.1\n",
+        "training.lerning_rate: unknown key (did you mean 'learning_rate'?)",
+    ),
     "wrong_type": ("training:\n  batch_size: many\n", "training.batch_size: Input should be a valid integer"),
     "missing_base": ("base: ../nowhere/base.yaml\n", "base: file not found"),
-    "kd_without_teacher": ("distillation:\n  alpha: 0.7\n", "distillation.alpha: is 0.7, which needs a teacher"),
+    "kd_without_teacher": (
+        "distillation:\n  alpha: 0.7\n",
+        "distillation.alpha: is 0.7, which needs a teacher",
+    ),
     "rl_without_rewards": ("rl:\n  rewards: []\n", "rl.rewards: RL needs at least one reward function"),
 }
 
@@ -68,7 +75,9 @@ def test_missing_config_file(tmp_path):
     assert result.returncode == 2 and "file not found" in result.stderr
 
 
-@pytest.mark.parametrize("hub_env", [{"HF_HUB_OFFLINE": "1"}, {"HF_HUB_OFFLINE": "", "HF_ENDPOINT": "http://127.0.0.1:9"}])
+@pytest.mark.parametrize(
+    "hub_env", [{"HF_HUB_OFFLINE": "1"}, {"HF_HUB_OFFLINE": "", "HF_ENDPOINT": "http://127.0.0.1:9"}]
+)
 def test_an_unreachable_hub_fails_in_seconds_with_one_sentence(hub_env, tmp_path):
     real = ROOT / "configs/classification/mnli/distilbert/00_sft.yaml"
     path = write_config(tmp_path, "real.yaml", f"base: {real}\noutput_root: {tmp_path / 'outputs'}\n")

@@ -137,7 +137,9 @@ def test_kd_without_teacher(tmp_path):
 
 
 def test_kd_with_teacher_and_sft_with_alpha_zero_are_fine(tmp_path):
-    kd = load_config(write_config(tmp_path, "kd.yaml", BASE + "distillation: {alpha: 0.5}\nteacher: {name: t, path: x}\n"))
+    kd = load_config(
+        write_config(tmp_path, "kd.yaml", BASE + "distillation: {alpha: 0.5}\nteacher: {name: t, path: x}\n")
+    )
     assert kd.mode == "kd"
     assert load_config(write_config(tmp_path, "sft.yaml", BASE + "distillation: {alpha: 0.0}\n")).mode == "sft"
 
@@ -158,7 +160,13 @@ def test_invalid_yaml_is_one_line(tmp_path):
 
 def test_hash_ignores_comments_and_order_but_not_values(tmp_path):
     a = load_config(write_config(tmp_path, "x/run.yaml", BASE))
-    b = load_config(write_config(tmp_path, "y/run.yaml", "# a comment\n" + BASE.replace("  batch_size: 8\n", "") + "  batch_size: 8\n"))
+    b = load_config(
+        write_config(
+            tmp_path,
+            "y/run.yaml",
+            "# a comment\n" + BASE.replace("  batch_size: 8\n", "") + "  batch_size: 8\n",
+        )
+    )
     c = load_config(write_config(tmp_path, "z/run.yaml", BASE), {"training.learning_rate": 0.5})
     assert config_hash(a) == config_hash(b)
     assert config_hash(a) != config_hash(c)
@@ -180,3 +188,9 @@ def test_offline_twin_differs_only_in_model_data_and_budget():
     assert changed <= {"task", "student", "training"}
     assert twin.task.name == real.task.name and twin.mode == real.mode == "sft"
     assert Path(TINY_CONFIG).stem == Path("00_sft.yaml").stem
+
+
+def test_exponent_floats_written_without_a_dot_are_accepted(tmp_path):
+    # YAML 1.1 reads 5e-5 as a string; users write it all the time
+    cfg = load_config(write_config(tmp_path, "run.yaml", BASE.replace("1.0e-3", "5e-5")))
+    assert cfg.training.learning_rate == 5e-5

@@ -73,10 +73,17 @@ def test_a_second_process_is_refused(config):
     run = RunSession(cfg).run
     run.root.mkdir(parents=True)
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys,time\nfrom forge.run.lock import RunLock\nfrom forge.run.layout import RunDir\n"
-         f"lock = RunLock(RunDir(__import__('pathlib').Path({str(run.root)!r}))).acquire()\nprint('held', flush=True)\n"
-         "time.sleep(60)"],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import sys,time\nfrom forge.run.lock import RunLock\nfrom forge.run.layout import RunDir\n"
+            f"lock = RunLock(RunDir(__import__('pathlib').Path({str(run.root)!r}))).acquire()\n"
+            "print('held', flush=True)\n"
+            "time.sleep(60)",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "held"

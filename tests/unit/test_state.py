@@ -31,7 +31,7 @@ def fake_checkpoint(run: RunDir, step: int, complete: bool = True, latest: bool 
     path.mkdir()
     (path / "model.safetensors").write_bytes(b"w" * 1000)
     (path / "optimizer.pt").write_bytes(b"o" * 2000)
-    (path / "trainer_state.json").write_text('{"global_step": %d}' % step)
+    (path / "trainer_state.json").write_text(f'{{"global_step": {step}}}')
     if complete:
         mark_checkpoint_complete(path, step)
         if latest:
@@ -138,7 +138,10 @@ def test_peak_metrics_keep_the_best_in_each_direction():
     assert state.update_peak({"eval_accuracy": 0.5, "eval_loss": 1.0}, 10, better)
     assert state.update_peak({"eval_accuracy": 0.4, "eval_loss": 0.8}, 20, better)
     assert not state.update_peak({"eval_accuracy": 0.45, "eval_loss": 0.9, "other": 1}, 30, better)
-    assert state.peak_metrics == {"eval_accuracy": {"value": 0.5, "step": 10}, "eval_loss": {"value": 0.8, "step": 20}}
+    assert state.peak_metrics == {
+        "eval_accuracy": {"value": 0.5, "step": 10},
+        "eval_loss": {"value": 0.8, "step": 20},
+    }
 
 
 def test_training_state_round_trips(run):
@@ -146,4 +149,8 @@ def test_training_state_round_trips(run):
     state.peak_metrics["eval_accuracy"] = {"value": 0.9, "step": 7}
     state.save(run)
     loaded = TrainingState.load(run)
-    assert (loaded.global_step, loaded.latest_checkpoint, loaded.peak_metrics) == (7, "checkpoint-7", state.peak_metrics)
+    assert (loaded.global_step, loaded.latest_checkpoint, loaded.peak_metrics) == (
+        7,
+        "checkpoint-7",
+        state.peak_metrics,
+    )

@@ -1,0 +1,209 @@
+"""End-to-end runs of the offline twin in subprocesses: complete, crash, preempt, resume."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from forge.run.layout import RunDir
+from forge.run.state import checkpoint_problem
+from tests.conftest import TINY_CONFIG, run_forge, start_forge, write_config
+
+pytestmark = pytest.mark.integration
+
+
+def short_config(folder: Path) -> Path:
+    return write_config(
+        folder,
+        "short.yaml",
+        f"""
+        base: {TINY_CONFIG}
+        output_root: {folder / "outputs"}
+        task:
+          max_eval_samples: 200
+        training:
+          max_steps: 120
+          save_steps: 20
+          eval_steps: 60
+          logging_steps: 10
+        """,
+    )
+
+
+def run_dir(folder: Path, name: str = "short") -> RunDir:
+    return RunDir(folder / "outputs" / "mnli" / "tiny" / name)
+
+
+def wait_for(predicate, timeout: float = 120, proc=None) -> None:
+    deadline = time.time() + timeout
+    while not predicate():
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"forge ended early ({proc.returncode}):\n{proc.stdout.read()}")
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def final_weights(run: RunDir):
+    from safetensors.torch import load_file
+
+    return load_file(run.model / "model.safetensors")
+
+
+def assert_bitwise_equal(a: RunDir, b: RunDir) -> None:
+    import torch
+
+    wa, wb = final_weights(a), final_weights(b)
+    assert wa.keys() == wb.keys()
+    different = [k for k in wa if not torch.equal(wa[k], wb[k])]
+    assert not different, f"weights differ: {different}"
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> RunDir:
+    """An uninterrupted run: the first command of the README, on a short budget."""
+    folder = tmp_path_factory.mktemp("reference")
+    result = run_forge("--config", str(short_config(folder)), cwd=folder)
+    assert result.returncode == 0, result.stderr
+    return run_dir(folder)
+
+
+def test_a_complete_run_leaves_everything_a_user_needs(reference):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    run = reference
+    for path in (run.config, run.metadata, run.state, run.log, run.complete, run.latest_checkpoint):
+        assert path.is_file(), path
+    checkpoints = run.checkpoints()
+    assert [step for step, _ in checkpoints] == [120, 100]  # keep_checkpoints: 2
+    assert all(checkpoint_problem(path) is None for _, path in checkpoints)
+    assert run.latest_checkpoint.read_text().strip() == "checkpoint-120"
+
+    model = AutoModelForSequenceClassification.from_pretrained(run.model)
+    tokenizer = AutoTokenizer.from_pretrained(run.model)
+    assert model.config.id2label == {0: "entailment", 1: "neutral", 2: "contradiction"}
+    assert tokenizer("A premise.", "A hypothesis.")["input_ids"]
+
+    pre = json.loads((run.metrics / "pre_eval.json").read_text())
+    post = json.loads((run.metrics / "post_eval.json").read_text())
+    for split in ("validation_matched", "validation_mismatched"):
+        assert post[split]["samples"] == 200
+        assert post[split]["accuracy"] > max(0.5, pre[split]["accuracy"] + 0.1), (pre, post)  # chance is 1/3
+
+    state = json.loads(run.state.read_text())
+    assert state["global_step"] == 120 and all(state["stages"].values())
+    assert state["peak_metrics"]["eval_accuracy"]["value"] >= post["validation_matched"]["accuracy"] - 1e-9
+    meta = json.loads(run.metadata.read_text())
+    assert [a["exit_reason"] for a in meta["attempts"]] == ["completed"]
+    log = run.log.read_text()
+    assert "stage train: starting" in log and "step 120/120" in log and "pipeline complete" in log
+
+
+def test_running_a_complete_run_again_does_nothing(reference):
+    mtime = (reference.model / "model.safetensors").stat().st_mtime_ns
+    config = reference.root.parents[3] / "short.yaml"
+    result = run_forge("--config", str(config), cwd=config.parent, timeout=60)
+    assert result.returncode == 0
+    assert "already complete; nothing to do" in result.stderr
+    assert (reference.model / "model.safetensors").stat().st_mtime_ns == mtime
+    assert len(json.loads(reference.metadata.read_text())["attempts"]) == 1
+
+
+def test_sigkill_mid_training_then_resume_is_bitwise_equal(tmp_path, reference):
+    run = run_dir(tmp_path)
+    proc = start_forge("--config", str(short_config(tmp_path)), cwd=tmp_path)
+    wait_for(run.latest_checkpoint.exists, proc=proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not run.stage_marker("train").exists(), "killed too late to test anything"
+
+    result = run_forge("--resume", str(run.root), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "resuming training from checkpoint-" in result.stderr
+    assert run.complete.exists()
+    assert_bitwise_equal(run, reference)
+
+
+def test_sigusr1_saves_at_the_next_step_and_exits_preempted(tmp_path, reference):
+    run = run_dir(tmp_path)
+    env = {"WANDB_MODE": "offline"}
+    proc = start_forge("--config", str(short_config(tmp_path)), cwd=tmp_path, env=env)
+    wait_for(run.latest_checkpoint.exists, proc=proc)
+    proc.send_signal(signal.SIGUSR1)
+    output = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 75, output
+    assert "SIGUSR1 received: saving at step" in output
+
+    state = json.loads(run.state.read_text())
+    stopped_at = state["global_step"]
+    assert 0 < stopped_at < 120 and not run.stage_marker("train").exists()
+    assert run.latest_checkpoint.read_text().strip() == f"checkpoint-{stopped_at}"
+    assert checkpoint_problem(run.checkpoint(stopped_at)) is None
+    meta = json.loads(run.metadata.read_text())
+    assert meta["attempts"][-1]["exit_reason"] == "preempted (SIGUSR1)"
+
+    result = run_forge("--resume", str(run.root), cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert f"resuming training from checkpoint-{stopped_at}" in result.stderr
+    assert_bitwise_equal(run, reference)
+
+    # both attempts continued one W&B run
+    run_id = json.loads(run.metadata.read_text())["wandb_run_id"]
+    attempts = sorted(p.name for p in (run.root / "wandb").glob("offline-run-*"))
+    assert len(attempts) == 2 and all(name.endswith(run_id) for name in attempts)
+    assert int((run.root / "wandb" / "forge_last_step").read_text()) == 120
+
+
+def test_a_truncated_newest_checkpoint_is_skipped(tmp_path, reference):
+    run = run_dir(tmp_path)
+    proc = start_forge("--config", str(short_config(tmp_path)), cwd=tmp_path)
+    wait_for(lambda: run.checkpoint(40).joinpath("forge_complete.json").exists(), proc=proc)
+    proc.send_signal(signal.SIGUSR1)
+    assert proc.wait(timeout=120) == 75
+    (newest_step, newest), (previous_step, _) = run.checkpoints()[:2]
+    with (newest / "model.safetensors").open("r+b") as fh:
+        fh.truncate(100)
+
+    result = run_forge("--resume", str(run.root), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"latest_checkpoint names checkpoint-{newest_step}, but model.safetensors is 100 bytes" in result.stderr
+    assert f"resuming training from checkpoint-{previous_step}" in result.stderr
+    assert_bitwise_equal(run, reference)
+
+
+def test_a_second_process_on_a_running_run_is_refused(tmp_path):
+    run = run_dir(tmp_path)
+    config = short_config(tmp_path)
+    first = start_forge("--config", str(config), cwd=tmp_path)
+    try:
+        wait_for((run.root / ".lock.owner").exists, proc=first)
+        second = run_forge("--config", str(config), cwd=tmp_path, timeout=60)
+        assert second.returncode == 3
+        assert f"is in use by another forge process (pid {first.pid}" in second.stderr
+    finally:
+        first.kill()
+        first.wait()
+
+
+def test_max_steps_and_run_name_overrides(tmp_path):
+    result = run_forge(
+        "--config", str(short_config(tmp_path)), "--max_steps", "10", "--run_name", "quick", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    run = run_dir(tmp_path, "quick")
+    assert json.loads(run.state.read_text())["global_step"] == 10
+    assert "max_steps: 10" in run.config.read_text()
+
+
+def test_debug_uses_a_small_subset_and_logs_verbosely(tmp_path):
+    result = run_forge("--config", str(short_config(tmp_path)), "--debug", "--max_steps", "4", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    run = run_dir(tmp_path)
+    stored = run.config.read_text()
+    assert "debug: true" in stored and "max_train_samples: 512" in stored and "max_eval_samples: 200" in stored
+    assert "DEBUG" in run.log.read_text()
+    post = json.loads((run.metrics / "post_eval.json").read_text())
+    assert post["validation_matched"]["samples"] == 200
