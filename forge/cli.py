@@ -47,7 +47,9 @@ def _parser() -> argparse.ArgumentParser:
 def _stage_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="forge stage", description="Run one stage of a run (used by Snakemake).")
     p.add_argument("stage", choices=STAGES)
-    p.add_argument("--run-dir", required=True, help="the run directory (it holds config.yaml)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--config", help="the run's config (creates the run directory if needed)")
+    source.add_argument("--run-dir", help="an existing run directory (it holds config.yaml)")
     return p
 
 
@@ -114,10 +116,9 @@ def main(argv: list[str] | None = None) -> int:
             from forge.pipeline import run_stage
 
             stage_args = argparse.Namespace(
-                resume=args.run_dir, run_name=None, debug=False, max_steps=None, epochs=None
+                config=args.config, resume=args.run_dir, run_name=None, debug=False, max_steps=None, epochs=None
             )
-            cfg, _, run = _load(stage_args)
-            return run_stage(cfg, args.stage, run)
+            return run_stage(*_load(stage_args), stage=args.stage)
         from forge.pipeline import run_pipeline
 
         return run_pipeline(*_load(args))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 from forge.config import ForgeConfig
-from forge.errors import EXIT_OK
+from forge.errors import EXIT_OK, ForgeError
 from forge.run.layout import STAGES, RunDir
 from forge.run.session import RunSession, run_dir_of
 from forge.run.state import plan, stage_done
@@ -46,19 +46,20 @@ def run_pipeline(cfg: ForgeConfig, config_path: str | None, run: RunDir | None =
     return EXIT_OK
 
 
-def run_stage(cfg: ForgeConfig, stage: str, run: RunDir | None = None) -> int:
-    """Run one stage of an existing or new run (its earlier stages must be done)."""
+def run_stage(cfg: ForgeConfig, config_path: str | None, run: RunDir | None, stage: str) -> int:
+    """Run one stage of a run, creating the run directory if needed; the stages
+    before it must be done."""
     run = run or run_dir_of(cfg)
     _prepare_environment(cfg)
-    with RunSession(cfg, None, stage=stage, run=run) as session:
+    with RunSession(cfg, config_path, stage=stage, run=run) as session:
         missing = [s for s in STAGES[: STAGES.index(stage)] if not stage_done(run, s)]
         if missing:
-            from forge.errors import ForgeError
-
             raise ForgeError(f"{run.root}: stage {stage} needs {', '.join(missing)} first")
         if stage_done(run, stage):
             log.info("stage %s: already done", stage)
         else:
+            log.info("stage %s: starting", stage)
             stage_function(stage)(session)
-        session.complete_if_done()
+        if not run.complete.exists():
+            session.complete_if_done()
     return EXIT_OK

@@ -1,0 +1,135 @@
+"""What the Snakefile asks of forge: which config a target belongs to, and what a job will do.
+
+A run's directory is `<output_root>/<task>/<student name>/<run_name>` of its config,
+so the index maps every run config under a folder to its run directory. Only the
+few keys that place a run are read here (YAML with its `base:` chain, cached), so
+planning thousands of runs stays fast; `forge stage` validates the whole config.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from forge.config.loader import BASE_KEY
+from forge.errors import ConfigError
+
+try:  # libyaml's loader: same safe subset, several times faster
+    _Loader = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover
+    _Loader = yaml.SafeLoader
+
+FRAGMENT_NAME = "base.yaml"
+
+
+@dataclass(frozen=True)
+class RunEntry:
+    config: str  # path of the run's config file
+    run_dir: str  # <output_root>/<task>/<model>/<run_name>
+
+
+@functools.cache
+def _read(path: str) -> dict:
+    with open(path) as fh:
+        data = yaml.load(fh, Loader=_Loader) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys")
+    return data
+
+
+def _placement(path: Path, stack: tuple[str, ...] = ()) -> dict:
+    """output_root, task.name, student.name and run_name of a config, following `base:`."""
+    key = str(path.resolve())
+    if key in stack:
+        raise ConfigError(f"{path}: {BASE_KEY}: inheritance cycle")
+    data = _read(key)
+    found: dict = {}
+    bases = data.get(BASE_KEY) or []
+    for base in [bases] if isinstance(bases, str) else bases:
+        found.update(_placement(path.parent / base, (*stack, key)))
+    if "output_root" in data:
+        found["output_root"] = data["output_root"]
+    for section in ("task", "student"):
+        if isinstance(data.get(section), dict) and "name" in data[section]:
+            found[section] = data[section]["name"]
+    if "run_name" in data:
+        found["run_name"] = data["run_name"]
+    return found
+
+
+def run_dir_of_config(path: str | Path) -> str:
+    path = Path(path)
+    placed = _placement(path)
+    missing = [k for k in ("task", "student") if k not in placed]
+    if missing:
+        raise ConfigError(f"{path}: {', '.join(k + '.name' for k in missing)}: required key is missing")
+    parts = (placed.get("output_root", "outputs"), placed["task"], placed["student"], placed.get("run_name", path.stem))
+    return str(Path(*parts))
+
+
+def run_configs(folder: str | Path) -> list[Path]:
+    """Every run config under `folder` (or `folder` itself when it is a file)."""
+    folder = Path(folder)
+    if folder.is_file():
+        return [folder]
+    if not folder.is_dir():
+        raise ConfigError(f"{folder}: no such config file or folder")
+    return sorted(p for p in folder.rglob("*.yaml") if p.name != FRAGMENT_NAME)
+
+
+@functools.cache
+def index(config_root: str = "configs") -> dict[str, RunEntry]:
+    """run directory -> its config, for every run config under `config_root`."""
+    entries: dict[str, RunEntry] = {}
+    for path in run_configs(config_root):
+        run_dir = run_dir_of_config(path)
+        if run_dir in entries:
+            raise ConfigError(f"{path} and {entries[run_dir].config} both write to {run_dir}; give one a run_name")
+        entries[run_dir] = RunEntry(str(path), run_dir)
+    return entries
+
+
+def config_for(run_dir: str, config_root: str = "configs") -> str:
+    entry = index(config_root).get(str(Path(run_dir)))
+    if entry is None:
+        raise ConfigError(f"{run_dir}: no config under {config_root}/ writes to this run directory")
+    return entry.config
+
+
+def targets(folder: str | Path, config_root: str = "configs") -> list[str]:
+    """`pipeline_complete` of every run configured under `folder`."""
+    wanted = {str(p) for p in run_configs(folder)}
+    return [f"{e.run_dir}/pipeline_complete" for e in index(config_root).values() if e.config in wanted]
+
+
+@functools.cache
+def config_hash_for(run_dir: str, config_root: str = "configs") -> str:
+    """Hash of what the run's config means: Snakemake reruns a stage when it changes
+    (params trigger), while editing comments or layout changes nothing."""
+    from forge.config import config_hash, load_config
+
+    return config_hash(load_config(config_for(run_dir, config_root)))
+
+
+def train_plan(run_dir: str) -> str:
+    """What the train job of `run_dir` would do: start fresh or resume from checkpoint-N."""
+    from forge.run.layout import RunDir
+    from forge.run.state import find_resume_checkpoint
+
+    checkpoint = find_resume_checkpoint(RunDir(Path(run_dir)))
+    return f"resumes from {checkpoint.name}" if checkpoint else "starts fresh"
+
+
+class TrainPlan:
+    """A train job's plan, for its `message:` in `snakemake -n`. Not a builtin type, so
+    Snakemake leaves it out of the params rerun trigger (the plan changes as training
+    goes on; that must not rerun anything)."""
+
+    def __init__(self, run_dir: str):
+        self.run_dir = run_dir
+
+    def __str__(self) -> str:
+        return train_plan(self.run_dir)

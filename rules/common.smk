@@ -1,0 +1,31 @@
+# Paths and the target <-> config mapping. The mapping itself lives (tested) in forge/workflow.py.
+import shlex
+import sys
+
+from forge import workflow as runs  # not `workflow`: that name is Snakemake's
+
+# Where run configs live; `--config config_root=...` points elsewhere.
+CONFIG_ROOT = config.get("config_root", "configs")
+# The forge of the Python that runs Snakemake, also inside SLURM jobs.
+FORGE = f"{shlex.quote(sys.executable)} -m forge"
+
+
+wildcard_constraints:
+    # <output_root>/<task>/<model>/<run_name>
+    run=r".+/[^/]+/[^/]+/[^/]+",
+
+
+def run_targets(folder):
+    return runs.targets(folder, CONFIG_ROOT)
+
+
+def run_config(wildcards):
+    return runs.config_for(wildcards.run, CONFIG_ROOT)
+
+
+def run_config_hash(wildcards):
+    return runs.config_hash_for(wildcards.run, CONFIG_ROOT)
+
+
+def train_plan(wildcards):
+    return runs.TrainPlan(wildcards.run)

@@ -1,0 +1,85 @@
+# One rule per stage. Each declares only small files (stage markers, metrics JSON,
+# pipeline_complete): checkpoint-N/ folders are never outputs, so a failed or
+# preempted job leaves them for the next attempt to resume from.
+# `config_hash` is a params rerun trigger: editing a comment changes nothing, a
+# changed value (e.g. the learning rate) shows up in the plan.
+
+
+rule prepare_data:
+    output:
+        marker="{run}/stages/prepare_data.done",
+    params:
+        config=run_config,
+        config_hash=run_config_hash,
+    log:
+        "{run}/logs/prepare_data.log",
+    shell:
+        "{FORGE} stage prepare_data --config {params.config:q} > {log:q} 2>&1"
+
+
+rule pre_eval:
+    input:
+        data="{run}/stages/prepare_data.done",
+    output:
+        metrics="{run}/metrics/pre_eval.json",
+        marker="{run}/stages/pre_eval.done",
+    params:
+        config=run_config,
+        config_hash=run_config_hash,
+    log:
+        "{run}/logs/pre_eval.log",
+    benchmark:
+        "{run}/benchmarks/pre_eval.tsv"
+    shell:
+        "{FORGE} stage pre_eval --config {params.config:q} > {log:q} 2>&1"
+
+
+rule train:
+    input:
+        baseline="{run}/stages/pre_eval.done",
+    output:
+        marker="{run}/stages/train.done",
+    params:
+        config=run_config,
+        config_hash=run_config_hash,
+        plan=train_plan,
+    message:
+        "train {wildcards.run}: {params.plan}"
+    log:
+        "{run}/logs/train.log",
+    benchmark:
+        "{run}/benchmarks/train.tsv"
+    shell:
+        "{FORGE} stage train --config {params.config:q} >> {log:q} 2>&1"
+
+
+rule finalize:
+    input:
+        trained="{run}/stages/train.done",
+    output:
+        marker="{run}/stages/finalize.done",
+    params:
+        config=run_config,
+        config_hash=run_config_hash,
+    log:
+        "{run}/logs/finalize.log",
+    shell:
+        "{FORGE} stage finalize --config {params.config:q} > {log:q} 2>&1"
+
+
+rule post_eval:
+    input:
+        model="{run}/stages/finalize.done",
+    output:
+        metrics="{run}/metrics/post_eval.json",
+        marker="{run}/stages/post_eval.done",
+        complete="{run}/pipeline_complete",
+    params:
+        config=run_config,
+        config_hash=run_config_hash,
+    log:
+        "{run}/logs/post_eval.log",
+    benchmark:
+        "{run}/benchmarks/post_eval.tsv"
+    shell:
+        "{FORGE} stage post_eval --config {params.config:q} > {log:q} 2>&1"

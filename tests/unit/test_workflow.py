@@ -1,0 +1,82 @@
+"""The target <-> config mapping the Snakefile relies on."""
+
+import pytest
+
+from forge import workflow
+from forge.errors import ConfigError
+from tests.conftest import ROOT, write_config
+
+BASE = (
+    "task:\n  name: mnli\n  dataset: embedded:synthetic-glue\n"
+    "student:\n  name: tiny\n  path: embedded:tiny-distilbert\n"
+)
+
+
+@pytest.fixture
+def configs(tmp_path):
+    workflow.index.cache_clear()
+    workflow.config_hash_for.cache_clear()
+    root = tmp_path / "configs"
+    write_config(root, "mnli/base.yaml", BASE + "output_root: out\n")
+    write_config(root, "mnli/tiny/00_sft.yaml", "base: ../base.yaml\n")
+    write_config(root, "mnli/tiny/01_named.yaml", "base: ../base.yaml\nrun_name: custom\n")
+    write_config(root, "other/base.yaml", BASE + "output_root: elsewhere\n")
+    write_config(root, "other/x/02.yaml", "base: ../base.yaml\nstudent:\n  name: big\n")
+    return root
+
+
+def test_index_maps_run_dirs_to_configs_and_skips_fragments(configs):
+    idx = workflow.index(str(configs))
+    assert {k: v.config for k, v in idx.items()} == {
+        "out/mnli/tiny/00_sft": str(configs / "mnli/tiny/00_sft.yaml"),
+        "out/mnli/tiny/custom": str(configs / "mnli/tiny/01_named.yaml"),
+        "elsewhere/mnli/big/02": str(configs / "other/x/02.yaml"),
+    }
+    assert workflow.config_for("out/mnli/tiny/custom", str(configs)) == str(configs / "mnli/tiny/01_named.yaml")
+
+
+def test_group_targets_are_every_run_under_a_folder(configs):
+    assert workflow.targets(configs / "mnli", str(configs)) == [
+        "out/mnli/tiny/00_sft/pipeline_complete",
+        "out/mnli/tiny/custom/pipeline_complete",
+    ]
+    assert workflow.targets(configs / "other/x/02.yaml", str(configs)) == ["elsewhere/mnli/big/02/pipeline_complete"]
+
+
+def test_unknown_run_dir_and_clashing_configs_are_clear_errors(configs):
+    with pytest.raises(ConfigError, match="no config under .* writes to this run directory"):
+        workflow.config_for("out/mnli/tiny/nope", str(configs))
+    write_config(configs, "mnli/tiny/sub/00_sft.yaml", "base: ../../base.yaml\n")
+    workflow.index.cache_clear()
+    with pytest.raises(ConfigError, match="both write to out/mnli/tiny/00_sft"):
+        workflow.index(str(configs))
+
+
+def test_config_hash_ignores_comments(configs):
+    before = workflow.config_hash_for("out/mnli/tiny/00_sft", str(configs))
+    path = configs / "mnli/tiny/00_sft.yaml"
+    path.write_text("# tuned later\n" + path.read_text())
+    workflow.config_hash_for.cache_clear()
+    assert workflow.config_hash_for("out/mnli/tiny/00_sft", str(configs)) == before
+    path.write_text(path.read_text() + "training:\n  learning_rate: 0.1\n")
+    workflow.config_hash_for.cache_clear()
+    assert workflow.config_hash_for("out/mnli/tiny/00_sft", str(configs)) != before
+
+
+def test_train_plan_reports_resume_point_and_is_no_rerun_trigger(tmp_path):
+    from forge.run.layout import RunDir
+    from tests.unit.test_state import fake_checkpoint
+
+    plan = workflow.TrainPlan(str(tmp_path))
+    assert str(plan) == "starts fresh"
+    fake_checkpoint(RunDir(tmp_path), 40)
+    assert str(plan) == "resumes from checkpoint-40"
+    # Snakemake records only builtin-typed params for its params rerun trigger
+    assert not isinstance(plan, (str, int, float, list, tuple, dict))
+
+
+def test_the_shipped_configs_have_distinct_run_dirs():
+    workflow.index.cache_clear()
+    idx = workflow.index(str(ROOT / "configs"))
+    assert str(ROOT / "configs/classification/mnli/tiny/00_sft.yaml") in {e.config for e in idx.values()}
+    workflow.index.cache_clear()
