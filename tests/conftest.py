@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,9 @@ def offline_env(tmp_path_factory):
         HF_HUB_OFFLINE="1",
         WANDB_MODE="disabled",
         TOKENIZERS_PARALLELISM="false",
+        # Bitwise comparisons need the same torch thread count in every process;
+        # the Snakemake tests run with --cores 2, which Snakemake exports the same way.
+        OMP_NUM_THREADS="2",
     )
     yield home
     os.environ.clear()
@@ -60,15 +64,14 @@ def write_config(folder: Path, name: str, body: str) -> Path:
     return path
 
 
-@pytest.fixture
-def tiny_run_config(tmp_path) -> Path:
-    """A short run of the offline twin, writing under tmp_path/outputs."""
+def short_config(folder: Path, name: str = "short.yaml") -> Path:
+    """A short run of the offline twin, writing under folder/outputs."""
     return write_config(
-        tmp_path,
-        "short.yaml",
+        folder,
+        name,
         f"""
         base: {TINY_CONFIG}
-        output_root: {tmp_path / "outputs"}
+        output_root: {folder / "outputs"}
         task:
           max_eval_samples: 200
         training:
@@ -78,3 +81,38 @@ def tiny_run_config(tmp_path) -> Path:
           logging_steps: 10
         """,
     )
+
+
+def run_dir(folder: Path, name: str = "short"):
+    from forge.run.layout import RunDir
+
+    return RunDir(folder / "outputs" / "mnli" / "tiny" / name)
+
+
+def wait_for(predicate, timeout: float = 180, proc=None) -> None:
+    deadline = time.time() + timeout
+    while not predicate():
+        if proc is not None and proc.poll() is not None:
+            out = proc.stdout.read() if proc.stdout else ""
+            raise AssertionError(f"process ended early ({proc.returncode}):\n{out}")
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def assert_bitwise_equal(a, b) -> None:
+    import torch
+    from safetensors.torch import load_file
+
+    wa, wb = load_file(a.model / "model.safetensors"), load_file(b.model / "model.safetensors")
+    assert wa.keys() == wb.keys()
+    different = [k for k in wa if not torch.equal(wa[k], wb[k])]
+    assert not different, f"weights differ: {different}"
+
+
+@pytest.fixture(scope="session")
+def reference(tmp_path_factory):
+    """An uninterrupted forge.py run of short.yaml: what every interrupted run must equal."""
+    folder = tmp_path_factory.mktemp("reference")
+    result = run_forge("--config", str(short_config(folder)), cwd=folder)
+    assert result.returncode == 0, result.stderr
+    return run_dir(folder)

@@ -4,71 +4,14 @@ from __future__ import annotations
 
 import json
 import signal
-import time
-from pathlib import Path
 
 import pytest
 
-from forge.run.layout import RunDir
+from forge.run import registry
 from forge.run.state import checkpoint_problem
-from tests.conftest import TINY_CONFIG, run_forge, start_forge, write_config
+from tests.conftest import assert_bitwise_equal, run_dir, run_forge, short_config, start_forge, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def short_config(folder: Path) -> Path:
-    return write_config(
-        folder,
-        "short.yaml",
-        f"""
-        base: {TINY_CONFIG}
-        output_root: {folder / "outputs"}
-        task:
-          max_eval_samples: 200
-        training:
-          max_steps: 120
-          save_steps: 20
-          eval_steps: 60
-          logging_steps: 10
-        """,
-    )
-
-
-def run_dir(folder: Path, name: str = "short") -> RunDir:
-    return RunDir(folder / "outputs" / "mnli" / "tiny" / name)
-
-
-def wait_for(predicate, timeout: float = 120, proc=None) -> None:
-    deadline = time.time() + timeout
-    while not predicate():
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"forge ended early ({proc.returncode}):\n{proc.stdout.read()}")
-        assert time.time() < deadline, "timed out"
-        time.sleep(0.02)
-
-
-def final_weights(run: RunDir):
-    from safetensors.torch import load_file
-
-    return load_file(run.model / "model.safetensors")
-
-
-def assert_bitwise_equal(a: RunDir, b: RunDir) -> None:
-    import torch
-
-    wa, wb = final_weights(a), final_weights(b)
-    assert wa.keys() == wb.keys()
-    different = [k for k in wa if not torch.equal(wa[k], wb[k])]
-    assert not different, f"weights differ: {different}"
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> RunDir:
-    """An uninterrupted run: the first command of the README, on a short budget."""
-    folder = tmp_path_factory.mktemp("reference")
-    result = run_forge("--config", str(short_config(folder)), cwd=folder)
-    assert result.returncode == 0, result.stderr
-    return run_dir(folder)
 
 
 def test_a_complete_run_leaves_everything_a_user_needs(reference):
@@ -100,6 +43,7 @@ def test_a_complete_run_leaves_everything_a_user_needs(reference):
     assert [a["exit_reason"] for a in meta["attempts"]] == ["completed"]
     log = run.log.read_text()
     assert "stage train: starting" in log and "step 120/120" in log and "pipeline complete" in log
+    assert str(run.root.resolve()) not in [e["run_dir"] for e in registry.incomplete_runs()]
 
 
 def test_running_a_complete_run_again_does_nothing(reference):
@@ -119,6 +63,7 @@ def test_sigkill_mid_training_then_resume_is_bitwise_equal(tmp_path, reference):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not run.stage_marker("train").exists(), "killed too late to test anything"
+    assert str(run.root.resolve()) in [e["run_dir"] for e in registry.incomplete_runs()]
 
     result = run_forge("--resume", str(run.root), cwd=tmp_path)
     assert result.returncode == 0, result.stderr

@@ -1,0 +1,94 @@
+"""The Snakemake DAG with the local profile: plan, complete, kill and resume, and
+runs begun by forge.py finished by Snakemake."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT, assert_bitwise_equal, run_dir, short_config, start_forge, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def snakemake_cmd(folder, *extra: str) -> list[str]:
+    configs = folder / "configs"
+    return [
+        sys.executable, "-m", "snakemake",
+        "--snakefile", str(ROOT / "Snakefile"),
+        "--directory", str(folder),
+        "--profile", str(ROOT / "profiles" / "local"),
+        "--cores", "2",
+        "--config", f"config_root={configs}", f"runs={configs}",
+        *extra,
+    ]  # fmt: skip
+
+
+def snakemake(folder, *extra: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(snakemake_cmd(folder, *extra), capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def folder(tmp_path):
+    short_config(tmp_path / "configs", "short.yaml")
+    # short_config puts outputs beside the config; keep them at the top of the work dir
+    config = tmp_path / "configs" / "short.yaml"
+    config.write_text(config.read_text().replace(str(tmp_path / "configs" / "outputs"), str(tmp_path / "outputs")))
+    return tmp_path
+
+
+def test_dry_run_lists_the_five_stages_and_the_train_plan(folder):
+    result = snakemake(folder, "-n")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout + result.stderr
+    for rule in ("prepare_data", "pre_eval", "train", "finalize", "post_eval"):
+        assert f"rule {rule}:" in out or f"({rule})" in out or f" {rule}\n" in out, rule
+    assert f"train {run_dir(folder).root}: starts fresh" in out
+    assert not run_dir(folder).root.exists()  # planning creates nothing
+
+
+def test_killed_mid_train_then_rerun_completes_bitwise_equal(folder, reference):
+    run = run_dir(folder)
+    proc = subprocess.Popen(
+        snakemake_cmd(folder), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    try:
+        wait_for(run.latest_checkpoint.exists, proc=proc)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # Snakemake and the job it runs
+        proc.wait()
+    assert not run.stage_marker("train").exists(), "killed too late to test anything"
+    checkpoints = [step for step, _ in run.checkpoints()]
+
+    plan = snakemake(folder, "-n")
+    assert f"train {run.root}: resumes from checkpoint-" in plan.stdout + plan.stderr
+
+    result = snakemake(folder)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert run.complete.exists()
+    train_log = (run.root / "logs" / "train.log").read_text()
+    assert f"resuming training from checkpoint-{max(checkpoints)}" in train_log
+    assert_bitwise_equal(run, reference)
+
+    again = snakemake(folder)
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_a_run_begun_by_forge_py_is_finished_by_snakemake(folder, reference):
+    run = run_dir(folder)
+    proc = start_forge("--config", str(folder / "configs" / "short.yaml"), cwd=folder)
+    wait_for(run.latest_checkpoint.exists, proc=proc)
+    proc.send_signal(signal.SIGUSR1)
+    assert proc.wait(timeout=120) == 75
+    assert run.stage_marker("pre_eval").exists() and not run.stage_marker("train").exists()
+
+    result = snakemake(folder)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert_bitwise_equal(run, reference)
+    stages = [a["stage"] for a in json.loads(run.metadata.read_text())["attempts"]]
+    assert stages == ["pipeline", "train", "finalize", "post_eval"]  # done stages were not redone
