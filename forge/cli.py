@@ -18,7 +18,8 @@ DEBUG_EVAL_SAMPLES = 200
 
 EPILOG = """\
 exit codes: 0 done, 1 failed, 2 bad config or arguments, 3 run directory busy,
-75 preempted (a checkpoint was saved: run again to resume)
+75 preempted (SIGTERM), 76 time limit (SIGUSR1 or the SLURM time-limit timer):
+a checkpoint was saved, run again to resume
 
 examples:
   forge --config configs/classification/mnli/tiny/00_sft.yaml

@@ -10,7 +10,8 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_CONFIG = 2  # bad config or bad command line; nothing was created
 EXIT_BUSY = 3  # another process holds the run directory
-EXIT_PREEMPTED = 75  # stopped by a signal after a safe checkpoint (EX_TEMPFAIL): resume me
+EXIT_PREEMPTED = 75  # stopped by SIGTERM after a safe checkpoint (EX_TEMPFAIL): resume me
+EXIT_TIME_LIMIT = 76  # stopped for the time limit (SIGUSR1 or forge's timer) after a safe checkpoint
 
 
 class ForgeError(Exception):

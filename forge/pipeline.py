@@ -6,12 +6,13 @@ way can be finished the other way.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from forge.config import ForgeConfig
 from forge.errors import EXIT_OK, ForgeError
 from forge.run.layout import STAGES, RunDir
-from forge.run.session import RunSession, run_dir_of
+from forge.run.session import Preempted, RunSession, run_dir_of
 from forge.run.state import plan, stage_done
 from forge.stages import stage_function
 
@@ -33,7 +34,8 @@ def run_pipeline(cfg: ForgeConfig, config_path: str | None, run: RunDir | None =
         log.info("%s is already complete; nothing to do", run.root)
         return EXIT_OK
     _prepare_environment(cfg)
-    with RunSession(cfg, config_path, run=run) as session:
+    session = RunSession(cfg, config_path, run=run)
+    with _requeue_on_time_limit(session), session:
         log.info("plan: %s", plan(run).describe())
         for stage in STAGES:
             if stage_done(run, stage):
@@ -46,12 +48,26 @@ def run_pipeline(cfg: ForgeConfig, config_path: str | None, run: RunDir | None =
     return EXIT_OK
 
 
+@contextlib.contextmanager
+def _requeue_on_time_limit(session: RunSession):
+    """Under SLURM, a stop for the time limit requeues the job once the session has
+    released the run directory."""
+    try:
+        yield
+    except Preempted:
+        from forge import slurm
+
+        slurm.requeue_after(session.stop)
+        raise
+
+
 def run_stage(cfg: ForgeConfig, config_path: str | None, run: RunDir | None, stage: str) -> int:
     """Run one stage of a run, creating the run directory if needed; the stages
     before it must be done."""
     run = run or run_dir_of(cfg)
     _prepare_environment(cfg)
-    with RunSession(cfg, config_path, stage=stage, run=run) as session:
+    session = RunSession(cfg, config_path, stage=stage, run=run)
+    with _requeue_on_time_limit(session), session:
         missing = [s for s in STAGES[: STAGES.index(stage)] if not stage_done(run, s)]
         if missing:
             raise ForgeError(f"{run.root}: stage {stage} needs {', '.join(missing)} first")

@@ -1,16 +1,20 @@
-"""SLURM's warning signals, turned into a request to stop at the next step boundary.
+"""Requests to stop, turned into a safe stop at the next step boundary.
 
-SIGUSR1 (the pre-time-limit `--signal`) and SIGTERM (preemption, requeue,
-scancel) only set a flag: the trainer callback sees it at the end of the
-current step, saves a checkpoint and stops, and the process exits with
-EXIT_PREEMPTED. Nothing is done inside the handler itself.
+SIGUSR1 (SLURM's pre-time-limit `--signal`), forge's own time-limit timer
+(SIGALRM, see forge/slurm.py) and SIGTERM (preemption, requeue, scancel) only set
+a flag: the trainer callback sees it at the end of the current step, saves a
+checkpoint and stops, and the process exits with EXIT_TIME_LIMIT (USR1, timer)
+or EXIT_PREEMPTED (TERM). Nothing else happens inside the handler.
 """
 
 from __future__ import annotations
 
 import signal
 
+from forge.errors import EXIT_PREEMPTED, EXIT_TIME_LIMIT
+
 WATCHED = (signal.SIGUSR1, signal.SIGTERM)
+TIME_LIMIT_SIGNALS = (signal.SIGUSR1, signal.SIGALRM)
 
 
 class StopRequest:
@@ -22,13 +26,21 @@ class StopRequest:
     def requested(self) -> bool:
         return self.signal is not None
 
-    def _handle(self, signum, _frame) -> None:
+    @property
+    def for_time_limit(self) -> bool:
+        return self.signal in TIME_LIMIT_SIGNALS
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_TIME_LIMIT if self.for_time_limit else EXIT_PREEMPTED
+
+    def handle(self, signum, _frame=None) -> None:
         if self.signal is None:
             self.signal = signum
 
     def install(self) -> StopRequest:
         for sig in WATCHED:
-            self._previous[sig] = signal.signal(sig, self._handle)
+            self._previous[sig] = signal.signal(sig, self.handle)
         return self
 
     def uninstall(self) -> None:
@@ -37,4 +49,8 @@ class StopRequest:
         self._previous.clear()
 
     def describe(self) -> str:
-        return signal.Signals(self.signal).name if self.signal is not None else "none"
+        if self.signal is None:
+            return "none"
+        if self.signal == signal.SIGALRM:
+            return "the job's time limit"
+        return signal.Signals(self.signal).name

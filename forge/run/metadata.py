@@ -47,11 +47,24 @@ def slurm_info() -> dict[str, Any]:
     job = os.environ.get("SLURM_JOB_ID")
     if not job:
         return {}
+    restarts = os.environ.get("SLURM_RESTART_COUNT")
     return {
         "slurm_job_id": job,
         "slurm_array_task_id": os.environ.get("SLURM_ARRAY_TASK_ID"),
-        "slurm_restart_count": int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0),
+        "slurm_restart_count": int(restarts) if restarts else _restart_count(job),
     }
+
+
+def _restart_count(job: str) -> int | None:
+    """Snakemake's SLURM job step drops SLURM_RESTART_COUNT; ask SLURM instead."""
+    try:
+        out = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    for field in out.split():
+        if field.startswith("Restarts="):
+            return int(field.removeprefix("Restarts="))
+    return None
 
 
 class RunMetadata:

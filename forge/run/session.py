@@ -33,7 +33,9 @@ log = logging.getLogger("forge.run")
 class Preempted(ForgeError):
     """Training stopped on a signal after a safe checkpoint; running again resumes it."""
 
-    exit_code = EXIT_PREEMPTED
+    def __init__(self, message: str, exit_code: int = EXIT_PREEMPTED):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def run_dir_of(cfg: ForgeConfig) -> RunDir:
@@ -115,7 +117,8 @@ class RunSession:
         if exc_type is None:
             reason, code = "completed" if self.run.complete.exists() else "stage done", EXIT_OK
         elif isinstance(exc, Preempted):
-            reason, code = f"preempted ({self.stop.describe()})", exc.exit_code
+            kind = "time limit" if self.stop.for_time_limit else "preempted"
+            reason, code = f"{kind} ({self.stop.describe()})", exc.exit_code
         elif isinstance(exc, KeyboardInterrupt):
             reason, code = "interrupted", 130
         elif isinstance(exc, ForgeError):
@@ -150,7 +153,7 @@ class RunSession:
 
     def check_stop(self) -> None:
         if self.stop.requested:
-            raise Preempted(f"stopped by {self.stop.describe()}; run again to resume")
+            raise Preempted(f"stopped by {self.stop.describe()}; run again to resume", self.stop.exit_code)
 
     def complete_if_done(self) -> bool:
         """Write pipeline_complete once every stage is done; unregister the run."""

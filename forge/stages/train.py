@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from forge import slurm
 from forge.callbacks import (
     CheckpointMarkerCallback,
     PeakMetricsCallback,
@@ -57,7 +58,11 @@ def run(session: RunSession) -> None:
         log.info("resuming training from %s", checkpoint.name)
     else:
         log.info("training from scratch")
-    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    slurm.arm_time_limit(session.stop)
+    try:
+        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    finally:
+        slurm.disarm_time_limit()
     session.check_stop()  # a signal during training: the checkpoint is saved, exit as preempted
 
     state = TrainingState.load(run_dir)

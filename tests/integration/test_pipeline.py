@@ -72,14 +72,14 @@ def test_sigkill_mid_training_then_resume_is_bitwise_equal(tmp_path, reference):
     assert_bitwise_equal(run, reference)
 
 
-def test_sigusr1_saves_at_the_next_step_and_exits_preempted(tmp_path, reference):
+def test_sigusr1_saves_at_the_next_step_and_exits_for_the_time_limit(tmp_path, reference):
     run = run_dir(tmp_path)
     env = {"WANDB_MODE": "offline"}
     proc = start_forge("--config", str(short_config(tmp_path)), cwd=tmp_path, env=env)
     wait_for(run.latest_checkpoint.exists, proc=proc)
     proc.send_signal(signal.SIGUSR1)
     output = proc.communicate(timeout=120)[0]
-    assert proc.returncode == 75, output
+    assert proc.returncode == 76, output  # the time-limit warning
     assert "SIGUSR1 received: saving at step" in output
 
     state = json.loads(run.state.read_text())
@@ -88,7 +88,7 @@ def test_sigusr1_saves_at_the_next_step_and_exits_preempted(tmp_path, reference)
     assert run.latest_checkpoint.read_text().strip() == f"checkpoint-{stopped_at}"
     assert checkpoint_problem(run.checkpoint(stopped_at)) is None
     meta = json.loads(run.metadata.read_text())
-    assert meta["attempts"][-1]["exit_reason"] == "preempted (SIGUSR1)"
+    assert meta["attempts"][-1]["exit_reason"] == "time limit (SIGUSR1)"
 
     result = run_forge("--resume", str(run.root), cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
@@ -106,8 +106,9 @@ def test_a_truncated_newest_checkpoint_is_skipped(tmp_path, reference):
     run = run_dir(tmp_path)
     proc = start_forge("--config", str(short_config(tmp_path)), cwd=tmp_path)
     wait_for(lambda: run.checkpoint(40).joinpath("forge_complete.json").exists(), proc=proc)
-    proc.send_signal(signal.SIGUSR1)
+    proc.send_signal(signal.SIGTERM)  # preemption
     assert proc.wait(timeout=120) == 75
+    assert json.loads(run.metadata.read_text())["attempts"][-1]["exit_reason"] == "preempted (SIGTERM)"
     (newest_step, newest), (previous_step, _) = run.checkpoints()[:2]
     with (newest / "model.safetensors").open("r+b") as fh:
         fh.truncate(100)

@@ -16,14 +16,14 @@ from tests.conftest import ROOT, assert_bitwise_equal, run_dir, short_config, st
 pytestmark = pytest.mark.integration
 
 
-def snakemake_cmd(folder, *extra: str) -> list[str]:
+def snakemake_cmd(folder, *extra: str, profile: str = "local") -> list[str]:
     configs = folder / "configs"
     return [
         sys.executable, "-m", "snakemake",
         "--snakefile", str(ROOT / "Snakefile"),
         "--directory", str(folder),
-        "--profile", str(ROOT / "profiles" / "local"),
-        "--cores", "2",
+        "--profile", str(ROOT / "profiles" / profile),
+        *(["--cores", "2"] if profile == "local" else []),
         "--config", f"config_root={configs}", f"runs={configs}",
         *extra,
     ]  # fmt: skip
@@ -33,13 +33,18 @@ def snakemake(folder, *extra: str, timeout: float = 600) -> subprocess.Completed
     return subprocess.run(snakemake_cmd(folder, *extra), capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.fixture
-def folder(tmp_path):
+def make_folder(tmp_path):
+    """A Snakemake work dir: configs/short.yaml whose runs go to outputs/."""
     short_config(tmp_path / "configs", "short.yaml")
     # short_config puts outputs beside the config; keep them at the top of the work dir
     config = tmp_path / "configs" / "short.yaml"
     config.write_text(config.read_text().replace(str(tmp_path / "configs" / "outputs"), str(tmp_path / "outputs")))
     return tmp_path
+
+
+@pytest.fixture
+def folder(tmp_path):
+    return make_folder(tmp_path)
 
 
 def test_dry_run_lists_the_five_stages_and_the_train_plan(folder):
@@ -84,7 +89,7 @@ def test_a_run_begun_by_forge_py_is_finished_by_snakemake(folder, reference):
     proc = start_forge("--config", str(folder / "configs" / "short.yaml"), cwd=folder)
     wait_for(run.latest_checkpoint.exists, proc=proc)
     proc.send_signal(signal.SIGUSR1)
-    assert proc.wait(timeout=120) == 75
+    assert proc.wait(timeout=120) == 76
     assert run.stage_marker("pre_eval").exists() and not run.stage_marker("train").exists()
 
     result = snakemake(folder)

@@ -1,0 +1,77 @@
+"""`snakemake --profile profiles/slurm` against a real (local, single-node) SLURM."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from tests.conftest import assert_bitwise_equal, run_dir, wait_for
+from tests.integration.test_snakemake import snakemake_cmd
+
+pytestmark = pytest.mark.slurm
+
+TIMEOUT = 900  # every Snakemake call is bounded; `timeout -k` also ends a hung one
+
+
+def slurm_cmd(folder, cluster, *extra: str) -> list[str]:
+    """The slurm profile, with the local cluster's partition and status polling."""
+    return [
+        "timeout", "-k", "10", str(TIMEOUT),
+        *snakemake_cmd(folder, profile="slurm"),
+        "--default-resources", f"slurm_partition={cluster.partition}", "runtime=20", "mem_mb=1000",
+        "cpus_per_task=2",
+        "--set-resources", "train:runtime=20", "train:cpus_per_task=2", "prepare_data:mem_mb=1000",
+        "--set-threads", "train=2", "pre_eval=2", "post_eval=2",
+        "--slurm-status-command", "squeue",
+        "--slurm-init-seconds-before-status-checks", "2",
+        "--slurm-no-account",
+        *extra,
+    ]  # fmt: skip
+
+
+@pytest.fixture
+def folder(tmp_path):
+    from tests.integration.test_snakemake import make_folder
+
+    return make_folder(tmp_path)
+
+
+def attempts(run):
+    return json.loads(run.metadata.read_text())["attempts"]
+
+
+def test_the_slurm_profile_runs_the_whole_pipeline(slurm_cluster, folder, reference):
+    result = subprocess.run(slurm_cmd(folder, slurm_cluster), capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
+    run = run_dir(folder)
+    assert run.complete.exists()
+    assert_bitwise_equal(run, reference)
+    jobs = {a["stage"]: a.get("slurm_job_id") for a in attempts(run)}
+    assert list(jobs) == ["prepare_data", "pre_eval", "train", "finalize", "post_eval"]
+    assert all(jobs.values()) and len(set(jobs.values())) == 5  # one SLURM job per stage
+
+
+def test_a_requeued_train_job_resumes_and_the_pipeline_completes(slurm_cluster, folder, reference):
+    run = run_dir(folder)
+    proc = subprocess.Popen(
+        slurm_cmd(folder, slurm_cluster), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        wait_for(run.latest_checkpoint.exists, timeout=600, proc=proc)
+        job = attempts(run)[-1]["slurm_job_id"]
+        requeue = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True)
+        assert requeue.returncode == 0, requeue.stderr
+        out, _ = proc.communicate(timeout=TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, out[-5000:]
+    assert run.complete.exists()
+    assert_bitwise_equal(run, reference)
+    train = [a for a in attempts(run) if a["stage"] == "train"]
+    assert [a["exit_reason"] for a in train] == ["preempted (SIGTERM)", "stage done"]
+    assert train[0]["slurm_job_id"] == train[1]["slurm_job_id"] == job  # requeued, not resubmitted
+    assert train[1]["slurm_restart_count"] == 1
