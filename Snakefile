@@ -11,6 +11,6 @@ include: "rules/pipeline.smk"
 
 
 rule all:
+    default_target: True
     input:
         run_targets(config.get("runs", "configs/classification/mnli/tiny")),
-    default_target: True

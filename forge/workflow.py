@@ -9,18 +9,12 @@ planning thousands of runs stays fast; `forge stage` validates the whole config.
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from forge.config.loader import BASE_KEY
+from forge.config.loader import BASE_KEY, read_yaml
 from forge.errors import ConfigError
-
-try:  # libyaml's loader: same safe subset, several times faster
-    _Loader = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover
-    _Loader = yaml.SafeLoader
 
 FRAGMENT_NAME = "base.yaml"
 
@@ -31,25 +25,16 @@ class RunEntry:
     run_dir: str  # <output_root>/<task>/<model>/<run_name>
 
 
-@functools.cache
-def _read(path: str) -> dict:
-    with open(path) as fh:
-        data = yaml.load(fh, Loader=_Loader) or {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of keys")
-    return data
-
-
 def _placement(path: Path, stack: tuple[str, ...] = ()) -> dict:
     """output_root, task.name, student.name and run_name of a config, following `base:`."""
-    key = str(path.resolve())
+    key = os.path.abspath(path)  # no syscalls: this runs for every config of a plan
     if key in stack:
         raise ConfigError(f"{path}: {BASE_KEY}: inheritance cycle")
-    data = _read(key)
+    data = read_yaml(key)
     found: dict = {}
     bases = data.get(BASE_KEY) or []
     for base in [bases] if isinstance(bases, str) else bases:
-        found.update(_placement(path.parent / base, (*stack, key)))
+        found.update(_placement(Path(os.path.dirname(key), base), (*stack, key)))
     if "output_root" in data:
         found["output_root"] = data["output_root"]
     for section in ("task", "student"):

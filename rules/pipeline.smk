@@ -8,11 +8,11 @@
 rule prepare_data:
     output:
         marker="{run}/stages/prepare_data.done",
+    log:
+        "{run}/logs/prepare_data.log",
     params:
         config=run_config,
         config_hash=run_config_hash,
-    log:
-        "{run}/logs/prepare_data.log",
     shell:
         "{FORGE} stage prepare_data --config {params.config:q} > {log:q} 2>&1"
 
@@ -23,13 +23,13 @@ rule pre_eval:
     output:
         metrics="{run}/metrics/pre_eval.json",
         marker="{run}/stages/pre_eval.done",
-    params:
-        config=run_config,
-        config_hash=run_config_hash,
     log:
         "{run}/logs/pre_eval.log",
     benchmark:
         "{run}/benchmarks/pre_eval.tsv"
+    params:
+        config=run_config,
+        config_hash=run_config_hash,
     shell:
         "{FORGE} stage pre_eval --config {params.config:q} > {log:q} 2>&1"
 
@@ -39,16 +39,16 @@ rule train:
         baseline="{run}/stages/pre_eval.done",
     output:
         marker="{run}/stages/train.done",
+    log:
+        "{run}/logs/train.log",
+    benchmark:
+        "{run}/benchmarks/train.tsv"
     params:
         config=run_config,
         config_hash=run_config_hash,
         plan=train_plan,
     message:
         "train {wildcards.run}: {params.plan}"
-    log:
-        "{run}/logs/train.log",
-    benchmark:
-        "{run}/benchmarks/train.tsv"
     shell:
         "{FORGE} stage train --config {params.config:q} >> {log:q} 2>&1"
 
@@ -58,11 +58,11 @@ rule finalize:
         trained="{run}/stages/train.done",
     output:
         marker="{run}/stages/finalize.done",
+    log:
+        "{run}/logs/finalize.log",
     params:
         config=run_config,
         config_hash=run_config_hash,
-    log:
-        "{run}/logs/finalize.log",
     shell:
         "{FORGE} stage finalize --config {params.config:q} > {log:q} 2>&1"
 
@@ -74,12 +74,12 @@ rule post_eval:
         metrics="{run}/metrics/post_eval.json",
         marker="{run}/stages/post_eval.done",
         complete="{run}/pipeline_complete",
-    params:
-        config=run_config,
-        config_hash=run_config_hash,
     log:
         "{run}/logs/post_eval.log",
     benchmark:
         "{run}/benchmarks/post_eval.tsv"
+    params:
+        config=run_config,
+        config_hash=run_config_hash,
     shell:
         "{FORGE} stage post_eval --config {params.config:q} > {log:q} 2>&1"

@@ -6,6 +6,7 @@ validation error can name the file a user has to edit.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,13 +42,27 @@ class RawConfig:
         return self.leaf_file
 
 
+try:  # libyaml's loader: the same safe subset of YAML, many times faster
+    _SafeLoader = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - PyYAML built without libyaml
+    _SafeLoader = yaml.SafeLoader
+
+
 def _read_yaml(path: Path, referrer: str | None) -> dict[str, Any]:
+    """The mapping in a YAML file. Parsed once per file version: planning thousands of
+    runs that share base files reads each base once. Callers must not mutate it."""
     if not path.is_file():
         where = f"{referrer}: {BASE_KEY}" if referrer else "config"
         raise ConfigError(f"{where}: file not found: {path}")
+    stat = path.stat()
+    return _parse_yaml(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_yaml(path: str, _mtime_ns: int, _size: int) -> dict[str, Any]:
     try:
-        with path.open() as fh:
-            data = yaml.safe_load(fh)
+        with open(path) as fh:
+            data = yaml.load(fh, Loader=_SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" (line {mark.line + 1})" if mark is not None else ""
@@ -58,6 +73,10 @@ def _read_yaml(path: Path, referrer: str | None) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of keys, not {type(data).__name__}")
     return data
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    return _read_yaml(Path(path), None)
 
 
 def _resolve_path_value(value: Any, file: Path) -> Any:
@@ -81,9 +100,9 @@ def _merge(
         if isinstance(value, dict) and isinstance(dst.get(key), dict):
             _merge(dst[key], value, origin, source, path, file)
             continue
-        # A replaced subtree forgets where its old leaves came from.
-        for old in [k for k in origin if k[: len(path)] == path]:
-            del origin[old]
+        if isinstance(dst.get(key), dict):  # a replaced subtree forgets where its leaves came from
+            for old in [k for k in origin if k[: len(path)] == path]:
+                del origin[old]
         dst[key] = _copy(value, path, file)
         _record(origin, path, dst[key], source)
 
@@ -111,7 +130,7 @@ def _load_chain(path: Path, stack: tuple[Path, ...], referrer: str | None) -> Ra
     if path in stack:
         cycle = " -> ".join(str(p) for p in (*stack, path))
         raise ConfigError(f"{stack[-1]}: {BASE_KEY}: inheritance cycle: {cycle}")
-    data = _read_yaml(path, referrer)
+    data = dict(_read_yaml(path, referrer))  # the cached mapping stays as parsed
     bases = data.pop(BASE_KEY, None)
     if bases is None:
         bases = []

@@ -131,9 +131,10 @@ def slurm_cluster(tmp_path_factory):
     procs: list[subprocess.Popen] = []
     log = (state / "daemons.log").open("w")
     try:
+        # munged must run as the munge user; started directly (no runuser) so it is our child
         procs.append(
             subprocess.Popen(
-                ["runuser", "-u", "munge", "--", "munged", "-F", "--force"], stdout=log, stderr=subprocess.STDOUT
+                ["munged", "-F", "--force"], user="munge", group="munge", stdout=log, stderr=subprocess.STDOUT
             )
         )
         _wait_until(lambda: _run("munge", "-n").returncode == 0, 30, "munged")
