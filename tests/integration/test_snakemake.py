@@ -97,3 +97,19 @@ def test_a_run_begun_by_forge_py_is_finished_by_snakemake(folder, reference):
     assert_bitwise_equal(run, reference)
     stages = [a["stage"] for a in json.loads(run.metadata.read_text())["attempts"]]
     assert stages == ["pipeline", "train", "finalize", "post_eval"]  # done stages were not redone
+
+
+def test_the_short_profile_name_works_after_the_documented_setup(folder, tmp_path):
+    readme = (ROOT / "README.md").read_text()
+    (setup,) = [line.strip() for line in readme.splitlines() if line.strip().startswith("mkdir -p ~/.config/snakemake")]
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "XDG_CONFIG_HOME"} | {"HOME": str(home)}
+    subprocess.run(["bash", "-c", setup], cwd=ROOT, env=env, check=True)
+    assert (home / ".config/snakemake/slurm").resolve() == ROOT / "profiles" / "slurm"
+    cmd = snakemake_cmd(folder, "-n")
+    cmd[cmd.index(str(ROOT / "profiles" / "local"))] = "slurm"
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=folder, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "Using profile slurm" in result.stdout + result.stderr
+    assert f"train {run_dir(folder).root}: starts fresh" in result.stdout + result.stderr
