@@ -110,7 +110,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from forge.errors import EXIT_FAILED, ForgeError
     from forge.logs import setup_console
+    from forge.signals import StopRequest
 
+    stop = StopRequest().install()  # before the heavy imports: an early SIGUSR1/SIGTERM is kept
     setup_console(debug)
     try:
         if argv and argv[0] == "stage":
@@ -119,10 +121,10 @@ def main(argv: list[str] | None = None) -> int:
             stage_args = argparse.Namespace(
                 config=args.config, resume=args.run_dir, run_name=None, debug=False, max_steps=None, epochs=None
             )
-            return run_stage(*_load(stage_args), stage=args.stage)
+            return run_stage(*_load(stage_args), stage=args.stage, stop=stop)
         from forge.pipeline import run_pipeline
 
-        return run_pipeline(*_load(args))
+        return run_pipeline(*_load(args), stop=stop)
     except ForgeError as exc:
         for line in str(exc).splitlines():
             print(f"forge: {line}", file=sys.stderr)

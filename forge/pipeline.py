@@ -14,6 +14,7 @@ from forge.errors import EXIT_OK, ForgeError
 from forge.run.layout import STAGES, RunDir
 from forge.run.session import Preempted, RunSession, run_dir_of
 from forge.run.state import plan, stage_done
+from forge.signals import StopRequest
 from forge.stages import stage_function
 
 log = logging.getLogger("forge")
@@ -28,13 +29,15 @@ def _prepare_environment(cfg: ForgeConfig) -> None:
     quiet_libraries(cfg.debug)
 
 
-def run_pipeline(cfg: ForgeConfig, config_path: str | None, run: RunDir | None = None) -> int:
+def run_pipeline(
+    cfg: ForgeConfig, config_path: str | None, run: RunDir | None = None, stop: StopRequest | None = None
+) -> int:
     run = run or run_dir_of(cfg)
     if run.complete.exists():
         log.info("%s is already complete; nothing to do", run.root)
         return EXIT_OK
     _prepare_environment(cfg)
-    session = RunSession(cfg, config_path, run=run)
+    session = RunSession(cfg, config_path, run=run, stop=stop)
     with _requeue_on_time_limit(session), session:
         log.info("plan: %s", plan(run).describe())
         for stage in STAGES:
@@ -61,12 +64,14 @@ def _requeue_on_time_limit(session: RunSession):
         raise
 
 
-def run_stage(cfg: ForgeConfig, config_path: str | None, run: RunDir | None, stage: str) -> int:
+def run_stage(
+    cfg: ForgeConfig, config_path: str | None, run: RunDir | None, stage: str, stop: StopRequest | None = None
+) -> int:
     """Run one stage of a run, creating the run directory if needed; the stages
     before it must be done."""
     run = run or run_dir_of(cfg)
     _prepare_environment(cfg)
-    session = RunSession(cfg, config_path, stage=stage, run=run)
+    session = RunSession(cfg, config_path, stage=stage, run=run, stop=stop)
     with _requeue_on_time_limit(session), session:
         missing = [s for s in STAGES[: STAGES.index(stage)] if not stage_done(run, s)]
         if missing:
@@ -74,6 +79,7 @@ def run_stage(cfg: ForgeConfig, config_path: str | None, run: RunDir | None, sta
         if stage_done(run, stage):
             log.info("stage %s: already done", stage)
         else:
+            session.check_stop()  # a signal while the libraries loaded
             log.info("stage %s: starting", stage)
             stage_function(stage)(session)
         if not run.complete.exists():

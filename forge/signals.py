@@ -38,9 +38,14 @@ class StopRequest:
         if self.signal is None:
             self.signal = signum
 
+    @property
+    def installed(self) -> bool:
+        return bool(self._previous)
+
     def install(self) -> StopRequest:
-        for sig in WATCHED:
-            self._previous[sig] = signal.signal(sig, self.handle)
+        if not self.installed:
+            for sig in WATCHED:
+                self._previous[sig] = signal.signal(sig, self.handle)
         return self
 
     def uninstall(self) -> None:

@@ -75,6 +75,9 @@ def requeue_after(stop: StopRequest) -> bool:
     job = job_id()
     if job is None or not stop.for_time_limit:
         return False
+    # SLURM answers a requeue with SIGTERM to the whole job: this process is done
+    # already, so let it end with its own exit code.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     result = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True, timeout=30)
     if result.returncode != 0:
         log.warning("scontrol requeue %s failed (%s); a retry will resume instead", job, result.stderr.strip())

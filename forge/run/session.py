@@ -72,12 +72,16 @@ class RunSession:
         config_path: str | None = None,
         stage: str | None = None,
         run: RunDir | None = None,
+        stop: StopRequest | None = None,
     ):
         self.cfg = cfg
         self.config_path = config_path
         self.stage = stage
         self.run = run or run_dir_of(cfg)
-        self.stop = StopRequest()
+        # The CLI installs its stop request before the heavy imports, so a signal that
+        # arrives while they load is not lost; a session installs one if nobody did.
+        self.stop = stop or StopRequest()
+        self._owns_stop = not self.stop.installed
         self.metadata = RunMetadata(self.run)
         self._lock = RunLock(self.run)
         self._log_handler: logging.Handler | None = None
@@ -134,7 +138,8 @@ class RunSession:
             self._close()
 
     def _close(self) -> None:
-        self.stop.uninstall()
+        if self._owns_stop:
+            self.stop.uninstall()
         if self._log_handler is not None:
             detach_run_log(self._log_handler)
             self._log_handler = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 
 import pytest
 
@@ -153,3 +154,14 @@ def test_debug_uses_a_small_subset_and_logs_verbosely(tmp_path):
     assert "DEBUG" in run.log.read_text()
     post = json.loads((run.metrics / "post_eval.json").read_text())
     assert post["validation_matched"]["samples"] == 200
+
+
+def test_a_signal_while_the_libraries_load_is_not_lost(tmp_path):
+    run = run_dir(tmp_path)
+    proc = start_forge("--config", str(short_config(tmp_path)), cwd=tmp_path)
+    time.sleep(1.0)  # forge has parsed its arguments; torch & co are still loading
+    proc.send_signal(signal.SIGUSR1)
+    output = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 76, output
+    assert "stopped by SIGUSR1" in output
+    assert not run.checkpoints() and not run.stage_marker("prepare_data").exists()

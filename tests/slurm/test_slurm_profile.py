@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 
 import pytest
@@ -75,3 +76,31 @@ def test_a_requeued_train_job_resumes_and_the_pipeline_completes(slurm_cluster, 
     assert [a["exit_reason"] for a in train] == ["preempted (SIGTERM)", "stage done"]
     assert train[0]["slurm_job_id"] == train[1]["slurm_job_id"] == job  # requeued, not resubmitted
     assert train[1]["slurm_restart_count"] == 1
+
+
+def test_the_time_limit_warning_requeues_the_job_until_training_is_done(slurm_cluster, folder):
+    """runtime 2 min with --signal=USR1@60: SLURM warns the first start, forge's own timer
+    every later one (the warning comes once per job id); each time forge saves, requeues
+    its job and exits, and the next start resumes."""
+    config = folder / "configs" / "short.yaml"
+    config.write_text(
+        config.read_text()
+        .replace("max_steps: 120", "max_steps: 4000")
+        .replace("save_steps: 20", "save_steps: 200")
+        .replace("eval_steps: 60", "eval_steps: 2000")
+        .replace("max_eval_samples: 200", "max_eval_samples: 100")
+    )
+    cmd = slurm_cmd(folder, slurm_cluster, "--set-resources", "train:runtime=2", "train:cpus_per_task=2",
+                    "train:slurm_extra='--signal=USR1@60'")  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "FORGE_TIME_MARGIN": "45"})
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
+    run = run_dir(folder)
+    assert run.complete.exists()
+    assert json.loads(run.state.read_text())["global_step"] == 4000
+    train = [a for a in attempts(run) if a["stage"] == "train"]
+    reasons = [a["exit_reason"] for a in train]
+    assert reasons[-1] == "stage done" and len(train) >= 2, reasons
+    assert all(r.startswith("time limit (") for r in reasons[:-1]), reasons
+    assert reasons[0] == "time limit (SIGUSR1)", reasons
+    assert len({a["slurm_job_id"] for a in train}) == 1, "requeued under one job id, not resubmitted"
+    assert [a["slurm_restart_count"] for a in train] == list(range(len(train)))

@@ -23,6 +23,12 @@ def test_parse_time_left(text, seconds):
 
 @pytest.fixture
 def fake_slurm(tmp_path, monkeypatch):
+    term = signal.getsignal(signal.SIGTERM)  # requeue_after ignores SIGTERM; restore it after
+    yield _fake_slurm(tmp_path, monkeypatch)
+    signal.signal(signal.SIGTERM, term)
+
+
+def _fake_slurm(tmp_path, monkeypatch):
     calls = tmp_path / "calls"
     for name, body in {"squeue": 'echo "0:03"', "scontrol": "true"}.items():
         script = tmp_path / name
