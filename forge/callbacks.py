@@ -99,3 +99,20 @@ class PeakMetricsCallback(TrainerCallback):
             training.save(self.run)
             if self.tracker is not None:
                 self.tracker.update_summary({f"peak/{k}": v["value"] for k, v in training.peak_metrics.items()})
+
+
+class TeacherGapCallback(TrainerCallback):
+    """Student-vs-teacher accuracy gap at each evaluation; the smallest gap is kept as a peak."""
+
+    def __init__(self, run: RunDir, teacher_accuracy: float):
+        self.run = run
+        self.teacher_accuracy = teacher_accuracy
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        if not state.is_world_process_zero or not metrics or "eval_accuracy" not in metrics:
+            return
+        gap = self.teacher_accuracy - metrics["eval_accuracy"]
+        log.info("step %d: student-teacher accuracy gap %.4f", state.global_step, gap)
+        training = TrainingState.load(self.run)
+        if training.update_peak({"teacher_gap": gap}, state.global_step, {"teacher_gap": False}):
+            training.save(self.run)

@@ -35,9 +35,17 @@ def _tiny_distilbert(out: Path) -> None:
     build_tiny_distilbert(out, corpus(seed=0), seed=0)
 
 
+def _tiny_distilbert_wide(out: Path) -> None:
+    """A larger sibling (dim 128, 3 layers) with the same tokenizer: the offline KD teacher."""
+    from forge.models.tiny import build_tiny_distilbert
+
+    build_tiny_distilbert(out, [], seed=1, dim=128, layers=3, tokenizer_from=ensure(PREFIX + "tiny-distilbert"))
+
+
 BUILDERS: dict[str, Callable[[Path], None]] = {
     "synthetic-glue": _synthetic_glue,
     "tiny-distilbert": _tiny_distilbert,
+    "tiny-distilbert-wide": _tiny_distilbert_wide,
 }
 
 

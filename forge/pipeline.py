@@ -24,7 +24,9 @@ def _prepare_environment(cfg: ForgeConfig) -> None:
     from forge.hub import go_offline_if_unreachable
     from forge.logs import quiet_libraries
 
-    refs = [cfg.student.path, cfg.task.dataset] + ([cfg.teacher.path] if cfg.teacher else [])
+    refs = [cfg.student.path, cfg.task.dataset]
+    if cfg.mode == "kd" and cfg.teacher.path:
+        refs.append(cfg.teacher.path)
     go_offline_if_unreachable(refs)  # before the HF libraries are imported
     quiet_libraries(cfg.debug)
 
@@ -36,6 +38,7 @@ def run_pipeline(
     if run.complete.exists():
         log.info("%s is already complete; nothing to do", run.root)
         return EXIT_OK
+    _train_teacher_run_first(cfg, stop, chain=(run.root.resolve(),))
     _prepare_environment(cfg)
     session = RunSession(cfg, config_path, run=run, stop=stop)
     with _requeue_on_time_limit(session), session:
@@ -49,6 +52,22 @@ def run_pipeline(
             stage_function(stage)(session)
         session.complete_if_done()
     return EXIT_OK
+
+
+def _train_teacher_run_first(cfg: ForgeConfig, stop: StopRequest | None, chain: tuple) -> None:
+    """A KD run whose teacher is another forge run: finish that run first (in this process)."""
+    from forge.models.teacher import teacher_run_config
+
+    if cfg.mode != "kd" or (teacher := teacher_run_config(cfg)) is None:
+        return
+    teacher_run = run_dir_of(teacher)
+    if teacher_run.root.resolve() in chain:
+        raise ForgeError(f"{cfg.teacher.run}: teacher runs form a cycle")
+    if teacher_run.complete.exists():
+        return
+    log.info("the teacher run %s is not complete: running it first", teacher_run.root)
+    _train_teacher_run_first(teacher, stop, (*chain, teacher_run.root.resolve()))
+    run_pipeline(teacher, cfg.teacher.run, stop=stop)
 
 
 @contextlib.contextmanager

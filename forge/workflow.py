@@ -77,8 +77,17 @@ def index(config_root: str = "configs") -> dict[str, RunEntry]:
     return entries
 
 
+# Teacher runs whose configs live outside the config root, found through their students.
+_teacher_runs: dict[str, RunEntry] = {}
+
+
+# Teacher runs whose configs live outside the config root, found through their students.
+_teacher_runs: dict[str, RunEntry] = {}
+
+
 def config_for(run_dir: str, config_root: str = "configs") -> str:
-    entry = index(config_root).get(str(Path(run_dir)))
+    key = str(Path(run_dir))
+    entry = index(config_root).get(key) or _teacher_runs.get(key)
     if entry is None:
         raise ConfigError(f"{run_dir}: no config under {config_root}/ writes to this run directory")
     return entry.config
@@ -91,12 +100,32 @@ def targets(folder: str | Path, config_root: str = "configs") -> list[str]:
 
 
 @functools.cache
+def _load(run_dir: str, config_root: str):
+    from forge.config import load_config
+
+    return load_config(config_for(run_dir, config_root))
+
+
+@functools.cache
 def config_hash_for(run_dir: str, config_root: str = "configs") -> str:
     """Hash of what the run's config means: Snakemake reruns a stage when it changes
     (params trigger), while editing comments or layout changes nothing."""
-    from forge.config import config_hash, load_config
+    from forge.config import config_hash
 
-    return config_hash(load_config(config_for(run_dir, config_root)))
+    return config_hash(_load(run_dir, config_root))
+
+
+def teacher_targets(run_dir: str, config_root: str = "configs") -> list[str]:
+    """A KD run whose teacher is another run depends on that run's `pipeline_complete`:
+    the DAG trains the teacher first. Nothing when alpha is 0 (no teacher is loaded)."""
+    cfg = _load(run_dir, config_root)
+    if cfg.mode != "kd" or cfg.teacher.run is None:
+        return []
+    teacher_dir = run_dir_of_config(cfg.teacher.run)
+    if teacher_dir == str(Path(run_dir)):
+        raise ConfigError(f"{cfg.teacher.run}: teacher.run: a run cannot be its own teacher")
+    _teacher_runs.setdefault(teacher_dir, RunEntry(cfg.teacher.run, teacher_dir))
+    return [f"{teacher_dir}/pipeline_complete"]
 
 
 def train_plan(run_dir: str) -> str:

@@ -27,5 +27,9 @@ def run_config_hash(wildcards):
     return runs.config_hash_for(wildcards.run, CONFIG_ROOT)
 
 
+def teacher_run(wildcards):
+    return runs.teacher_targets(wildcards.run, CONFIG_ROOT)
+
+
 def train_plan(wildcards):
     return runs.TrainPlan(wildcards.run)

@@ -6,6 +6,8 @@
 
 
 rule prepare_data:
+    input:
+        teacher=teacher_run,  # a KD run's teacher run, when the teacher is a run
     output:
         marker="{run}/stages/prepare_data.done",
     log:

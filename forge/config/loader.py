@@ -21,7 +21,7 @@ CLI = "command line"
 # Values of these keys that look like paths ("./x", "../x", "~/x") are resolved
 # against the directory of the file that set them. Hub ids ("org/name") and
 # "embedded:..." references are left alone.
-PATH_KEYS = {("student", "path"), ("teacher", "path"), ("task", "dataset")}
+PATH_KEYS = {("student", "path"), ("teacher", "path"), ("teacher", "run"), ("task", "dataset")}
 
 
 @dataclass

@@ -49,6 +49,15 @@ class ModelConfig(Strict):
     lora: LoraConfig | None = None
 
 
+class TeacherConfig(Strict):
+    # Exactly one of: `path`, a Hub id, a local directory in Hub format or
+    # "embedded:<name>"; or `run`, the config file of another forge run, whose
+    # final model is the teacher (Snakemake and forge.py run it first).
+    path: str | None = None
+    run: str | None = None
+    revision: str | None = None
+
+
 class DistillationConfig(Strict):
     # Weight of the distillation loss: loss = (1 - alpha) * CE + alpha * KD.
     alpha: Annotated[float, Field(ge=0, le=1)] = 0.0
@@ -103,7 +112,7 @@ class ForgeConfig(Strict):
     debug: bool = False
     task: TaskConfig
     student: ModelConfig
-    teacher: ModelConfig | None = None
+    teacher: TeacherConfig | None = None
     distillation: DistillationConfig = DistillationConfig()
     rl: RLConfig | None = None
     training: TrainingConfig = TrainingConfig()
@@ -129,6 +138,8 @@ def rule_violations(cfg: ForgeConfig) -> list[tuple[tuple[str, ...], str]]:
                 "or set distillation.alpha to 0 for plain fine-tuning",
             )
         )
+    if cfg.teacher is not None and (cfg.teacher.path is None) == (cfg.teacher.run is None):
+        found.append((("teacher",), "set exactly one of path (a model) or run (another forge run's config)"))
     return found
 
 

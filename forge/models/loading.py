@@ -32,11 +32,11 @@ def load_tokenizer(model: ModelConfig):
     return _from_pretrained(AutoTokenizer, model.path, "tokenizer", revision=model.revision)
 
 
-def load_sequence_classifier(model: ModelConfig | str, labels: tuple[str, ...]):
+def load_sequence_classifier(model: ModelConfig | str, labels: tuple[str, ...], revision: str | None = None):
     """A model with a classification head for `labels` (a fresh head when the checkpoint has none)."""
     from transformers import AutoModelForSequenceClassification
 
-    ref, revision = (model, None) if isinstance(model, str) else (model.path, model.revision)
+    ref, revision = (model, revision) if isinstance(model, str) else (model.path, model.revision)
     return _from_pretrained(
         AutoModelForSequenceClassification,
         ref,

@@ -26,17 +26,24 @@ def train_wordpiece(texts: list[str], vocab_size: int = 400):
     return tok
 
 
-def build_tiny_distilbert(out: Path, texts: list[str], seed: int = 0, dim: int = 64, layers: int = 2) -> None:
+def build_tiny_distilbert(
+    out: Path, texts: list[str], seed: int = 0, dim: int = 64, layers: int = 2, tokenizer_from: Path | None = None
+) -> None:
+    """A random-init DistilBERT with a tokenizer trained on `texts`, or the tokenizer of
+    `tokenizer_from` (teacher and student of a KD pair must tokenize alike)."""
     import torch
-    from transformers import DistilBertConfig, DistilBertForMaskedLM, DistilBertTokenizer
+    from transformers import AutoTokenizer, DistilBertConfig, DistilBertForMaskedLM, DistilBertTokenizer
 
     max_positions = 128
-    tokenizer = DistilBertTokenizer(tokenizer_object=train_wordpiece(texts), model_max_length=max_positions)
+    if tokenizer_from is not None:
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_from)
+    else:
+        tokenizer = DistilBertTokenizer(tokenizer_object=train_wordpiece(texts), model_max_length=max_positions)
     config = DistilBertConfig(
         vocab_size=len(tokenizer),
         dim=dim,
         n_layers=layers,
-        n_heads=2,
+        n_heads=max(2, dim // 32),
         hidden_dim=2 * dim,
         max_position_embeddings=max_positions,
         pad_token_id=tokenizer.pad_token_id,

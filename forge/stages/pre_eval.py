@@ -15,5 +15,10 @@ def run(session: RunSession) -> None:
     cfg = session.cfg
     set_seed(cfg.seed)  # the fresh classification head starts as it will in training
     model = load_sequence_classifier(cfg.student, mnli.LABELS)
-    evaluate_model(session, model, load_tokenizer(cfg.student), "pre_eval", step=0)
+    tokenizer = load_tokenizer(cfg.student)
+    evaluate_model(session, model, tokenizer, "pre_eval", step=0)
+    if cfg.mode == "kd":  # the teacher's metrics, beside the student's baseline
+        from forge.models.teacher import load_teacher
+
+        evaluate_model(session, load_teacher(cfg, mnli.LABELS), tokenizer, "teacher_pre_eval", step=0)
     mark_stage_done(session.run, "pre_eval")

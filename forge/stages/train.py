@@ -10,9 +10,11 @@ from forge.callbacks import (
     PeakMetricsCallback,
     SignalStopCallback,
     StepMetricsCallback,
+    TeacherGapCallback,
 )
 from forge.errors import ConfigError
 from forge.models.loading import load_sequence_classifier, load_tokenizer
+from forge.run.files import read_json
 from forge.run.layout import checkpoint_step
 from forge.run.session import RunSession
 from forge.run.state import TrainingState, discard_checkpoints_after, find_resume_checkpoint, mark_stage_done
@@ -25,20 +27,20 @@ def build_trainer(session: RunSession):
     from transformers import set_seed
 
     from forge.trainers.arguments import training_arguments
-    from forge.trainers.finetuning import FinetuningTrainer
 
     cfg, run = session.cfg, session.run
-    if cfg.mode != "sft":
-        raise ConfigError(f"{run.config}: mode {cfg.mode!r} is not available yet; only SFT (alpha 0) trains today")
+    if cfg.mode == "rl":
+        raise ConfigError(f"{run.config}: RL training is not available yet")
     set_seed(cfg.seed)
     data = mnli.load_prepared(run.data)
     tracker = session.tracker
-    return FinetuningTrainer(
+    tokenizer = load_tokenizer(cfg.student)
+    common = dict(
         model=load_sequence_classifier(cfg.student, mnli.LABELS),
         args=training_arguments(cfg, run),
         train_dataset=data[mnli.TRAIN_SPLIT],
         eval_dataset=data[mnli.EVAL_SPLITS[0]],
-        processing_class=load_tokenizer(cfg.student),
+        processing_class=tokenizer,
         compute_metrics=mnli.compute_metrics,
         callbacks=[
             StepMetricsCallback(tracker),
@@ -46,6 +48,25 @@ def build_trainer(session: RunSession):
             PeakMetricsCallback(run, mnli.PEAK_METRICS, tracker),
             SignalStopCallback(session.stop),
         ],
+    )
+    if cfg.mode == "sft":  # alpha 0: a configured teacher is never loaded
+        from forge.trainers.finetuning import FinetuningTrainer
+
+        return FinetuningTrainer(**common)
+
+    from forge.models.teacher import check_same_tokenizer, load_teacher, teacher_ref
+    from forge.trainers.distillation import DistillationTrainer
+
+    check_same_tokenizer(tokenizer, teacher_ref(cfg))
+    teacher_metrics = read_json(run.metrics / "teacher_pre_eval.json", {})
+    if teacher_metrics:
+        accuracy = teacher_metrics[mnli.EVAL_SPLITS[0]]["accuracy"]
+        common["callbacks"].append(TeacherGapCallback(run, accuracy))
+    return DistillationTrainer(
+        **common,
+        teacher=load_teacher(cfg, mnli.LABELS),
+        alpha=cfg.distillation.alpha,
+        temperature=cfg.distillation.temperature,
     )
 
 

@@ -78,10 +78,10 @@ def test_a_chain_of_bases_and_a_list_of_bases(tmp_path):
 
 
 def test_relative_paths_resolve_against_the_file_that_set_them(tmp_path):
-    write_config(tmp_path, "base.yaml", BASE + "teacher:\n  name: t\n  path: ./models/teacher\n")
+    write_config(tmp_path, "base.yaml", BASE + "teacher:\n  run: ./models/teacher.yaml\n")
     child = write_config(tmp_path, "deep/er/run.yaml", "base: ../../base.yaml\nstudent:\n  path: ../local_student\n")
     cfg = load_config(child)
-    assert cfg.teacher.path == str(tmp_path / "models" / "teacher")
+    assert cfg.teacher.run == str(tmp_path / "models" / "teacher.yaml")
     assert cfg.student.path == str(tmp_path / "deep" / "local_student")
     assert cfg.task.dataset == "embedded:synthetic-glue"  # not a path: left alone
 
@@ -137,9 +137,7 @@ def test_kd_without_teacher(tmp_path):
 
 
 def test_kd_with_teacher_and_sft_with_alpha_zero_are_fine(tmp_path):
-    kd = load_config(
-        write_config(tmp_path, "kd.yaml", BASE + "distillation: {alpha: 0.5}\nteacher: {name: t, path: x}\n")
-    )
+    kd = load_config(write_config(tmp_path, "kd.yaml", BASE + "distillation: {alpha: 0.5}\nteacher: {path: x}\n"))
     assert kd.mode == "kd"
     assert load_config(write_config(tmp_path, "sft.yaml", BASE + "distillation: {alpha: 0.0}\n")).mode == "sft"
 
@@ -194,3 +192,10 @@ def test_exponent_floats_written_without_a_dot_are_accepted(tmp_path):
     # YAML 1.1 reads 5e-5 as a string; users write it all the time
     cfg = load_config(write_config(tmp_path, "run.yaml", BASE.replace("1.0e-3", "5e-5")))
     assert cfg.training.learning_rate == 5e-5
+
+
+def test_a_teacher_is_a_model_or_a_run_not_both(tmp_path):
+    both = write_config(tmp_path, "a.yaml", BASE + "distillation: {alpha: 0.5}\nteacher: {path: x, run: y.yaml}\n")
+    assert "teacher: set exactly one of path (a model) or run" in error_of(both)
+    neither = write_config(tmp_path, "b.yaml", BASE + "distillation: {alpha: 0.5}\nteacher: {revision: main}\n")
+    assert "teacher: set exactly one of path" in error_of(neither)

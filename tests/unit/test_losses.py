@@ -1,7 +1,9 @@
+import math
+
 import torch
 import torch.nn.functional as F
 
-from forge.losses import cross_entropy
+from forge.losses import cross_entropy, distillation_objective, kl_distillation
 
 
 def test_matches_torch_cross_entropy_and_ignores_minus_100():
@@ -22,3 +24,54 @@ def test_is_zero_for_a_confident_right_answer_and_large_for_a_wrong_one():
     logits = torch.tensor([[100.0, 0.0, 0.0]])
     assert cross_entropy(logits, torch.tensor([0])).item() < 1e-6
     assert cross_entropy(logits, torch.tensor([1])).item() > 50
+
+
+def test_kd_is_zero_for_identical_logits():
+    torch.manual_seed(0)
+    logits = torch.randn(5, 3)
+    assert kl_distillation(logits, logits.clone(), temperature=2.0).abs().item() < 1e-7
+
+
+def test_kd_matches_a_hand_computed_example():
+    # teacher p = (0.8, 0.2), student q = (0.5, 0.5), T = 1: KL = 0.8 ln 1.6 + 0.2 ln 0.4
+    teacher = torch.log(torch.tensor([[0.8, 0.2]]))
+    student = torch.zeros(1, 2)
+    expected = 0.8 * math.log(1.6) + 0.2 * math.log(0.4)
+    assert math.isclose(kl_distillation(student, teacher).item(), expected, rel_tol=1e-6)
+
+
+def test_kd_scales_with_t_squared():
+    torch.manual_seed(0)
+    student, teacher = torch.randn(4, 5), torch.randn(4, 5)
+    at_2 = kl_distillation(student, teacher, temperature=2.0)
+    manual = F.kl_div(F.log_softmax(student / 2, -1), F.log_softmax(teacher / 2, -1), log_target=True, reduction="sum")
+    assert torch.allclose(at_2, manual * 4 / 4)  # T² = 4, averaged over 4 rows
+
+
+def test_kd_gradient_reaches_only_the_student():
+    torch.manual_seed(0)
+    student = torch.randn(3, 4, requires_grad=True)
+    teacher = torch.randn(3, 4, requires_grad=True)
+    kl_distillation(student, teacher, temperature=3.0).backward()
+    assert student.grad is not None and student.grad.abs().sum() > 0
+    assert teacher.grad is None
+
+
+def test_kd_ignores_masked_tokens_and_normalises_like_ce():
+    torch.manual_seed(0)
+    student, teacher = torch.randn(2, 3, 7), torch.randn(2, 3, 7)
+    mask = torch.tensor([[1, 1, 0], [1, 0, 0]])
+    garbage = student.clone()
+    garbage[mask == 0] = 1e4  # padding positions must not matter
+    assert torch.allclose(kl_distillation(student, teacher, mask=mask), kl_distillation(garbage, teacher, mask=mask))
+    halves = kl_distillation(student[:1], teacher[:1], mask=mask[:1], num_items_in_batch=3) + kl_distillation(
+        student[1:], teacher[1:], mask=mask[1:], num_items_in_batch=3
+    )
+    assert torch.allclose(halves, kl_distillation(student, teacher, mask=mask))
+
+
+def test_objective_mixes_ce_and_kd():
+    ce, kd = torch.tensor(2.0), torch.tensor(4.0)
+    assert distillation_objective(ce, kd, 0.0).item() == 2.0
+    assert distillation_objective(ce, kd, 1.0).item() == 4.0
+    assert distillation_objective(ce, kd, 0.25).item() == 2.5

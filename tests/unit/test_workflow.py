@@ -16,6 +16,7 @@ BASE = (
 def configs(tmp_path):
     workflow.index.cache_clear()
     workflow.config_hash_for.cache_clear()
+    workflow._load.cache_clear()
     root = tmp_path / "configs"
     write_config(root, "mnli/base.yaml", BASE + "output_root: out\n")
     write_config(root, "mnli/tiny/00_sft.yaml", "base: ../base.yaml\n")
@@ -57,9 +58,11 @@ def test_config_hash_ignores_comments(configs):
     path = configs / "mnli/tiny/00_sft.yaml"
     path.write_text("# tuned later\n" + path.read_text())
     workflow.config_hash_for.cache_clear()
+    workflow._load.cache_clear()
     assert workflow.config_hash_for("out/mnli/tiny/00_sft", str(configs)) == before
     path.write_text(path.read_text() + "training:\n  learning_rate: 0.1\n")
     workflow.config_hash_for.cache_clear()
+    workflow._load.cache_clear()
     assert workflow.config_hash_for("out/mnli/tiny/00_sft", str(configs)) != before
 
 
@@ -80,3 +83,22 @@ def test_the_shipped_configs_have_distinct_run_dirs():
     idx = workflow.index(str(ROOT / "configs"))
     assert str(ROOT / "configs/classification/mnli/tiny/00_sft.yaml") in {e.config for e in idx.values()}
     workflow.index.cache_clear()
+
+
+def test_a_kd_run_depends_on_its_teacher_run_only_when_it_distils(configs):
+    write_config(configs, "elsewhere/teacher.yaml", "base: ../mnli/base.yaml\nstudent:\n  name: wide\n")
+    write_config(
+        configs,
+        "mnli/tiny/02_kd.yaml",
+        "base: ../base.yaml\nteacher:\n  run: ../../elsewhere/teacher.yaml\ndistillation:\n  alpha: 0.5\n",
+    )
+    write_config(
+        configs, "mnli/tiny/03_alpha0.yaml", "base: ../base.yaml\nteacher:\n  run: ../../elsewhere/teacher.yaml\n"
+    )
+    workflow.index.cache_clear()
+    root = str(configs)
+    assert workflow.teacher_targets("out/mnli/tiny/02_kd", root) == ["out/mnli/wide/teacher/pipeline_complete"]
+    # the teacher's config is found for its run dir, though it is a run config too
+    assert workflow.config_for("out/mnli/wide/teacher", root) == str(configs / "elsewhere/teacher.yaml")
+    assert workflow.teacher_targets("out/mnli/tiny/03_alpha0", root) == []
+    assert workflow.teacher_targets("out/mnli/tiny/00_sft", root) == []

@@ -1,0 +1,97 @@
+"""KD end to end: a teacher that is another offline run, through forge.py and Snakemake;
+alpha 0 never loads the teacher and equals SFT."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from tests.conftest import TINY_CONFIG, assert_bitwise_equal, run_dir, run_forge, short_config, write_config
+from tests.integration.test_snakemake import snakemake_cmd
+
+pytestmark = pytest.mark.integration
+
+
+def kd_pair(folder):
+    """configs/teacher.yaml (the wide tiny model, briefly trained) and configs/kd.yaml."""
+    configs = folder / "configs"
+    write_config(
+        configs,
+        "teacher.yaml",
+        f"""
+        base: {TINY_CONFIG}
+        output_root: {folder / "outputs"}
+        student:
+          name: tiny-wide
+          path: embedded:tiny-distilbert-wide
+        task:
+          max_eval_samples: 100
+        training:
+          max_steps: 40
+          save_steps: 20
+          learning_rate: 1.0e-3
+        """,
+    )
+    return write_config(
+        configs,
+        "kd.yaml",
+        f"""
+        base: {TINY_CONFIG}
+        output_root: {folder / "outputs"}
+        teacher:
+          run: ./teacher.yaml
+        distillation:
+          alpha: 0.5
+          temperature: 2.0
+        task:
+          max_eval_samples: 100
+        training:
+          max_steps: 40
+          save_steps: 20
+          logging_steps: 10
+        """,
+    )
+
+
+def check_kd_run(folder) -> None:
+    run, teacher = run_dir(folder, "kd"), folder / "outputs/mnli/tiny-wide/teacher"
+    assert (teacher / "pipeline_complete").exists() and run.complete.exists()
+    teacher_metrics = json.loads((run.metrics / "teacher_pre_eval.json").read_text())
+    assert teacher_metrics == {**json.loads((teacher / "metrics/post_eval.json").read_text()), "step": 0}
+    assert "teacher_gap" in json.loads(run.state.read_text())["peak_metrics"]
+    log = run.log.read_text()
+    assert f"loading teacher {teacher / 'model'}" in log
+    assert " ce=" in log and " kd=" in log
+
+
+def test_a_kd_run_trains_its_teacher_run_first_with_forge_py(tmp_path):
+    result = run_forge("--config", str(kd_pair(tmp_path)), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    err = result.stderr
+    assert err.index("teacher run") < err.index("new run in") < err.rindex("new run in")  # teacher first
+    check_kd_run(tmp_path)
+
+
+def test_a_kd_run_through_snakemake_plans_the_teacher_run_first(tmp_path):
+    kd_pair(tmp_path)
+    plan = subprocess.run(snakemake_cmd(tmp_path, "-n"), capture_output=True, text=True, timeout=300)
+    out = plan.stdout + plan.stderr
+    teacher_train = out.index(f"train {tmp_path / 'outputs/mnli/tiny-wide/teacher'}: starts fresh")
+    assert teacher_train < out.index(f"train {run_dir(tmp_path, 'kd').root}: starts fresh")
+    result = subprocess.run(snakemake_cmd(tmp_path), capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    check_kd_run(tmp_path)
+
+
+def test_alpha_zero_never_loads_the_teacher_and_equals_sft(tmp_path, reference):
+    config = short_config(tmp_path)
+    # a teacher that does not even exist: with alpha 0 nothing may touch it
+    config.write_text(config.read_text() + "teacher:\n  path: ./no/such/teacher\ndistillation:\n  alpha: 0.0\n")
+    result = run_forge("--config", str(config), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    run = run_dir(tmp_path)
+    assert "loading teacher" not in run.log.read_text()
+    assert not (run.metrics / "teacher_pre_eval.json").exists()
+    assert_bitwise_equal(run, reference)
