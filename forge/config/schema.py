@@ -62,6 +62,9 @@ class DistillationConfig(Strict):
     # Weight of the distillation loss: loss = (1 - alpha) * CE + alpha * KD.
     alpha: Annotated[float, Field(ge=0, le=1)] = 0.0
     temperature: PositiveFloat = 2.0
+    # true: the teacher runs once over the training data in prepare_data (forge/kd_cache.py);
+    # false: online KD, the teacher runs on every training batch.
+    teacher_cache: bool = True
 
 
 class RLConfig(Strict):

@@ -19,4 +19,27 @@ def run(session: RunSession) -> None:
     sizes = mnli.prepare(cfg, tokenizer, tmp)
     replace_dir(tmp, out)
     log.info("prepared %s", ", ".join(f"{k}: {v}" for k, v in sizes.items()))
+    if cfg.mode == "kd" and cfg.distillation.teacher_cache:
+        cache_teacher_logits(session, tokenizer)
     mark_stage_done(session.run, "prepare_data")
+
+
+def cache_teacher_logits(session: RunSession, tokenizer) -> None:
+    """Run the teacher once over the training split; training reads the cache."""
+    from transformers import DataCollatorWithPadding
+
+    from forge import kd_cache
+    from forge.models.teacher import check_same_tokenizer, load_teacher, teacher_ref
+    from forge.run.files import atomic_write_json
+
+    cfg, run = session.cfg, session.run
+    check_same_tokenizer(tokenizer, teacher_ref(cfg))
+    train = mnli.load_prepared(run.data)[mnli.TRAIN_SPLIT]
+    key, path = kd_cache.ensure(
+        load_teacher(cfg, mnli.LABELS),
+        train,
+        run.data / mnli.TRAIN_SPLIT,
+        DataCollatorWithPadding(tokenizer),
+        cfg.training.eval_batch_size,
+    )
+    atomic_write_json(run.data / "teacher_logits.json", {"fingerprint": key, "path": str(path)})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from forge import slurm
 from forge.callbacks import (
@@ -12,7 +13,7 @@ from forge.callbacks import (
     StepMetricsCallback,
     TeacherGapCallback,
 )
-from forge.errors import ConfigError
+from forge.errors import ConfigError, ForgeError
 from forge.models.loading import load_sequence_classifier, load_tokenizer
 from forge.run.files import read_json
 from forge.run.layout import checkpoint_step
@@ -57,16 +58,24 @@ def build_trainer(session: RunSession):
     from forge.models.teacher import check_same_tokenizer, load_teacher, teacher_ref
     from forge.trainers.distillation import DistillationTrainer
 
-    check_same_tokenizer(tokenizer, teacher_ref(cfg))
     teacher_metrics = read_json(run.metrics / "teacher_pre_eval.json", {})
     if teacher_metrics:
         accuracy = teacher_metrics[mnli.EVAL_SPLITS[0]]["accuracy"]
         common["callbacks"].append(TeacherGapCallback(run, accuracy))
+    if cfg.distillation.teacher_cache:  # the teacher ran once in prepare_data; it is not loaded here
+        from forge import kd_cache
+
+        cache = read_json(run.data / "teacher_logits.json")
+        if cache is None or not Path(cache["path"]).exists():
+            raise ForgeError(f"{run.root}: the teacher-logit cache is missing; rerun prepare_data")
+        common["train_dataset"] = kd_cache.attach(common["train_dataset"], Path(cache["path"]))
+        common["args"].remove_unused_columns = False  # keep the teacher_logits column
+        teacher = None
+    else:
+        check_same_tokenizer(tokenizer, teacher_ref(cfg))
+        teacher = load_teacher(cfg, mnli.LABELS)
     return DistillationTrainer(
-        **common,
-        teacher=load_teacher(cfg, mnli.LABELS),
-        alpha=cfg.distillation.alpha,
-        temperature=cfg.distillation.temperature,
+        **common, teacher=teacher, alpha=cfg.distillation.alpha, temperature=cfg.distillation.temperature
     )
 
 

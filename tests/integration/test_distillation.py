@@ -14,7 +14,7 @@ from tests.integration.test_snakemake import snakemake_cmd
 pytestmark = pytest.mark.integration
 
 
-def kd_pair(folder):
+def kd_pair(folder, teacher_cache: bool = True):
     """configs/teacher.yaml (the wide tiny model, briefly trained) and configs/kd.yaml."""
     configs = folder / "configs"
     write_config(
@@ -45,6 +45,7 @@ def kd_pair(folder):
         distillation:
           alpha: 0.5
           temperature: 2.0
+          teacher_cache: {str(teacher_cache).lower()}
         task:
           max_eval_samples: 100
         training:
@@ -55,7 +56,7 @@ def kd_pair(folder):
     )
 
 
-def check_kd_run(folder) -> None:
+def check_kd_run(folder, teacher_cache: bool = True) -> None:
     run, teacher = run_dir(folder, "kd"), folder / "outputs/mnli/tiny-wide/teacher"
     assert (teacher / "pipeline_complete").exists() and run.complete.exists()
     teacher_metrics = json.loads((run.metrics / "teacher_pre_eval.json").read_text())
@@ -64,6 +65,8 @@ def check_kd_run(folder) -> None:
     log = run.log.read_text()
     assert f"loading teacher {teacher / 'model'}" in log
     assert " ce=" in log and " kd=" in log
+    assert (run.data / "teacher_logits.json").exists() is teacher_cache
+    assert ("teacher logits: computing 8000 rows once" in log) is teacher_cache
 
 
 def test_a_kd_run_trains_its_teacher_run_first_with_forge_py(tmp_path):
@@ -74,15 +77,15 @@ def test_a_kd_run_trains_its_teacher_run_first_with_forge_py(tmp_path):
     check_kd_run(tmp_path)
 
 
-def test_a_kd_run_through_snakemake_plans_the_teacher_run_first(tmp_path):
-    kd_pair(tmp_path)
+def test_an_online_kd_run_through_snakemake_plans_the_teacher_run_first(tmp_path):
+    kd_pair(tmp_path, teacher_cache=False)
     plan = subprocess.run(snakemake_cmd(tmp_path, "-n"), capture_output=True, text=True, timeout=300)
     out = plan.stdout + plan.stderr
     teacher_train = out.index(f"train {tmp_path / 'outputs/mnli/tiny-wide/teacher'}: starts fresh")
     assert teacher_train < out.index(f"train {run_dir(tmp_path, 'kd').root}: starts fresh")
     result = subprocess.run(snakemake_cmd(tmp_path), capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    check_kd_run(tmp_path)
+    check_kd_run(tmp_path, teacher_cache=False)
 
 
 def test_alpha_zero_never_loads_the_teacher_and_equals_sft(tmp_path, reference):

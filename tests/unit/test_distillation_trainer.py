@@ -35,21 +35,82 @@ def trainer(student, teacher, out, alpha):
 
 def test_the_loss_is_the_weighted_sum_of_ce_and_kd(models_and_batch):
     student, teacher, batch, out = models_and_batch
-    student.eval()
-    loss = trainer(student, teacher, out, alpha=0.3).compute_loss(student, dict(batch))
+    kd = trainer(student, teacher, out, alpha=0.3)  # (Trainer() reseeds the RNG)
+    student.train()
+    torch.manual_seed(0)
+    loss = kd.compute_loss(student, dict(batch))
     labels = batch["labels"]
     inputs = {k: v for k, v in batch.items() if k != "labels"}
+    torch.manual_seed(0)  # the same dropout masks
+    s = student(**inputs).logits
     with torch.no_grad():
-        s, t = student(**inputs).logits, teacher(**inputs).logits
+        t = teacher(**inputs).logits
     expected = 0.7 * cross_entropy(s, labels) + 0.3 * kl_distillation(s, t, 2.0)
     assert torch.allclose(loss, expected, atol=1e-6)
+
+
+def test_evaluation_reports_plain_ce(models_and_batch):
+    student, teacher, batch, out = models_and_batch
+    student.eval()
+    loss = trainer(student, teacher, out, alpha=0.9).compute_loss(student, dict(batch))
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    assert torch.allclose(loss, cross_entropy(student(**inputs).logits, batch["labels"]), atol=1e-6)
 
 
 def test_alpha_zero_is_plain_cross_entropy_and_the_teacher_stays_frozen(models_and_batch):
     student, teacher, batch, out = models_and_batch
     t = trainer(student, teacher, out, alpha=0.0)
-    student.eval()
+    student.train()
+    torch.manual_seed(0)
     loss = t.compute_loss(student, dict(batch))
     inputs = {k: v for k, v in batch.items() if k != "labels"}
+    torch.manual_seed(0)
     assert torch.allclose(loss, cross_entropy(student(**inputs).logits, batch["labels"]), atol=1e-6)
     assert not t.teacher.training and not any(p.requires_grad for p in t.teacher.parameters())
+
+
+def test_cached_and_online_kd_give_the_same_loss(models_and_batch, tmp_path):
+    """Tolerance 1e-5: the cache ran the teacher on differently padded batches."""
+    from datasets import Dataset
+    from transformers import AutoTokenizer, DataCollatorWithPadding
+
+    from forge import kd_cache
+
+    student, teacher, batch, out = models_and_batch
+    tokenizer = AutoTokenizer.from_pretrained(embedded.ensure("embedded:tiny-distilbert"))
+    rows = Dataset.from_dict(
+        {
+            "input_ids": [
+                ids[m.bool()].tolist() for ids, m in zip(batch["input_ids"], batch["attention_mask"], strict=True)
+            ],
+            "labels": batch["labels"].tolist(),
+        }
+    )
+    cached = kd_cache.compute(teacher, rows, DataCollatorWithPadding(tokenizer), batch_size=1)  # one row at a time
+    online_kd, cached_kd = trainer(student, teacher, out, alpha=0.5), trainer(student, None, out, alpha=0.5)
+    student.train()
+    torch.manual_seed(0)
+    online = online_kd.compute_loss(student, dict(batch))
+    torch.manual_seed(0)  # same dropout masks
+    with_cache = cached_kd.compute_loss(student, {**batch, "teacher_logits": torch.tensor(cached)})
+    assert torch.allclose(online, with_cache, atol=1e-5)
+
+
+def test_a_changed_teacher_or_changed_data_gets_a_new_cache_entry(models_and_batch, tmp_path):
+    from forge import kd_cache
+
+    _, teacher, _, _ = models_and_batch
+    data = tmp_path / "train"
+    data.mkdir()
+    (data / "data-00000-of-00001.arrow").write_bytes(b"rows")
+    key = kd_cache.fingerprint(teacher, data)
+    assert kd_cache.fingerprint(teacher, data) == key
+    with torch.no_grad():
+        teacher.classifier.bias.add_(1e-3)
+    try:
+        assert kd_cache.fingerprint(teacher, data) != key
+    finally:
+        with torch.no_grad():
+            teacher.classifier.bias.sub_(1e-3)
+    (data / "data-00000-of-00001.arrow").write_bytes(b"other rows")
+    assert kd_cache.fingerprint(teacher, data) != key
