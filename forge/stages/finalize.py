@@ -10,8 +10,9 @@ from forge.config import to_dict
 from forge.errors import ForgeError
 from forge.models.loading import load_sequence_classifier
 from forge.run.files import read_json
+from forge.run.layout import checkpoint_step
 from forge.run.session import RunSession, replace_dir
-from forge.run.state import find_resume_checkpoint, mark_stage_done
+from forge.run.state import TrainingState, find_resume_checkpoint, mark_stage_done
 from forge.tasks import mnli
 
 log = logging.getLogger("forge.stages")
@@ -24,6 +25,12 @@ def run(session: RunSession) -> None:
     checkpoint = find_resume_checkpoint(run_dir)
     if checkpoint is None:
         raise ForgeError(f"{run_dir.root}: training is marked done but no safe checkpoint is left to finalize")
+    trained_to = TrainingState.load(run_dir).global_step
+    if checkpoint_step(checkpoint) != trained_to:
+        raise ForgeError(
+            f"{run_dir.root}: training ended at step {trained_to}, but the newest safe checkpoint is "
+            f"{checkpoint.name}; remove stages/train.done to train again"
+        )
     model = load_sequence_classifier(str(checkpoint), mnli.LABELS)
     tokenizer = AutoTokenizer.from_pretrained(str(checkpoint))
     tmp = run_dir.model.with_name("model.tmp")

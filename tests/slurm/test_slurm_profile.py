@@ -16,10 +16,10 @@ pytestmark = pytest.mark.slurm
 TIMEOUT = 900  # every Snakemake call is bounded; `timeout -k` also ends a hung one
 
 
-def slurm_cmd(folder, cluster, *extra: str) -> list[str]:
+def slurm_cmd(folder, cluster, *extra: str, timeout: int = TIMEOUT) -> list[str]:
     """The slurm profile, with the local cluster's partition and status polling."""
     return [
-        "timeout", "-k", "10", str(TIMEOUT),
+        "timeout", "-k", "10", str(timeout),
         *snakemake_cmd(folder, profile="slurm"),
         "--default-resources", f"slurm_partition={cluster.partition}", "runtime=20", "mem_mb=1000",
         "cpus_per_task=2",
@@ -91,7 +91,7 @@ def test_the_time_limit_warning_requeues_the_job_until_training_is_done(slurm_cl
         .replace("max_eval_samples: 200", "max_eval_samples: 100")
     )
     cmd = slurm_cmd(folder, slurm_cluster, "--set-resources", "train:runtime=2", "train:cpus_per_task=2",
-                    "train:slurm_extra='--signal=USR1@60'")  # fmt: skip
+                    "train:slurm_extra='--signal=USR1@60'", timeout=1800)  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "FORGE_TIME_MARGIN": "45"})
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
     run = run_dir(folder)

@@ -110,3 +110,21 @@ def test_stored_config_is_what_stages_read(config):
     from forge.run.session import load_stored_config
 
     assert load_stored_config(RunDir(session.run.root)) == cfg
+
+
+def test_finalize_refuses_a_checkpoint_that_is_not_the_end_of_training(config):
+    from forge.errors import ForgeError
+    from forge.run.state import TrainingState
+    from forge.stages import finalize
+    from tests.unit.test_state import fake_checkpoint
+
+    with RunSession(load_config(config)) as session:
+        fake_checkpoint(session.run, 10)
+        state = TrainingState.load(session.run)
+        state.global_step = 20
+        state.save(session.run)
+        with pytest.raises(
+            ForgeError, match="training ended at step 20, but the newest safe checkpoint is checkpoint-10"
+        ):
+            finalize.run(session)
+        assert not session.run.model.exists()
