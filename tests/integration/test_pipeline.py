@@ -165,3 +165,23 @@ def test_a_signal_while_the_libraries_load_is_not_lost(tmp_path):
     assert proc.returncode == 76, output
     assert "stopped by SIGUSR1" in output
     assert not run.checkpoints() and not run.stage_marker("prepare_data").exists()
+
+
+def test_the_readme_first_command_produces_a_complete_run(tmp_path):
+    """The forge part of README's first command, as written, in a fresh directory."""
+    from tests.conftest import ROOT
+
+    first = (ROOT / "README.md").read_text().split("```bash\n", 1)[1].splitlines()[0]
+    command = first.split("&&")[-1].split()
+    assert command[:2] == [".venv/bin/forge", "--config"], first
+    result = run_forge("--config", str(ROOT / command[2]), *command[3:], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    run = tmp_path / "outputs" / "mnli" / "tiny" / "00_sft"
+    for name in ("config.yaml", "run_metadata.json", "training_state.json", "output.log", "pipeline_complete"):
+        assert (run / name).is_file(), name
+    assert sorted(p.name for p in run.glob("checkpoint-*")) == ["checkpoint-200", "checkpoint-300"]
+    assert (run / "metrics/pre_eval.json").is_file() and (run / "metrics/post_eval.json").is_file()
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    assert AutoModelForSequenceClassification.from_pretrained(run / "model").num_labels == 3
+    assert AutoTokenizer.from_pretrained(run / "model")("a", "b")["input_ids"]
