@@ -7,7 +7,7 @@ own), alternating over the repeats:
   kd-online KD from the same teacher, run on every batch
   alpha-0   the KD config with alpha 0 (the teacher must not be loaded)
 
-    .venv/bin/python bench/kd_cost.py [--steps 200] [--repeats 3]
+    .venv/bin/python bench/kd_cost.py [--steps 400] [--repeats 3]
 
 Prints step-time ratios to SFT (kd-cache target <= 1.10) and the alpha-0 / SFT peak
 RSS ratio (target <= 1.05). Only trainer.train() is timed; the cache is built in
@@ -79,7 +79,7 @@ def build_teacher(work: Path) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--worker", choices=VARIANTS, help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
