@@ -17,13 +17,10 @@ def teacher_run_config(cfg: ForgeConfig) -> ForgeConfig | None:
     """The config of the run that trains this run's teacher, if the teacher is a run."""
     if cfg.teacher is None or cfg.teacher.run is None:
         return None
+    from forge.run.session import run_dir_of
+
     teacher = load_config(cfg.teacher.run)
-    if (teacher.task.name, teacher.student.name, teacher.run_name, teacher.output_root) == (
-        cfg.task.name,
-        cfg.student.name,
-        cfg.run_name,
-        cfg.output_root,
-    ):
+    if run_dir_of(teacher) == run_dir_of(cfg):
         raise ConfigError(f"{cfg.teacher.run}: teacher.run: a run cannot be its own teacher")
     return teacher
 

@@ -199,3 +199,11 @@ def test_a_teacher_is_a_model_or_a_run_not_both(tmp_path):
     assert "teacher: set exactly one of path (a model) or run" in error_of(both)
     neither = write_config(tmp_path, "b.yaml", BASE + "distillation: {alpha: 0.5}\nteacher: {revision: main}\n")
     assert "teacher: set exactly one of path" in error_of(neither)
+
+
+def test_a_run_cannot_be_its_own_teacher(tmp_path):
+    from forge.models.teacher import teacher_run_config
+
+    path = write_config(tmp_path, "self.yaml", BASE + "distillation: {alpha: 0.5}\nteacher: {run: ./self.yaml}\n")
+    with pytest.raises(ConfigError, match="a run cannot be its own teacher"):
+        teacher_run_config(load_config(path))
