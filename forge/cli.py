@@ -139,3 +139,5 @@ def main(argv: list[str] | None = None) -> int:
         print(f"forge: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         print("forge: the full traceback is in the run's output.log (or rerun with --debug)", file=sys.stderr)
         return EXIT_FAILED
+    finally:
+        stop.settle()

@@ -4,7 +4,9 @@ SIGUSR1 (SLURM's pre-time-limit `--signal`), forge's own time-limit timer
 (SIGALRM, see forge/slurm.py) and SIGTERM (preemption, requeue, scancel) only set
 a flag: the trainer callback sees it at the end of the current step, saves a
 checkpoint and stops, and the process exits with EXIT_TIME_LIMIT (USR1, timer)
-or EXIT_PREEMPTED (TERM). Nothing else happens inside the handler.
+or EXIT_PREEMPTED (TERM). Nothing else happens inside the handler. Once forge's
+work is over and recorded, `settle` ignores both, so a late signal (SLURM's warning
+can land just as a job finishes) cannot turn a success into a death by signal.
 """
 
 from __future__ import annotations
@@ -51,6 +53,15 @@ class StopRequest:
     def uninstall(self) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+        self._previous.clear()
+
+    def settle(self) -> None:
+        """The outcome is decided and recorded: from here to exit, SLURM's warning or a
+        TERM must not turn it into a death by signal. (While Python shuts down it puts
+        back the default action, which kills, for every signal it handled, but it keeps
+        "ignore".)"""
+        for sig in WATCHED:
+            signal.signal(sig, signal.SIG_IGN)
         self._previous.clear()
 
     def describe(self) -> str:

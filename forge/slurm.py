@@ -1,9 +1,13 @@
 """Living inside a SLURM job: the time limit, and requeueing after a safe stop.
 
-- SLURM's `--signal=USR1@N` warning is sent once per job id; a job that was requeued
-  never gets it again. So forge also arms its own timer: it asks SLURM how much time
-  the job has left and raises the same stop request `FORGE_TIME_MARGIN` seconds
-  (default 120) before the limit.
+- SLURM's `--signal=USR1@N` warning may come up to a minute early, and some SLURM
+  versions send it only once per job id, never again after a requeue. So forge also
+  arms its own timer: it asks SLURM how much time the job has left and raises the
+  same stop request `FORGE_TIME_MARGIN` seconds (default 120) before the limit.
+- The warning reaches every process of the job step, the Snakemake that runs the
+  rule inside the job too, which USR1 would kill (failing the job even when forge
+  finished). `ignore_warning_in_job` makes that Snakemake ignore it; forge
+  installs its own handler over the inherited "ignore".
 - After stopping for the time limit (USR1 or the timer), forge asks SLURM to requeue
   the job (`scontrol requeue`), which keeps the job id, so Snakemake keeps waiting
   for it and the next start resumes from the checkpoint. After a bare SIGTERM
@@ -28,6 +32,16 @@ _TIME = re.compile(r"^(?:(?P<d>\d+)-)?(?:(?P<h>\d+):)?(?P<m>\d+):(?P<s>\d+)$")
 
 def job_id() -> str | None:
     return os.environ.get("SLURM_JOB_ID") or None
+
+
+def ignore_warning_in_job() -> bool:
+    """Inside a SLURM job, ignore SIGUSR1 in this process (and, inherited, its children
+    until they handle it). Called by the Snakefile, so the in-job Snakemake survives
+    the warning; True when it did so."""
+    if job_id() is None:
+        return False
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+    return True
 
 
 def parse_time_left(text: str) -> int | None:

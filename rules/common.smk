@@ -2,7 +2,12 @@
 import shlex
 import sys
 
+from forge import slurm
 from forge import workflow as runs  # not `workflow`: that name is Snakemake's
+
+# SLURM's time-limit warning (USR1) reaches every process of a job step: only forge
+# acts on it, the Snakemake running the rule inside the job must survive it.
+slurm.ignore_warning_in_job()
 
 # Where run configs live; `--config config_root=...` points elsewhere.
 CONFIG_ROOT = config.get("config_root", "configs")

@@ -115,6 +115,9 @@ def slurm_cluster(tmp_path_factory):
 
     created: list[Path] = []
     SLURM_CONF.parent.mkdir(parents=True, exist_ok=True)
+    pytest_temp_root = str(tmp_path_factory.getbasetemp().parent)
+    if SLURM_CONF.is_symlink() and os.readlink(SLURM_CONF).startswith(pytest_temp_root):
+        SLURM_CONF.unlink()  # left by an earlier test session that was killed before its teardown
     if SLURM_CONF.exists() or SLURM_CONF.is_symlink():
         pytest.fail(f"{SLURM_CONF} exists already; the slurm tests will not overwrite a real cluster's config")
     SLURM_CONF.symlink_to(conf)

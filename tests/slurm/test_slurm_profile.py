@@ -79,13 +79,14 @@ def test_a_requeued_train_job_resumes_and_the_pipeline_completes(slurm_cluster, 
 
 
 def test_the_time_limit_warning_requeues_the_job_until_training_is_done(slurm_cluster, folder):
-    """runtime 2 min with --signal=USR1@60: SLURM warns the first start, forge's own timer
-    every later one (the warning comes once per job id); each time forge saves, requeues
-    its job and exits, and the next start resumes."""
+    """runtime 2 min with --signal=USR1@60: SLURM's warning (which may come a minute early,
+    and after the last step too) or forge's own timer stops each start; each time forge
+    saves, requeues its job and exits, and the next start resumes. One job id throughout:
+    a warning that fails the job would show as a Snakemake retry (a new job id)."""
     config = folder / "configs" / "short.yaml"
     config.write_text(
         config.read_text()
-        .replace("max_steps: 120", "max_steps: 4000")
+        .replace("max_steps: 120", "max_steps: 2000")
         .replace("save_steps: 20", "save_steps: 200")
         .replace("eval_steps: 60", "eval_steps: 2000")
         .replace("max_eval_samples: 200", "max_eval_samples: 100")
@@ -96,11 +97,12 @@ def test_the_time_limit_warning_requeues_the_job_until_training_is_done(slurm_cl
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
     run = run_dir(folder)
     assert run.complete.exists()
-    assert json.loads(run.state.read_text())["global_step"] == 4000
+    assert json.loads(run.state.read_text())["global_step"] == 2000
     train = [a for a in attempts(run) if a["stage"] == "train"]
     reasons = [a["exit_reason"] for a in train]
-    assert reasons[-1] == "stage done" and len(train) >= 2, reasons
-    assert all(r.startswith("time limit (") for r in reasons[:-1]), reasons
-    assert reasons[0] == "time limit (SIGUSR1)", reasons
-    assert len({a["slurm_job_id"] for a in train}) == 1, "requeued under one job id, not resubmitted"
+    listed = "\n".join(f"job {a['slurm_job_id']}.{a['slurm_restart_count']}: {a['exit_reason']}" for a in train)
+    assert len({a["slurm_job_id"] for a in train}) == 1, f"requeued under one job id, not resubmitted:\n{listed}"
+    assert reasons[-1] == "stage done" and len(train) >= 2, listed
+    assert all(r.startswith("time limit (") for r in reasons[:-1]), listed
+    assert reasons[0] == "time limit (SIGUSR1)", listed
     assert [a["slurm_restart_count"] for a in train] == list(range(len(train)))

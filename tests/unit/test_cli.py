@@ -87,3 +87,21 @@ def test_an_unreachable_hub_fails_in_seconds_with_one_sentence(hub_env, tmp_path
     assert "cannot load tokenizer 'distilbert-base-uncased'" in result.stderr
     assert "or point the config at a local directory in Hub format" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+_SETTLED = """
+import os, signal
+from forge.cli import main
+rc = main(["--config", "missing.yaml"])
+print(signal.getsignal(signal.SIGUSR1) == signal.SIG_IGN, signal.getsignal(signal.SIGTERM) == signal.SIG_IGN)
+os.kill(os.getpid(), signal.SIGUSR1)  # e.g. SLURM's time-limit warning, just after the work ended
+raise SystemExit(rc)
+"""
+
+
+def test_once_forge_is_done_a_late_signal_cannot_change_its_exit_status(tmp_path):
+    """Python restores the default (deadly) action of handled signals while it exits; forge
+    ignores them by then, so a warning in that window cannot fail a finished job."""
+    out = subprocess.run([sys.executable, "-c", _SETTLED], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["True", "True"], out.stderr
+    assert out.returncode == 2  # the config error, not -SIGUSR1

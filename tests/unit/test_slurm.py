@@ -4,6 +4,8 @@ squeue and scontrol are replaced by scripts on PATH that record their calls."""
 import os
 import signal
 import stat
+import subprocess
+import sys
 import time
 
 import pytest
@@ -80,3 +82,28 @@ def test_the_first_signal_wins():
     stop.handle(signal.SIGTERM)
     stop.handle(signal.SIGUSR1)
     assert stop.describe() == "SIGTERM" and not stop.for_time_limit
+
+
+_WARNED = """
+import os, signal, subprocess, sys
+from forge import slurm
+print("ignored" if slurm.ignore_warning_in_job() else "untouched", flush=True)
+os.kill(os.getpid(), signal.SIGUSR1)  # the warning reaches the in-job Snakemake...
+child = "from forge.signals import StopRequest; import os, signal; s = StopRequest().install(); " \\
+        "os.kill(os.getpid(), signal.SIGUSR1); print('forge stops for', s.describe())"
+subprocess.run([sys.executable, "-c", child], check=True)  # ...and forge, which acts on it
+"""
+
+
+def test_inside_a_job_snakemake_survives_the_warning_and_forge_still_gets_it(monkeypatch):
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    out = subprocess.run([sys.executable, "-c", _WARNED], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["ignored", "forge stops for SIGUSR1"]
+
+
+def test_outside_a_job_the_warning_is_not_ignored(monkeypatch):
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    out = subprocess.run([sys.executable, "-c", _WARNED], capture_output=True, text=True, timeout=60)
+    assert out.stdout.splitlines() == ["untouched"]
+    assert out.returncode == -signal.SIGUSR1
