@@ -1,5 +1,5 @@
-"""Logging: forge's messages go to stderr and output.log; the HF libraries' go to output.log
-(and to stderr too with --debug). Tracebacks go to output.log, never to the console."""
+"""Logging: forge's messages go to stderr and output.log; the HF libraries' logs and Python
+warnings go to output.log (and to stderr too with --debug). Tracebacks go to output.log, never to the console."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-LIBRARIES = ("transformers", "datasets", "peft", "trl")
+LIBRARIES = ("transformers", "datasets", "peft", "trl", "py.warnings")
 
 log = logging.getLogger("forge")
 
@@ -41,6 +41,8 @@ def quiet_libraries(debug: bool = False) -> None:
     import transformers.utils.logging
 
     transformers.utils.logging.disable_default_handler()
+    logging.captureWarnings(True)  # deprecation notices of the libraries: output.log, not the console
+    logging.getLogger("py.warnings").propagate = False
     for handler in list(logging.getLogger("datasets").handlers):
         logging.getLogger("datasets").removeHandler(handler)
     if not sys.stderr.isatty():

@@ -37,13 +37,70 @@ def kl_distillation(
     t = temperature
     student = F.log_softmax(student_logits.float() / t, dim=-1)
     teacher = F.log_softmax(teacher_logits.detach().float() / t, dim=-1)
-    per_item = (teacher.exp() * (teacher - student)).sum(dim=-1)
+    return _kl_over_items(teacher, student, t, mask, num_items_in_batch)
+
+
+def kl_distillation_topk(
+    student_logits: torch.Tensor,
+    teacher_values: torch.Tensor,
+    teacher_indices: torch.Tensor,
+    temperature: float = 1.0,
+    mask: torch.Tensor | None = None,
+    num_items_in_batch: int | torch.Tensor | None = None,
+):
+    """`kl_distillation` against a teacher known only by its k largest logits per item
+    (`teacher_values` at class ids `teacher_indices`, both (..., k)), the compact cache
+    for large vocabularies. The teacher's distribution is the softmax of those k logits
+    at T (renormalised over them); the student's log-probabilities are its full softmax
+    at T, read at the same ids. With k = every class it equals `kl_distillation`.
+    """
+    t = temperature
+    student = F.log_softmax(student_logits.float() / t, dim=-1).gather(-1, teacher_indices.long())
+    teacher = F.log_softmax(teacher_values.detach().float() / t, dim=-1)
+    return _kl_over_items(teacher, student, t, mask, num_items_in_batch)
+
+
+def _kl_over_items(teacher_log_p, student_log_q, t, mask, num_items_in_batch):
+    per_item = (teacher_log_p.exp() * (teacher_log_p - student_log_q)).sum(dim=-1)
     if mask is not None:
         per_item = per_item[mask.bool()]
     items = per_item.numel() if num_items_in_batch is None else num_items_in_batch
     return per_item.sum() * (t * t) / items
 
 
-def distillation_objective(ce: torch.Tensor, kd: torch.Tensor, alpha: float) -> torch.Tensor:
-    """(1 − alpha) · CE + alpha · KD."""
-    return (1.0 - alpha) * ce + alpha * kd
+def hidden_state_loss(
+    student_hidden: torch.Tensor,
+    teacher_hidden: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    kind: str = "cosine",
+) -> torch.Tensor:
+    """Distance between student and teacher hidden states, averaged over tokens.
+
+    Both are (batch, tokens, width) with the same width (project the student first);
+    tokens where `mask` is False (padding) do not count. `cosine`: 1 − cos(s, t) per
+    token (direction only, as in DistilBERT); `mse`: the mean squared difference per
+    token. No gradient reaches the teacher.
+    """
+    student = student_hidden.float()
+    teacher = teacher_hidden.detach().float()
+    if kind == "cosine":
+        per_token = 1.0 - F.cosine_similarity(student, teacher, dim=-1)
+    elif kind == "mse":
+        per_token = (student - teacher).pow(2).mean(dim=-1)
+    else:
+        raise ValueError(f"unknown hidden-state loss {kind!r}; use 'cosine' or 'mse'")
+    if mask is not None:
+        per_token = per_token[mask.bool()]
+    return per_token.mean()
+
+
+def distillation_objective(
+    ce: torch.Tensor,
+    kd: torch.Tensor,
+    alpha: float,
+    hidden: torch.Tensor | None = None,
+    hidden_weight: float = 0.0,
+) -> torch.Tensor:
+    """(1 − alpha) · CE + alpha · KD (+ hidden_weight · hidden-state loss)."""
+    loss = (1.0 - alpha) * ce + alpha * kd
+    return loss if hidden is None else loss + hidden_weight * hidden

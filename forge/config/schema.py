@@ -34,10 +34,17 @@ class TaskConfig(Strict):
 
 
 class LoraConfig(Strict):
+    # LoRA through peft: only the low-rank adapters (and modules_to_save) train.
     r: PositiveInt = 8
     alpha: PositiveInt = 16
     dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    # Module names to adapt; unset: every linear layer except the ones saved whole.
     target_modules: list[str] | None = None
+    # Modules trained and saved whole. Layers the checkpoint lacks (a fresh
+    # classification head) are always added, or the adapter would not reproduce them.
+    modules_to_save: list[str] = []
+    # finalize saves <run>/adapter; merge: true also saves the merged <run>/model.
+    merge: bool = True
 
 
 class ModelConfig(Strict):
@@ -58,6 +65,14 @@ class TeacherConfig(Strict):
     revision: str | None = None
 
 
+class HiddenStateConfig(Strict):
+    # loss += weight * distance(project(student last hidden state), teacher last hidden
+    # state), over the tokens that are not padding. The projection is learned
+    # (a linear map) when the widths differ, and is not part of the final model.
+    weight: Annotated[float, Field(ge=0)] = 0.0
+    loss: Literal["cosine", "mse"] = "cosine"
+
+
 class DistillationConfig(Strict):
     # Weight of the distillation loss: loss = (1 - alpha) * CE + alpha * KD.
     alpha: Annotated[float, Field(ge=0, le=1)] = 0.0
@@ -65,6 +80,13 @@ class DistillationConfig(Strict):
     # true: the teacher runs once over the training data in prepare_data (forge/kd_cache.py);
     # false: online KD, the teacher runs on every training batch.
     teacher_cache: bool = True
+    # Cache only the k largest teacher logits per item (large vocabularies); unset: all.
+    cache_top_k: PositiveInt | None = None
+    hidden: HiddenStateConfig = HiddenStateConfig()
+
+    @property
+    def distils(self) -> bool:
+        return self.alpha > 0 or self.hidden.weight > 0
 
 
 class RLConfig(Strict):
@@ -125,7 +147,7 @@ class ForgeConfig(Strict):
     def mode(self) -> Mode:
         if self.rl is not None:
             return "rl"
-        return "kd" if self.distillation.alpha > 0 else "sft"
+        return "kd" if self.distillation.distils else "sft"
 
 
 def rule_violations(cfg: ForgeConfig) -> list[tuple[tuple[str, ...], str]]:
@@ -133,12 +155,22 @@ def rule_violations(cfg: ForgeConfig) -> list[tuple[tuple[str, ...], str]]:
     found = []
     if cfg.rl is not None and not cfg.rl.rewards:
         found.append((("rl", "rewards"), "RL needs at least one reward function"))
-    if cfg.rl is None and cfg.distillation.alpha > 0 and cfg.teacher is None:
+    kd = cfg.distillation
+    if cfg.rl is None and kd.distils and cfg.teacher is None:
+        key, value = (("alpha",), kd.alpha) if kd.alpha > 0 else (("hidden", "weight"), kd.hidden.weight)
         found.append(
             (
-                ("distillation", "alpha"),
-                f"is {cfg.distillation.alpha}, which needs a teacher: add a `teacher:` block "
-                "or set distillation.alpha to 0 for plain fine-tuning",
+                ("distillation", *key),
+                f"is {value}, which needs a teacher: add a `teacher:` block "
+                f"or set distillation.{'.'.join(key)} to 0 for plain fine-tuning",
+            )
+        )
+    if cfg.rl is None and kd.hidden.weight > 0 and kd.teacher_cache:
+        found.append(
+            (
+                ("distillation", "teacher_cache"),
+                "the hidden-state loss needs the teacher's hidden states at every step, which "
+                "are not cached: set distillation.teacher_cache: false (online KD)",
             )
         )
     if cfg.teacher is not None and (cfg.teacher.path is None) == (cfg.teacher.run is None):

@@ -1,13 +1,21 @@
-"""Load students (and later teachers) through `from_pretrained`, whatever their source:
-a Hub id, a local directory in Hub format, or an embedded model forge builds."""
+"""Load students, teachers and final models through `from_pretrained`, whatever their
+source: a Hub id, a local directory in Hub format, an embedded model forge builds, or
+a PEFT adapter directory (`adapter_config.json`: its base is loaded, then the adapter)."""
 
 from __future__ import annotations
 
+import json
+import logging
 from pathlib import Path
 
 from forge import embedded
 from forge.config.schema import ModelConfig
+from forge.errors import ConfigError
 from forge.hub import is_hub_id, unreachable
+
+log = logging.getLogger("forge.models")
+
+ADAPTER_CONFIG = "adapter_config.json"
 
 
 def resolve(ref: str) -> str:
@@ -15,6 +23,19 @@ def resolve(ref: str) -> str:
     if embedded.is_embedded(ref):
         return str(embedded.ensure(ref))
     return str(Path(ref).expanduser()) if not is_hub_id(ref) else ref
+
+
+def adapter_base(ref: str) -> str | None:
+    """The base model of a PEFT adapter directory, or None when `ref` is no adapter."""
+    if is_hub_id(ref) or embedded.is_embedded(ref):
+        return None
+    config = Path(ref).expanduser() / ADAPTER_CONFIG
+    if not config.is_file():
+        return None
+    base = json.loads(config.read_text()).get("base_model_name_or_path")
+    if not base:
+        raise ConfigError(f"{config}: no base_model_name_or_path; forge cannot tell which model it adapts")
+    return base
 
 
 def _from_pretrained(factory, ref: str, kind: str, **kwargs):
@@ -26,18 +47,22 @@ def _from_pretrained(factory, ref: str, kind: str, **kwargs):
         raise
 
 
-def load_tokenizer(model: ModelConfig):
+def load_tokenizer(model: ModelConfig | str):
+    """The tokenizer of a model; an adapter without its own tokenizer uses its base's."""
     from transformers import AutoTokenizer
 
-    return _from_pretrained(AutoTokenizer, model.path, "tokenizer", revision=model.revision)
+    ref, revision = (model, None) if isinstance(model, str) else (model.path, model.revision)
+    base = adapter_base(ref)
+    if base is not None and not (Path(ref).expanduser() / "tokenizer_config.json").is_file():
+        ref, revision = base, None
+    return _from_pretrained(AutoTokenizer, ref, "tokenizer", revision=revision)
 
 
-def load_sequence_classifier(model: ModelConfig | str, labels: tuple[str, ...], revision: str | None = None):
-    """A model with a classification head for `labels` (a fresh head when the checkpoint has none)."""
+def _classifier(ref: str, labels: tuple[str, ...], revision: str | None):
+    """(model, names of the modules the checkpoint lacked and were freshly initialized)."""
     from transformers import AutoModelForSequenceClassification
 
-    ref, revision = (model, revision) if isinstance(model, str) else (model.path, model.revision)
-    return _from_pretrained(
+    model, info = _from_pretrained(
         AutoModelForSequenceClassification,
         ref,
         "model",
@@ -45,4 +70,41 @@ def load_sequence_classifier(model: ModelConfig | str, labels: tuple[str, ...], 
         num_labels=len(labels),
         id2label=dict(enumerate(labels)),
         label2id={name: i for i, name in enumerate(labels)},
+        output_loading_info=True,
     )
+    fresh = sorted({key.rsplit(".", 1)[0] for key in info.get("missing_keys", ())})
+    return model, fresh
+
+
+def load_sequence_classifier(
+    model: ModelConfig | str, labels: tuple[str, ...], revision: str | None = None, *, merge: bool = True
+):
+    """A model with a classification head for `labels` (a fresh head when the checkpoint has none).
+
+    An adapter directory loads its base, then the adapter: merged into the base
+    (`merge=True`, a plain model) or as a `PeftModel`."""
+    ref, revision = (model, revision) if isinstance(model, str) else (model.path, model.revision)
+    base = adapter_base(ref)
+    if base is None:
+        return _classifier(ref, labels, revision)[0]
+    from peft import PeftModel
+
+    log.info("loading adapter %s onto its base %s", ref, base)
+    adapted = PeftModel.from_pretrained(_classifier(base, labels, None)[0], resolve(ref))
+    return adapted.merge_and_unload() if merge else adapted
+
+
+def load_student(model: ModelConfig, labels: tuple[str, ...]):
+    """The student to train: its weights (an adapter is merged in first), with LoRA on top
+    when `model.lora` is set."""
+    if model.lora is None:
+        return load_sequence_classifier(model, labels)
+    if adapter_base(model.path) is not None:
+        raise ConfigError(
+            f"student.path {model.path!r} is an adapter and student.lora adds another: "
+            "merge the adapter into its base first (a forge run with lora.merge: true saves <run>/model)"
+        )
+    from forge.models.lora import apply_lora
+
+    student, fresh = _classifier(model.path, labels, model.revision)
+    return apply_lora(student, model.lora, fresh)

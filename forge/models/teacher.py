@@ -1,6 +1,8 @@
-"""The teacher of a KD run: a model (Hub id, local dir, embedded) or another forge run.
+"""The teacher of a KD run: a model (Hub id, local dir, embedded, PEFT adapter dir) or
+another forge run (its merged model, or its adapter).
 
-A teacher is loaded only when the run distils (alpha > 0), frozen and in eval mode.
+A teacher is loaded only when the run distils (alpha > 0), frozen, in eval mode, and on
+the GPU when there is one.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ def teacher_ref(cfg: ForgeConfig) -> str:
     run = run_dir_of(run_cfg)
     if not run.complete.exists():
         raise ForgeError(f"teacher run {run.root} is not complete; run it first (forge --config {cfg.teacher.run})")
-    return str(run.model)
+    return str(run.final_model)
 
 
 def load_teacher(cfg: ForgeConfig, labels: tuple[str, ...]):
@@ -45,16 +47,21 @@ def load_teacher(cfg: ForgeConfig, labels: tuple[str, ...]):
     log.info("loading teacher %s", ref)
     model = load_sequence_classifier(ref, labels, revision=cfg.teacher.revision)
     model.eval().requires_grad_(False)
-    return model
+    return model.to(default_device())
+
+
+def default_device() -> str:
+    """Where a model runs outside the Trainer (the teacher-logit cache): the GPU when there is one."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def check_same_tokenizer(student_tokenizer, teacher_ref_path: str) -> None:
     """Logit distillation feeds the teacher the student's inputs: their vocabularies must agree."""
-    from transformers import AutoTokenizer
+    from forge.models.loading import load_tokenizer
 
-    from forge.models.loading import resolve
-
-    teacher_tokenizer = AutoTokenizer.from_pretrained(resolve(teacher_ref_path))
+    teacher_tokenizer = load_tokenizer(teacher_ref_path)
     if teacher_tokenizer.get_vocab() != student_tokenizer.get_vocab():
         raise ConfigError(
             f"teacher {teacher_ref_path!r} tokenizes differently from the student; "

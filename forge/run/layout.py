@@ -9,7 +9,8 @@ outputs/<task>/<model>/<run_name>/
   metrics/               pre_eval.json, post_eval.json
   checkpoint-N/          trainer checkpoints; complete once forge_complete.json exists
   latest_checkpoint      the name of the newest complete checkpoint
-  model/                 final model + tokenizer (finalize)
+  model/                 final model + tokenizer (finalize; LoRA: merged, when lora.merge)
+  adapter/               LoRA runs: the adapter + tokenizer, naming its base (finalize)
   stages/<stage>.done    one marker per finished stage
   pipeline_complete      written last
 """
@@ -58,6 +59,15 @@ class RunDir:
     @property
     def model(self) -> Path:
         return self.root / "model"
+
+    @property
+    def adapter(self) -> Path:
+        return self.root / "adapter"
+
+    @property
+    def final_model(self) -> Path:
+        """What users (and post_eval, and a run using this one as teacher) load."""
+        return self.model if self.model.exists() or not self.adapter.exists() else self.adapter
 
     @property
     def wandb(self) -> Path:

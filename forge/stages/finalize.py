@@ -1,5 +1,6 @@
 """finalize: save the final model and tokenizer (with the config beside them) to <run>/model,
-and sync config and metadata to W&B."""
+and sync config and metadata to W&B. A LoRA run saves its adapter to <run>/adapter and,
+with `lora.merge`, the merged model to <run>/model."""
 
 from __future__ import annotations
 
@@ -18,6 +19,16 @@ from forge.tasks import mnli
 log = logging.getLogger("forge.stages")
 
 
+def _save(session: RunSession, model, tokenizer, target) -> None:
+    """model + tokenizer + the run's config, swapped into `target` whole."""
+    tmp = target.with_name(f"{target.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    shutil.copyfile(session.run.config, tmp / "forge_config.yaml")
+    replace_dir(tmp, target)
+
+
 def run(session: RunSession) -> None:
     from transformers import AutoTokenizer
 
@@ -31,15 +42,16 @@ def run(session: RunSession) -> None:
             f"{run_dir.root}: training ended at step {trained_to}, but the newest safe checkpoint is "
             f"{checkpoint.name}; remove stages/train.done to train again"
         )
-    model = load_sequence_classifier(str(checkpoint), mnli.LABELS)
     tokenizer = AutoTokenizer.from_pretrained(str(checkpoint))
-    tmp = run_dir.model.with_name("model.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    shutil.copyfile(run_dir.config, tmp / "forge_config.yaml")
-    replace_dir(tmp, run_dir.model)
-    log.info("final model from %s saved to %s", checkpoint.name, run_dir.model)
+    lora = session.cfg.student.lora
+    if lora is None:
+        _save(session, load_sequence_classifier(str(checkpoint), mnli.LABELS), tokenizer, run_dir.model)
+    else:  # the checkpoint holds the adapter; its config names the base model
+        adapted = load_sequence_classifier(str(checkpoint), mnli.LABELS, merge=False)
+        _save(session, adapted, tokenizer, run_dir.adapter)
+        if lora.merge:
+            _save(session, adapted.merge_and_unload(), tokenizer, run_dir.model)
+    log.info("final model from %s saved to %s", checkpoint.name, run_dir.final_model)
 
     tracker = session.tracker
     tracker.update_config({"forge": to_dict(session.cfg), "run_metadata": read_json(run_dir.metadata, {})})

@@ -1,20 +1,19 @@
-"""post_eval: the final model's metrics, read back from <run>/model as a user would load it."""
+"""post_eval: the final model's metrics, read back from <run>/model (or <run>/adapter)
+as a user would load it."""
 
 from __future__ import annotations
 
 from forge.evaluation import evaluate_model
-from forge.models.loading import load_sequence_classifier
+from forge.models.loading import load_sequence_classifier, load_tokenizer
 from forge.run.session import RunSession
 from forge.run.state import TrainingState, mark_stage_done
 from forge.tasks import mnli
 
 
 def run(session: RunSession) -> None:
-    from transformers import AutoTokenizer
-
-    model_dir = str(session.run.model)
+    model_dir = str(session.run.final_model)
     model = load_sequence_classifier(model_dir, mnli.LABELS)
     step = TrainingState.load(session.run).global_step
-    results = evaluate_model(session, model, AutoTokenizer.from_pretrained(model_dir), "post_eval", step=step)
+    results = evaluate_model(session, model, load_tokenizer(model_dir), "post_eval", step=step)
     session.tracker.update_summary({f"post_eval/{s}/accuracy": m["accuracy"] for s, m in results.items()})
     mark_stage_done(session.run, "post_eval")

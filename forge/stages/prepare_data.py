@@ -41,5 +41,7 @@ def cache_teacher_logits(session: RunSession, tokenizer) -> None:
         run.data / mnli.TRAIN_SPLIT,
         DataCollatorWithPadding(tokenizer),
         cfg.training.eval_batch_size,
+        cfg.distillation.cache_top_k,
     )
-    atomic_write_json(run.data / "teacher_logits.json", {"fingerprint": key, "path": str(path)})
+    record = {"fingerprint": key, "path": str(path), "top_k": cfg.distillation.cache_top_k}
+    atomic_write_json(run.data / "teacher_logits.json", record)

@@ -14,7 +14,7 @@ from forge.callbacks import (
     TeacherGapCallback,
 )
 from forge.errors import ConfigError, ForgeError
-from forge.models.loading import load_sequence_classifier, load_tokenizer
+from forge.models.loading import load_student, load_tokenizer
 from forge.run.files import read_json
 from forge.run.layout import checkpoint_step
 from forge.run.session import RunSession
@@ -37,7 +37,7 @@ def build_trainer(session: RunSession):
     tracker = session.tracker
     tokenizer = load_tokenizer(cfg.student)
     common = dict(
-        model=load_sequence_classifier(cfg.student, mnli.LABELS),
+        model=load_student(cfg.student, mnli.LABELS),
         args=training_arguments(cfg, run),
         train_dataset=data[mnli.TRAIN_SPLIT],
         eval_dataset=data[mnli.EVAL_SPLITS[0]],
@@ -75,8 +75,18 @@ def build_trainer(session: RunSession):
         check_same_tokenizer(tokenizer, teacher_ref(cfg))
         teacher = load_teacher(cfg, mnli.LABELS)
     return DistillationTrainer(
-        **common, teacher=teacher, alpha=cfg.distillation.alpha, temperature=cfg.distillation.temperature
+        **common,
+        teacher=teacher,
+        alpha=cfg.distillation.alpha,
+        temperature=cfg.distillation.temperature,
+        hidden=cfg.distillation.hidden,
     )
+
+
+def _device_name(device) -> str:
+    import torch
+
+    return torch.cuda.get_device_name(device)
 
 
 def run(session: RunSession) -> None:
@@ -84,10 +94,12 @@ def run(session: RunSession) -> None:
     trainer = build_trainer(session)
     checkpoint = find_resume_checkpoint(run_dir)
     discard_checkpoints_after(run_dir, checkpoint_step(checkpoint) if checkpoint else None)
+    device = trainer.args.device
+    on = f"{device}" + (f" ({_device_name(device)})" if device.type == "cuda" else "")
     if checkpoint:
-        log.info("resuming training from %s", checkpoint.name)
+        log.info("resuming training from %s on %s", checkpoint.name, on)
     else:
-        log.info("training from scratch")
+        log.info("training from scratch on %s", on)
     slurm.arm_time_limit(session.stop)
     try:
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)

@@ -1,10 +1,15 @@
 """KD: `DistillationTrainer`, the fine-tuning trainer with a teacher in the loss.
 
 loss = (1 − alpha) · CE(student, labels) + alpha · T² · KL(teacher/T ‖ student/T)
+       [+ hidden.weight · distance(P(student last hidden state), teacher last hidden state)]
 
-The teacher's logits come from the batch (`teacher_logits`, the cache of
-forge/kd_cache.py) or, in online KD, from running the teacher on the batch.
-Evaluation reports the plain CE loss in both cases.
+The teacher's logits come from the batch (`teacher_logits`, or its top-k as
+`teacher_topk_values`/`teacher_topk_indices`: the cache of forge/kd_cache.py) or,
+in online KD, from running the teacher on the batch. The
+hidden-state term needs the teacher online. P is a learned linear map when the
+widths differ (identity otherwise): it trains with the student (its own optimizer
+group, gradients not clipped), is saved in every checkpoint (`hidden_projection.pt`)
+and restored on resume, and is not part of the final model. Evaluation reports the plain CE loss.
 
 The config half of the pair is `distillation:` (forge/config/schema.py). The teacher
 is frozen and in eval mode, so it draws no random numbers: a resumed KD run stays
@@ -13,49 +18,132 @@ bitwise equal to an uninterrupted one, as SFT does.
 
 from __future__ import annotations
 
+import os
+
 import torch
 
-from forge.kd_cache import COLUMN
-from forge.losses import cross_entropy, distillation_objective, kl_distillation
+from forge.config.schema import HiddenStateConfig
+from forge.kd_cache import COLUMN, TOPK_INDICES, TOPK_VALUES
+from forge.losses import (
+    cross_entropy,
+    distillation_objective,
+    hidden_state_loss,
+    kl_distillation,
+    kl_distillation_topk,
+)
 from forge.trainers.finetuning import FinetuningTrainer
+
+PROJECTION_FILE = "hidden_projection.pt"
+
+
+def hidden_width(model) -> int:
+    return model.config.get_text_config().hidden_size
+
+
+def hidden_projection(student_width: int, teacher_width: int) -> torch.nn.Module:
+    """Student hidden states → the teacher's width (learned), or the identity."""
+    if student_width == teacher_width:
+        return torch.nn.Identity()
+    return torch.nn.Linear(student_width, teacher_width)
 
 
 class DistillationTrainer(FinetuningTrainer):
-    def __init__(self, *args, teacher=None, alpha: float, temperature: float, **kwargs):
+    def __init__(
+        self,
+        *args,
+        teacher=None,
+        alpha: float,
+        temperature: float,
+        hidden: HiddenStateConfig | None = None,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         self.teacher = teacher.eval().requires_grad_(False).to(self.args.device) if teacher is not None else None
         self.alpha = alpha
         self.temperature = temperature
+        self.hidden = hidden if hidden is not None and hidden.weight > 0 else None
+        self.projection = None
+        if self.hidden is not None:
+            if self.teacher is None:
+                raise ValueError("DistillationTrainer: the hidden-state loss needs the teacher online")
+            width = hidden_projection(hidden_width(self.model), hidden_width(self.teacher))
+            self.projection = width.to(self.args.device)
         self._reset_parts()
 
     def _reset_parts(self) -> None:
-        self._parts = {"ce": torch.zeros(()), "kd": torch.zeros(()), "n": 0}
+        self._parts = {"ce": torch.zeros(()), "kd": torch.zeros(()), "hidden": torch.zeros(()), "n": 0}
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         labels = inputs.pop("labels")
-        cached = inputs.pop(COLUMN, None)
-        outputs = model(**inputs)
+        cached = {k: inputs.pop(k) for k in (COLUMN, TOPK_VALUES, TOPK_INDICES) if k in inputs}
+        want_hidden = self.hidden is not None and model.training
+        outputs = model(**inputs, output_hidden_states=True) if want_hidden else model(**inputs)
         ce = cross_entropy(outputs.logits, labels, num_items_in_batch)
         if not model.training:
             return (ce, outputs) if return_outputs else ce
-        if cached is not None:
-            teacher_logits = cached
-        elif self.teacher is not None:
-            with torch.no_grad():
-                teacher_logits = self.teacher(**inputs).logits
-        else:
-            raise RuntimeError("DistillationTrainer: no teacher and no cached teacher logits in the batch")
-        kd = kl_distillation(outputs.logits, teacher_logits, self.temperature, num_items_in_batch=num_items_in_batch)
+        kd, teacher_out = self._kd_term(outputs.logits, inputs, cached, want_hidden, num_items_in_batch)
+        hidden = None
+        if want_hidden:
+            hidden = hidden_state_loss(
+                self.projection(outputs.hidden_states[-1]),
+                teacher_out.hidden_states[-1],
+                inputs.get("attention_mask"),
+                self.hidden.loss,
+            )
+            self._parts["hidden"] = self._parts["hidden"] + hidden.detach().cpu()
         self._parts["ce"] = self._parts["ce"] + ce.detach().cpu()
         self._parts["kd"] = self._parts["kd"] + kd.detach().cpu()
         self._parts["n"] += 1
-        loss = distillation_objective(ce, kd, self.alpha)
+        loss = distillation_objective(ce, kd, self.alpha, hidden, self.hidden.weight if self.hidden else 0.0)
         return (loss, outputs) if return_outputs else loss
 
+    def _kd_term(self, student_logits, inputs, cached, want_hidden, num_items_in_batch):
+        """(the KL term, the teacher's outputs when it ran on this batch)."""
+        t, n = self.temperature, num_items_in_batch
+        if TOPK_VALUES in cached:
+            top = kl_distillation_topk(student_logits, cached[TOPK_VALUES], cached[TOPK_INDICES], t, None, n)
+            return top, None
+        if COLUMN in cached:
+            return kl_distillation(student_logits, cached[COLUMN], t, num_items_in_batch=n), None
+        if self.teacher is None:
+            raise RuntimeError("DistillationTrainer: no teacher and no cached teacher logits in the batch")
+        with torch.no_grad():
+            teacher_out = self.teacher(**inputs, output_hidden_states=want_hidden)
+        return kl_distillation(student_logits, teacher_out.logits, t, num_items_in_batch=n), teacher_out
+
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
-        """Training logs also carry the mean CE and KD parts since the last log."""
+        """Training logs also carry the mean CE, KD (and hidden-state) parts since the last log."""
         if "loss" in logs and self._parts["n"]:
             n = self._parts["n"] / self.args.gradient_accumulation_steps
-            logs = {**logs, "ce": self._parts["ce"].item() / n, "kd": self._parts["kd"].item() / n}
+            parts = ("ce", "kd", "hidden") if self.hidden is not None else ("ce", "kd")
+            logs = {**logs, **{k: self._parts[k].item() / n for k in parts}}
             self._reset_parts()
         super().log(logs, *args, **kwargs)
+
+    # The learned projection: trained, checkpointed and restored beside the student.
+
+    def _projection_parameters(self) -> list[torch.nn.Parameter]:
+        return list(self.projection.parameters()) if self.projection is not None else []
+
+    def create_optimizer(self, model=None):
+        fresh = self.optimizer is None
+        optimizer = super().create_optimizer(model)
+        if fresh and self._projection_parameters():
+            optimizer.add_param_group({"params": self._projection_parameters(), "weight_decay": 0.0})
+            # The Trainer zeroes only the model's gradients after a step; do the same for P.
+            optimizer.register_step_post_hook(lambda *_: self.projection.zero_grad(set_to_none=True))
+        return optimizer
+
+    def _save_checkpoint(self, model, trial) -> None:
+        super()._save_checkpoint(model, trial)
+        if self._projection_parameters() and self.args.should_save:
+            folder = os.path.join(self._get_output_dir(trial=trial), f"checkpoint-{self.state.global_step}")
+            torch.save(self.projection.state_dict(), os.path.join(folder, PROJECTION_FILE))
+
+    def _load_from_checkpoint(self, resume_from_checkpoint, model=None) -> None:
+        super()._load_from_checkpoint(resume_from_checkpoint, model)
+        path = os.path.join(resume_from_checkpoint, PROJECTION_FILE)
+        if self._projection_parameters():
+            if not os.path.exists(path):
+                raise FileNotFoundError(f"{resume_from_checkpoint}: no {PROJECTION_FILE} to resume the projection from")
+            self.projection.load_state_dict(torch.load(path, map_location=self.args.device, weights_only=True))

@@ -4,17 +4,27 @@ alpha 0 never loads the teacher and equals SFT."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 
 import pytest
 
-from tests.conftest import TINY_CONFIG, assert_bitwise_equal, run_dir, run_forge, short_config, write_config
+from tests.conftest import (
+    TINY_CONFIG,
+    assert_bitwise_equal,
+    run_dir,
+    run_forge,
+    short_config,
+    start_forge,
+    wait_for,
+    write_config,
+)
 from tests.integration.test_snakemake import snakemake_cmd
 
 pytestmark = pytest.mark.integration
 
 
-def kd_pair(folder, teacher_cache: bool = True):
+def kd_pair(folder, teacher_cache: bool = True, top_k: int | None = None):
     """configs/teacher.yaml (the wide tiny model, briefly trained) and configs/kd.yaml."""
     configs = folder / "configs"
     write_config(
@@ -46,6 +56,7 @@ def kd_pair(folder, teacher_cache: bool = True):
           alpha: 0.5
           temperature: 2.0
           teacher_cache: {str(teacher_cache).lower()}
+          cache_top_k: {top_k or "null"}
         task:
           max_eval_samples: 100
         training:
@@ -70,11 +81,14 @@ def check_kd_run(folder, teacher_cache: bool = True) -> None:
 
 
 def test_a_kd_run_trains_its_teacher_run_first_with_forge_py(tmp_path):
-    result = run_forge("--config", str(kd_pair(tmp_path)), cwd=tmp_path)
+    """...with a top-2 cache: the compact form for large vocabularies, on 3 labels."""
+    result = run_forge("--config", str(kd_pair(tmp_path, top_k=2)), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     err = result.stderr
     assert err.index("teacher run") < err.index("new run in") < err.rindex("new run in")  # teacher first
     check_kd_run(tmp_path)
+    cache = json.loads((run_dir(tmp_path, "kd").data / "teacher_logits.json").read_text())
+    assert cache["top_k"] == 2 and cache["path"].endswith(".top2.npz")
 
 
 def test_an_online_kd_run_through_snakemake_plans_the_teacher_run_first(tmp_path):
@@ -97,4 +111,40 @@ def test_alpha_zero_never_loads_the_teacher_and_equals_sft(tmp_path, reference):
     run = run_dir(tmp_path)
     assert "loading teacher" not in run.log.read_text()
     assert not (run.metrics / "teacher_pre_eval.json").exists()
+    assert_bitwise_equal(run, reference)
+
+
+def test_a_hidden_state_kd_run_killed_mid_training_resumes_to_the_same_weights(tmp_path):
+    """The learned projection (64 → 128) is checkpointed and restored with the student:
+    were it re-initialised on resume, the weights would differ."""
+    kd_pair(tmp_path, teacher_cache=False)
+    configs = tmp_path / "configs"
+    for name in ("hidden", "hidden_killed"):
+        write_config(
+            configs,
+            f"{name}.yaml",
+            f"""
+            base: ./kd.yaml
+            run_name: {name}
+            distillation:
+              hidden: {{weight: 1.0, loss: cosine}}
+            training:
+              max_steps: 80
+            """,
+        )
+    whole = run_forge("--config", str(configs / "hidden.yaml"), cwd=tmp_path)
+    assert whole.returncode == 0, whole.stderr
+    reference = run_dir(tmp_path, "hidden")
+    assert " hidden=" in reference.log.read_text()
+    assert (reference.checkpoint(80) / "hidden_projection.pt").exists()
+
+    run = run_dir(tmp_path, "hidden_killed")
+    proc = start_forge("--config", str(configs / "hidden_killed.yaml"), cwd=tmp_path)
+    wait_for(run.latest_checkpoint.exists, proc=proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not run.stage_marker("train").exists(), "killed too late to test anything"
+    result = run_forge("--resume", str(run.root), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "resuming training from checkpoint-" in result.stderr
     assert_bitwise_equal(run, reference)

@@ -142,6 +142,25 @@ def test_kd_with_teacher_and_sft_with_alpha_zero_are_fine(tmp_path):
     assert load_config(write_config(tmp_path, "sft.yaml", BASE + "distillation: {alpha: 0.0}\n")).mode == "sft"
 
 
+def test_a_hidden_state_loss_is_kd_and_needs_the_teacher_online(tmp_path):
+    hidden = BASE + "distillation: {alpha: 0.0, hidden: {weight: 0.2}}\n"
+    assert "distillation.hidden.weight: is 0.2, which needs a teacher" in error_of(
+        write_config(tmp_path, "a.yaml", hidden)
+    )
+    cached = write_config(tmp_path, "b.yaml", hidden + "teacher: {path: x}\n")
+    assert "distillation.teacher_cache: the hidden-state loss needs the teacher's hidden states" in error_of(cached)
+    online = write_config(
+        tmp_path,
+        "c.yaml",
+        hidden.replace("weight: 0.2}", "weight: 0.2}, teacher_cache: false") + "teacher: {path: x}\n",
+    )
+    cfg = load_config(online)
+    assert cfg.mode == "kd" and cfg.distillation.hidden.loss == "cosine"
+    assert "Input should be 'cosine' or 'mse'" in error_of(
+        write_config(tmp_path, "d.yaml", BASE + "distillation: {hidden: {loss: l1}}\n")
+    )
+
+
 def test_rl_needs_rewards_and_selects_rl_mode(tmp_path):
     assert "rl.rewards: RL needs at least one reward function" in error_of(
         write_config(tmp_path, "a.yaml", BASE + "rl:\n  rewards: []\n")

@@ -1,10 +1,12 @@
-"""DistillationTrainer's loss on a real batch equals the formula; alpha 0 is plain CE."""
+"""DistillationTrainer's loss on a real batch equals the formula; alpha 0 is plain CE; the
+hidden-state term uses a learned projection that the optimizer trains."""
 
 import pytest
 import torch
 
 from forge import embedded
-from forge.losses import cross_entropy, kl_distillation
+from forge.config.schema import HiddenStateConfig
+from forge.losses import cross_entropy, hidden_state_loss, kl_distillation
 
 
 @pytest.fixture(scope="module")
@@ -24,13 +26,13 @@ def models_and_batch(tmp_path_factory):
     return student, teacher, batch, tmp_path_factory.mktemp("kd")
 
 
-def trainer(student, teacher, out, alpha):
+def trainer(student, teacher, out, alpha, hidden=None):
     from transformers import TrainingArguments
 
     from forge.trainers.distillation import DistillationTrainer
 
     args = TrainingArguments(output_dir=str(out), report_to="none", use_cpu=True)
-    return DistillationTrainer(model=student, args=args, teacher=teacher, alpha=alpha, temperature=2.0)
+    return DistillationTrainer(model=student, args=args, teacher=teacher, alpha=alpha, temperature=2.0, hidden=hidden)
 
 
 def test_the_loss_is_the_weighted_sum_of_ce_and_kd(models_and_batch):
@@ -96,6 +98,31 @@ def test_cached_and_online_kd_give_the_same_loss(models_and_batch, tmp_path):
     assert torch.allclose(online, with_cache, atol=1e-5)
 
 
+def test_a_top_k_cache_with_every_label_equals_the_whole_cache(models_and_batch):
+    from datasets import Dataset
+    from transformers import AutoTokenizer, DataCollatorWithPadding
+
+    from forge import kd_cache
+
+    student, teacher, batch, out = models_and_batch
+    collator = DataCollatorWithPadding(AutoTokenizer.from_pretrained(embedded.ensure("embedded:tiny-distilbert")))
+    rows = Dataset.from_dict({"input_ids": batch["input_ids"].tolist(), "labels": batch["labels"].tolist()})
+    whole = kd_cache.compute(teacher, rows, collator, batch_size=2)
+    values, ids = kd_cache.compute(teacher, rows, collator, batch_size=2, top_k=3)
+    assert values.shape == ids.shape == (2, 3) and ids.dtype.name == "int32"
+    assert torch.equal(torch.tensor(values), torch.tensor(whole).sort(dim=-1, descending=True).values)
+
+    kd = trainer(student, None, out, alpha=0.5)
+    student.train()
+    torch.manual_seed(0)
+    full = kd.compute_loss(student, {**batch, "teacher_logits": torch.tensor(whole)})
+    torch.manual_seed(0)
+    top = kd.compute_loss(
+        student, {**batch, "teacher_topk_values": torch.tensor(values), "teacher_topk_indices": torch.tensor(ids)}
+    )
+    assert torch.allclose(full, top, atol=1e-6)
+
+
 def test_a_changed_teacher_or_changed_data_gets_a_new_cache_entry(models_and_batch, tmp_path):
     from forge import kd_cache
 
@@ -114,3 +141,38 @@ def test_a_changed_teacher_or_changed_data_gets_a_new_cache_entry(models_and_bat
             teacher.classifier.bias.sub_(1e-3)
     (data / "data-00000-of-00001.arrow").write_bytes(b"other rows")
     assert kd_cache.fingerprint(teacher, data) != key
+
+
+def test_the_hidden_state_term_projects_the_student_to_the_teachers_width(models_and_batch):
+    student, teacher, batch, out = models_and_batch
+    kd = trainer(student, teacher, out, alpha=0.4, hidden=HiddenStateConfig(weight=0.5, loss="mse"))
+    assert (kd.projection.in_features, kd.projection.out_features) == (64, 128)  # tiny → tiny-wide
+    optimizer = kd.create_optimizer()
+    trained = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    assert all(id(p) in trained for p in kd.projection.parameters())
+
+    student.train()
+    torch.manual_seed(0)
+    loss = kd.compute_loss(student, dict(batch))
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    torch.manual_seed(0)
+    s = student(**inputs, output_hidden_states=True)
+    with torch.no_grad():
+        t = teacher(**inputs, output_hidden_states=True)
+    hidden = hidden_state_loss(kd.projection(s.hidden_states[-1]), t.hidden_states[-1], inputs["attention_mask"], "mse")
+    expected = 0.6 * cross_entropy(s.logits, batch["labels"]) + 0.4 * kl_distillation(s.logits, t.logits, 2.0)
+    assert torch.allclose(loss, expected + 0.5 * hidden, atol=1e-6)
+    loss.backward()
+    assert kd.projection.weight.grad is not None and kd.projection.weight.grad.abs().sum() > 0
+    student.zero_grad()
+
+
+def test_equal_widths_need_no_projection(models_and_batch):
+    from transformers import AutoModelForSequenceClassification
+
+    student, _, _, out = models_and_batch
+    same_width = AutoModelForSequenceClassification.from_pretrained(
+        embedded.ensure("embedded:tiny-distilbert"), num_labels=3
+    )
+    kd = trainer(student, same_width, out, alpha=0.5, hidden=HiddenStateConfig(weight=1.0))
+    assert isinstance(kd.projection, torch.nn.Identity)

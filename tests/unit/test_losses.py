@@ -1,9 +1,16 @@
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 
-from forge.losses import cross_entropy, distillation_objective, kl_distillation
+from forge.losses import (
+    cross_entropy,
+    distillation_objective,
+    hidden_state_loss,
+    kl_distillation,
+    kl_distillation_topk,
+)
 
 
 def test_matches_torch_cross_entropy_and_ignores_minus_100():
@@ -75,3 +82,79 @@ def test_objective_mixes_ce_and_kd():
     assert distillation_objective(ce, kd, 0.0).item() == 2.0
     assert distillation_objective(ce, kd, 1.0).item() == 4.0
     assert distillation_objective(ce, kd, 0.25).item() == 2.5
+    assert distillation_objective(ce, kd, 0.25, torch.tensor(8.0), 0.5).item() == 6.5
+
+
+def test_hidden_loss_is_zero_for_identical_states():
+    h = torch.randn(2, 5, 8)
+    assert hidden_state_loss(h, h.clone(), kind="cosine").abs().item() < 1e-6
+    assert hidden_state_loss(h, h.clone(), kind="mse").item() == 0.0
+
+
+def test_hidden_loss_matches_a_hand_computed_example():
+    student = torch.tensor([[[1.0, 0.0], [0.0, 2.0]]])
+    teacher = torch.tensor([[[1.0, 1.0], [0.0, -1.0]]])
+    # cosine: token 1: 1 - 1/sqrt(2); token 2: 1 - (-1) = 2
+    expected = ((1 - 1 / math.sqrt(2)) + 2.0) / 2
+    assert math.isclose(hidden_state_loss(student, teacher, kind="cosine").item(), expected, rel_tol=1e-6)
+    # mse: token 1: (0 + 1) / 2; token 2: (0 + 9) / 2
+    assert math.isclose(hidden_state_loss(student, teacher, kind="mse").item(), (0.5 + 4.5) / 2, rel_tol=1e-6)
+
+
+def test_cosine_hidden_loss_ignores_scale_and_mse_does_not():
+    s, t = torch.randn(2, 4, 6), torch.randn(2, 4, 6)
+    assert torch.allclose(hidden_state_loss(3 * s, t), hidden_state_loss(s, t), atol=1e-6)
+    assert not torch.allclose(hidden_state_loss(3 * s, t, kind="mse"), hidden_state_loss(s, t, kind="mse"))
+
+
+def test_hidden_loss_ignores_padding_tokens():
+    s, t = torch.randn(2, 4, 6), torch.randn(2, 4, 6)
+    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0]])
+    s2 = s.clone()
+    s2[0, 3], s2[1, 2:] = 100.0, -7.0  # only padding changes
+    for kind in ("cosine", "mse"):
+        assert torch.allclose(hidden_state_loss(s, t, mask, kind), hidden_state_loss(s2, t, mask, kind))
+        kept = hidden_state_loss(s[mask.bool()][None], t[mask.bool()][None], kind=kind)
+        assert torch.allclose(hidden_state_loss(s, t, mask, kind), kept)
+
+
+def test_hidden_loss_gradient_reaches_only_the_student():
+    s = torch.randn(2, 3, 4, requires_grad=True)
+    t = torch.randn(2, 3, 4, requires_grad=True)
+    hidden_state_loss(s, t).backward()
+    assert s.grad is not None and s.grad.abs().sum() > 0
+    assert t.grad is None
+
+
+def test_an_unknown_hidden_loss_is_refused():
+    with pytest.raises(ValueError, match="cosine"):
+        hidden_state_loss(torch.zeros(1, 1, 2), torch.zeros(1, 1, 2), kind="l1")
+
+
+def test_topk_kd_with_every_class_is_full_kd():
+    torch.manual_seed(0)
+    student, teacher = torch.randn(4, 7, 10), torch.randn(4, 7, 10)
+    values, indices = teacher.topk(10, dim=-1)
+    mask = torch.rand(4, 7) > 0.3
+    full = kl_distillation(student, teacher, 2.0, mask)
+    assert torch.allclose(kl_distillation_topk(student, values, indices, 2.0, mask), full, atol=1e-6)
+
+
+def test_topk_kd_matches_a_hand_computed_example():
+    student = torch.tensor([[0.0, math.log(2.0), math.log(3.0), 0.0]])  # softmax: 1/7, 2/7, 3/7, 1/7
+    values, indices = torch.tensor([[math.log(3.0), math.log(1.0)]]), torch.tensor([[1, 2]])  # p = 3/4, 1/4
+    expected = 0.75 * math.log(0.75 / (2 / 7)) + 0.25 * math.log(0.25 / (3 / 7))
+    assert math.isclose(kl_distillation_topk(student, values, indices).item(), expected, rel_tol=1e-6)
+
+
+def test_topk_kd_is_zero_when_the_student_puts_everything_where_the_teacher_does():
+    student = torch.tensor([[20.0, 20.0, -20.0, -20.0]])
+    values, indices = torch.tensor([[5.0, 5.0]]), torch.tensor([[0, 1]])
+    assert kl_distillation_topk(student, values, indices).item() < 1e-6
+
+
+def test_topk_kd_gradient_reaches_only_the_student():
+    s = torch.randn(3, 6, requires_grad=True)
+    values = torch.randn(3, 2, requires_grad=True)
+    kl_distillation_topk(s, values, torch.tensor([[0, 1], [2, 3], [4, 5]]), 2.0).backward()
+    assert s.grad is not None and s.grad.abs().sum() > 0 and values.grad is None
