@@ -18,7 +18,7 @@ from forge.errors import ConfigError
 from forge.run.registry import forge_home
 
 PREFIX = "embedded:"
-VERSION = 2
+VERSION = 3
 DONE = ".forge_built"
 
 
@@ -39,7 +39,9 @@ def _tiny_distilbert_wide(out: Path) -> None:
     """A larger sibling (dim 128, 3 layers) with the same tokenizer: the offline KD teacher."""
     from forge.models.tiny import build_tiny_distilbert
 
-    build_tiny_distilbert(out, [], seed=1, dim=128, layers=3, tokenizer_from=ensure(PREFIX + "tiny-distilbert"))
+    # seed 2: from seed 1 this model stalled at 0.68 accuracy on the generated MNLI,
+    # below the small student (0.77); from seed 2 it reaches 0.84 in the same 600 steps.
+    build_tiny_distilbert(out, [], seed=2, dim=128, layers=3, tokenizer_from=ensure(PREFIX + "tiny-distilbert"))
 
 
 BUILDERS: dict[str, Callable[[Path], None]] = {
