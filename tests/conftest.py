@@ -4,6 +4,7 @@ embedded artifacts and the HF caches in one session-wide temporary folder."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -97,6 +98,24 @@ def wait_for(predicate, timeout: float = 180, proc=None) -> None:
             raise AssertionError(f"process ended early ({proc.returncode}):\n{out}")
         assert time.time() < deadline, "timed out"
         time.sleep(0.02)
+
+
+def kill_mid_training(config: Path, run, cwd: Path) -> None:
+    """Start a forge run and SIGKILL it as soon as its first checkpoint is complete."""
+    proc = start_forge("--config", str(config), cwd=cwd)
+    wait_for(run.latest_checkpoint.exists, proc=proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not run.stage_marker("train").exists(), "killed too late to test anything"
+
+
+def resume_to_completion(run, cwd: Path) -> subprocess.CompletedProcess:
+    """`forge --resume` of a killed run: it picks up from a checkpoint and completes."""
+    result = run_forge("--resume", str(run.root), cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    assert "resuming training from checkpoint-" in result.stderr
+    assert run.complete.exists()
+    return result
 
 
 def assert_bitwise_equal(a, b) -> None:

@@ -4,7 +4,6 @@ resumes there. Skipped without a GPU; run on a GPU host with `pytest -m gpu`."""
 from __future__ import annotations
 
 import json
-import signal
 
 import pytest
 
@@ -29,7 +28,7 @@ def test_an_sft_run_trains_on_the_gpu(tmp_path):
 def test_a_lora_kd_run_killed_on_the_gpu_resumes_there(tmp_path):
     from safetensors.torch import load_file
 
-    from tests.conftest import run_dir, run_forge, start_forge, wait_for
+    from tests.conftest import kill_mid_training, resume_to_completion, run_dir, run_forge
     from tests.integration.test_distillation import kd_pair
     from tests.integration.test_lora import lora_config
 
@@ -39,14 +38,8 @@ def test_a_lora_kd_run_killed_on_the_gpu_resumes_there(tmp_path):
     assert "teacher logits: computing" in run_dir(tmp_path, "lora").log.read_text()
 
     run = run_dir(tmp_path, "lora_killed")
-    proc = start_forge("--config", str(lora_config(tmp_path, "lora_killed")), cwd=tmp_path)
-    wait_for(run.latest_checkpoint.exists, proc=proc)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not run.stage_marker("train").exists(), "killed too late to test anything"
-    result = run_forge("--resume", str(run.root), cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert "resuming training from checkpoint-" in result.stderr and " on cuda" in result.stderr
+    kill_mid_training(lora_config(tmp_path, "lora_killed"), run, cwd=tmp_path)
+    assert " on cuda" in resume_to_completion(run, cwd=tmp_path).stderr
 
     # GPU kernels need not be bitwise reproducible; the resumed run must still land
     # where the uninterrupted one did

@@ -4,7 +4,6 @@ alpha 0 never loads the teacher and equals SFT."""
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 
 import pytest
@@ -12,11 +11,11 @@ import pytest
 from tests.conftest import (
     TINY_CONFIG,
     assert_bitwise_equal,
+    kill_mid_training,
+    resume_to_completion,
     run_dir,
     run_forge,
     short_config,
-    start_forge,
-    wait_for,
     write_config,
 )
 from tests.integration.test_snakemake import snakemake_cmd
@@ -139,12 +138,6 @@ def test_a_hidden_state_kd_run_killed_mid_training_resumes_to_the_same_weights(t
     assert (reference.checkpoint(80) / "hidden_projection.pt").exists()
 
     run = run_dir(tmp_path, "hidden_killed")
-    proc = start_forge("--config", str(configs / "hidden_killed.yaml"), cwd=tmp_path)
-    wait_for(run.latest_checkpoint.exists, proc=proc)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not run.stage_marker("train").exists(), "killed too late to test anything"
-    result = run_forge("--resume", str(run.root), cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert "resuming training from checkpoint-" in result.stderr
+    kill_mid_training(configs / "hidden_killed.yaml", run, cwd=tmp_path)
+    resume_to_completion(run, cwd=tmp_path)
     assert_bitwise_equal(run, reference)

@@ -4,11 +4,17 @@ which agree; a LoRA KD run killed mid-training resumes to the same weights."""
 from __future__ import annotations
 
 import json
-import signal
 
 import pytest
 
-from tests.conftest import assert_bitwise_equal, run_dir, run_forge, start_forge, wait_for, write_config
+from tests.conftest import (
+    assert_bitwise_equal,
+    kill_mid_training,
+    resume_to_completion,
+    run_dir,
+    run_forge,
+    write_config,
+)
 from tests.integration.test_distillation import kd_pair
 
 pytestmark = pytest.mark.integration
@@ -50,6 +56,8 @@ def test_finalize_saves_an_adapter_and_a_merged_model_that_agree(lora_folder):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from forge import embedded
+    from forge.models.loading import load_sequence_classifier
+    from forge.tasks import mnli
 
     run = run_dir(lora_folder, "lora")
     assert run.complete.exists() and run.final_model == run.model
@@ -64,8 +72,11 @@ def test_finalize_saves_an_adapter_and_a_merged_model_that_agree(lora_folder):
     base = AutoModelForSequenceClassification.from_pretrained(base_path, num_labels=3)
     adapted = PeftModel.from_pretrained(base, run.adapter).eval()
     merged = AutoModelForSequenceClassification.from_pretrained(run.model).eval()
+    # forge's own reading of an adapter directory (a student, teacher or post_eval path)
+    resolved = load_sequence_classifier(str(run.adapter), mnli.LABELS).eval()
     with torch.no_grad():
         torch.testing.assert_close(merged(**batch).logits, adapted(**batch).logits, rtol=0, atol=1e-5)
+        torch.testing.assert_close(resolved(**batch).logits, adapted(**batch).logits, rtol=0, atol=1e-5)
 
     # only the adapters and the head trained: the embeddings are the base model's
     merged_weights = load_file(run.model / "model.safetensors")
@@ -84,14 +95,6 @@ def test_finalize_saves_an_adapter_and_a_merged_model_that_agree(lora_folder):
 
 def test_a_lora_kd_run_killed_mid_training_resumes_to_the_same_weights(lora_folder):
     run = run_dir(lora_folder, "lora_killed")
-    proc = start_forge("--config", str(lora_config(lora_folder, "lora_killed")), cwd=lora_folder)
-    wait_for(run.latest_checkpoint.exists, proc=proc)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not run.stage_marker("train").exists(), "killed too late to test anything"
-
-    result = run_forge("--resume", str(run.root), cwd=lora_folder)
-    assert result.returncode == 0, result.stderr
-    assert "resuming training from checkpoint-" in result.stderr
-    assert run.complete.exists()
+    kill_mid_training(lora_config(lora_folder, "lora_killed"), run, cwd=lora_folder)
+    resume_to_completion(run, cwd=lora_folder)
     assert_bitwise_equal(run, run_dir(lora_folder, "lora"))

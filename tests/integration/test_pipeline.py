@@ -10,7 +10,16 @@ import pytest
 
 from forge.run import registry
 from forge.run.state import checkpoint_problem
-from tests.conftest import assert_bitwise_equal, run_dir, run_forge, short_config, start_forge, wait_for
+from tests.conftest import (
+    assert_bitwise_equal,
+    kill_mid_training,
+    resume_to_completion,
+    run_dir,
+    run_forge,
+    short_config,
+    start_forge,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -59,17 +68,9 @@ def test_running_a_complete_run_again_does_nothing(reference):
 
 def test_sigkill_mid_training_then_resume_is_bitwise_equal(tmp_path, reference):
     run = run_dir(tmp_path)
-    proc = start_forge("--config", str(short_config(tmp_path)), cwd=tmp_path)
-    wait_for(run.latest_checkpoint.exists, proc=proc)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not run.stage_marker("train").exists(), "killed too late to test anything"
+    kill_mid_training(short_config(tmp_path), run, cwd=tmp_path)
     assert str(run.root.resolve()) in [e["run_dir"] for e in registry.incomplete_runs()]
-
-    result = run_forge("--resume", str(run.root), cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert "resuming training from checkpoint-" in result.stderr
-    assert run.complete.exists()
+    resume_to_completion(run, cwd=tmp_path)
     assert_bitwise_equal(run, reference)
 
 
