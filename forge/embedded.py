@@ -28,6 +28,12 @@ def _synthetic_glue(out: Path) -> None:
     write_hub_layout(out, seed=0)
 
 
+def _synthetic_arithmetic(out: Path) -> None:
+    from forge.tasks.synthetic_arithmetic import write_hub_layout
+
+    write_hub_layout(out, seed=0)
+
+
 def _tiny_distilbert(out: Path) -> None:
     from forge.models.tiny import build_tiny_distilbert
     from forge.tasks.synthetic_nli import corpus
@@ -44,10 +50,20 @@ def _tiny_distilbert_wide(out: Path) -> None:
     build_tiny_distilbert(out, [], seed=2, dim=128, layers=3, tokenizer_from=ensure(PREFIX + "tiny-distilbert"))
 
 
+def _tiny_causal_lm(out: Path) -> None:
+    """The offline policy of the RL path: a tiny Llama-family LM that knows the word problems' text."""
+    from forge.models.tiny import build_tiny_causal_lm
+    from forge.tasks.synthetic_arithmetic import corpus
+
+    build_tiny_causal_lm(out, corpus(seed=0), seed=0)
+
+
 BUILDERS: dict[str, Callable[[Path], None]] = {
     "synthetic-glue": _synthetic_glue,
+    "synthetic-arithmetic": _synthetic_arithmetic,
     "tiny-distilbert": _tiny_distilbert,
     "tiny-distilbert-wide": _tiny_distilbert_wide,
+    "tiny-causal-lm": _tiny_causal_lm,
 }
 
 

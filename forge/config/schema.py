@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from forge.errors import ConfigError
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -90,7 +92,15 @@ class DistillationConfig(Strict):
 
 
 class RLConfig(Strict):
-    rewards: list[str]
+    # reward name -> weight (a list of names: weight 1 each). Names: the built-ins of
+    # forge/rewards.py (correctness, format) or package.module:function.
+    rewards: dict[str, float]
+
+    @field_validator("rewards", mode="before")
+    @classmethod
+    def _names_weigh_one(cls, value):
+        return dict.fromkeys(value, 1.0) if isinstance(value, list) else value
+
     num_generations: Annotated[int, Field(ge=2)] = 4
     max_completion_length: PositiveInt = 64
     beta: Annotated[float, Field(ge=0)] = 0.0
@@ -155,6 +165,14 @@ def rule_violations(cfg: ForgeConfig) -> list[tuple[tuple[str, ...], str]]:
     found = []
     if cfg.rl is not None and not cfg.rl.rewards:
         found.append((("rl", "rewards"), "RL needs at least one reward function"))
+    if cfg.rl is not None:
+        from forge.rewards import resolve
+
+        for name in cfg.rl.rewards:
+            try:
+                resolve(name)
+            except ConfigError as exc:
+                found.append((("rl", "rewards"), str(exc).removeprefix("rl.rewards: ")))
     kd = cfg.distillation
     if cfg.rl is None and kd.distils and cfg.teacher is None:
         key, value = (("alpha",), kd.alpha) if kd.alpha > 0 else (("hidden", "weight"), kd.hidden.weight)

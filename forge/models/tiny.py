@@ -1,7 +1,10 @@
-"""Tiny DistilBERT-family models built locally: random init from a small config,
-with a WordPiece tokenizer trained on the task's own text. Saved in Hub format,
-as `distilbert-base-uncased` is (a masked-LM checkpoint; the task head is added
-when the task loads it)."""
+"""Tiny models built locally: random init from a small config, with a tokenizer trained
+on the task's own text, saved in Hub format.
+
+- DistilBERT family (MNLI): a WordPiece tokenizer; saved as `distilbert-base-uncased`
+  is (a masked-LM checkpoint; the task head is added when the task loads it).
+- Llama family (the RL path's policy): a byte-level BPE with digits split, and a
+  ChatML chat template."""
 
 from __future__ import annotations
 
@@ -50,5 +53,66 @@ def build_tiny_distilbert(
     )
     torch.manual_seed(seed)
     model = DistilBertForMaskedLM(config)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+
+
+CHAT_TOKENS = ["<|pad|>", "<|im_start|>", "<|im_end|>"]
+# ChatML, the template of many small chat models: a prompt ends with the assistant's
+# header, and a turn ends with <|im_end|>, the model's end-of-sequence token.
+CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def train_byte_bpe(texts: list[str], vocab_size: int = 512):
+    """A byte-level BPE that splits numbers into digits (arithmetic stays learnable) and
+    decodes back to the exact text."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+    )
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=CHAT_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tok.train_from_iterator(texts, trainer)
+    return tok
+
+
+def build_tiny_causal_lm(out: Path, texts: list[str], seed: int = 0, dim: int = 64, layers: int = 2) -> None:
+    """A random-init Llama-family causal LM with a chat template and a byte-level BPE
+    trained on `texts`, saved in Hub format (the offline policy of the RL path)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    max_positions = 256
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=train_byte_bpe(texts),
+        pad_token="<|pad|>",
+        bos_token="<|im_start|>",
+        eos_token="<|im_end|>",
+        model_max_length=max_positions,
+    )
+    tokenizer.chat_template = CHAT_TEMPLATE
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=dim,
+        intermediate_size=2 * dim,
+        num_hidden_layers=layers,
+        num_attention_heads=max(2, dim // 32),
+        num_key_value_heads=max(2, dim // 32),
+        max_position_embeddings=max_positions,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)

@@ -163,10 +163,22 @@ def test_a_hidden_state_loss_is_kd_and_needs_the_teacher_online(tmp_path):
 
 def test_rl_needs_rewards_and_selects_rl_mode(tmp_path):
     assert "rl.rewards: RL needs at least one reward function" in error_of(
-        write_config(tmp_path, "a.yaml", BASE + "rl:\n  rewards: []\n")
+        write_config(tmp_path, "a.yaml", BASE + "rl:\n  rewards: {}\n")
     )
     assert "rl.rewards: required key is missing" in error_of(write_config(tmp_path, "b.yaml", BASE + "rl: {}\n"))
-    assert load_config(write_config(tmp_path, "c.yaml", BASE + "rl:\n  rewards: [exact_match]\n")).mode == "rl"
+    rl = load_config(write_config(tmp_path, "c.yaml", BASE + "rl:\n  rewards: {correctness: 1.0, format: 0.2}\n"))
+    assert rl.mode == "rl" and rl.rl.rewards == {"correctness": 1.0, "format": 0.2}
+    names = load_config(write_config(tmp_path, "d.yaml", BASE + "rl:\n  rewards: [correctness, format]\n"))
+    assert names.rl.rewards == {"correctness": 1.0, "format": 1.0}
+
+
+def test_reward_names_are_checked_when_the_config_loads(tmp_path):
+    def rewards(spec):
+        return error_of(write_config(tmp_path, "r.yaml", BASE + f"rl:\n  rewards: {{{spec}: 1.0}}\n"))
+
+    assert "rl.rewards: unknown reward 'exact'; built-ins are correctness, format" in rewards("exact")
+    assert "cannot import 'no_such_module'" in rewards("'no_such_module:f'")
+    assert "forge.rewards has no function 'nope'" in rewards("'forge.rewards:nope'")
 
 
 def test_invalid_yaml_is_one_line(tmp_path):
