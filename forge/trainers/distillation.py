@@ -5,11 +5,11 @@ loss = (1 − alpha) · CE(student, labels) + alpha · T² · KL(teacher/T ‖ s
 
 The teacher's logits come from the batch (`teacher_logits`, or its top-k as
 `teacher_topk_values`/`teacher_topk_indices`: the cache of forge/kd_cache.py) or,
-in online KD, from running the teacher on the batch. The
-hidden-state term needs the teacher online. P is a learned linear map when the
-widths differ (identity otherwise): it trains with the student (its own optimizer
-group, gradients not clipped), is saved in every checkpoint (`hidden_projection.pt`)
-and restored on resume, and is not part of the final model. Evaluation reports the plain CE loss.
+in online KD, from running the teacher on the batch. The hidden-state term needs the
+teacher online. P is a learned linear map when the widths differ (identity
+otherwise): it trains with the student (its own optimizer group, gradients not
+clipped), is saved in every checkpoint (`hidden_projection.pt`) and restored on
+resume, and is not part of the final model. Evaluation reports the plain CE loss.
 
 The config half of the pair is `distillation:` (forge/config/schema.py). The teacher
 is frozen and in eval mode, so it draws no random numbers: a resumed KD run stays
@@ -23,7 +23,7 @@ import os
 import torch
 
 from forge.config.schema import HiddenStateConfig
-from forge.kd_cache import COLUMN, TOPK_INDICES, TOPK_VALUES
+from forge.kd_cache import COLUMN, COLUMNS, TOPK_INDICES, TOPK_VALUES
 from forge.losses import (
     cross_entropy,
     distillation_objective,
@@ -66,8 +66,8 @@ class DistillationTrainer(FinetuningTrainer):
         if self.hidden is not None:
             if self.teacher is None:
                 raise ValueError("DistillationTrainer: the hidden-state loss needs the teacher online")
-            width = hidden_projection(hidden_width(self.model), hidden_width(self.teacher))
-            self.projection = width.to(self.args.device)
+            projection = hidden_projection(hidden_width(self.model), hidden_width(self.teacher))
+            self.projection = projection.to(self.args.device)
         self._reset_parts()
 
     def _reset_parts(self) -> None:
@@ -75,7 +75,7 @@ class DistillationTrainer(FinetuningTrainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         labels = inputs.pop("labels")
-        cached = {k: inputs.pop(k) for k in (COLUMN, TOPK_VALUES, TOPK_INDICES) if k in inputs}
+        cached = {k: inputs.pop(k) for k in COLUMNS if k in inputs}
         want_hidden = self.hidden is not None and model.training
         outputs = model(**inputs, output_hidden_states=True) if want_hidden else model(**inputs)
         ce = cross_entropy(outputs.logits, labels, num_items_in_batch)
