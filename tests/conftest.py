@@ -135,3 +135,14 @@ def reference(tmp_path_factory):
     result = run_forge("--config", str(short_config(folder)), cwd=folder)
     assert result.returncode == 0, result.stderr
     return run_dir(folder)
+
+
+@pytest.fixture(scope="session")
+def tiny_policy():
+    """(model, tokenizer) of embedded:tiny-causal-lm, the RL path's offline policy."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from forge import embedded
+
+    path = embedded.ensure("embedded:tiny-causal-lm")
+    return AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)

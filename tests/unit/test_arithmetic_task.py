@@ -6,18 +6,8 @@ import pytest
 from forge.tasks import arithmetic
 
 
-@pytest.fixture(scope="module")
-def policy():
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from forge import embedded
-
-    path = embedded.ensure("embedded:tiny-causal-lm")
-    return AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)
-
-
-def test_the_sft_form_trains_on_the_answer_only(policy):
-    _, tokenizer = policy
+def test_the_sft_form_trains_on_the_answer_only(tiny_policy):
+    _, tokenizer = tiny_policy
     features = arithmetic.sft_features(tokenizer, "Ana has 2 pens and gets 3 more.", "2 + 3 = 5\n#### 5", 256)
     ids, labels = features["input_ids"], features["labels"]
     assert len(ids) == len(labels) == len(features["attention_mask"])
@@ -27,8 +17,8 @@ def test_the_sft_form_trains_on_the_answer_only(policy):
     assert labels[first:] == ids[first:]
 
 
-def test_the_sft_form_is_cut_at_max_length(policy):
-    _, tokenizer = policy
+def test_the_sft_form_is_cut_at_max_length(tiny_policy):
+    _, tokenizer = tiny_policy
     features = arithmetic.sft_features(tokenizer, "Ana has 2 pens.", "2\n#### 2", 10)
     assert len(features["input_ids"]) == len(features["labels"]) == 10
 
@@ -39,8 +29,8 @@ def test_accuracy_grades_like_the_correctness_reward():
     assert arithmetic.accuracy([], []) == 0.0
 
 
-def test_greedy_answers_are_batched_and_deterministic(policy):
-    model, tokenizer = policy
+def test_greedy_answers_are_batched_and_deterministic(tiny_policy):
+    model, tokenizer = tiny_policy
     questions = ["Ana has 2 pens.", "Ben has 30 coins and gives away 4. How many are left?", "Gus buys 3 bags."]
     first = arithmetic.greedy_answers(model, tokenizer, questions, max_new_tokens=6, batch_size=2)
     one_by_one = [arithmetic.greedy_answers(model, tokenizer, [q], max_new_tokens=6)[0] for q in questions]

@@ -1,29 +1,17 @@
 """The embedded causal LM: loads like a Hub chat model, tokenizes digits one by one,
 decodes back exactly, and generates."""
 
-import pytest
 
-
-@pytest.fixture(scope="module")
-def policy():
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from forge import embedded
-
-    path = embedded.ensure("embedded:tiny-causal-lm")
-    return AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)
-
-
-def test_text_round_trips_and_numbers_split_into_digits(policy):
-    _, tokenizer = policy
+def test_text_round_trips_and_numbers_split_into_digits(tiny_policy):
+    _, tokenizer = tiny_policy
     text = "Ana has 12 apples and gets 7 more.\n12 + 7 = 19\n#### 19"
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     assert tokenizer.decode(ids) == text
     assert [tokenizer.decode([i]) for i in tokenizer("1905", add_special_tokens=False)["input_ids"]] == list("1905")
 
 
-def test_the_chat_template_ends_prompts_with_the_assistant_header(policy):
-    _, tokenizer = policy
+def test_the_chat_template_ends_prompts_with_the_assistant_header(tiny_policy):
+    _, tokenizer = tiny_policy
     prompt = tokenizer.apply_chat_template(
         [{"role": "user", "content": "2 + 3?"}], tokenize=False, add_generation_prompt=True
     )
@@ -31,10 +19,10 @@ def test_the_chat_template_ends_prompts_with_the_assistant_header(policy):
     assert tokenizer.eos_token == "<|im_end|>" and tokenizer.pad_token == "<|pad|>"
 
 
-def test_it_generates(policy):
+def test_it_generates(tiny_policy):
     import torch
 
-    model, tokenizer = policy
+    model, tokenizer = tiny_policy
     inputs = tokenizer.apply_chat_template(
         [{"role": "user", "content": "Ben has 3 pens."}],
         add_generation_prompt=True,
