@@ -24,6 +24,7 @@ a checkpoint was saved, run again to resume
 examples:
   forge --config configs/classification/mnli/tiny/00_sft.yaml
   forge --config configs/classification/mnli/distilbert/00_sft.yaml --max_steps 10
+  forge --config configs/reasoning/gsm8k/tiny/01_grpo.yaml     # SFT warm start, then GRPO
   forge --resume outputs/mnli/tiny/00_sft
 """
 

@@ -12,12 +12,22 @@ def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, num_items_in_batch
     With gradient accumulation, `num_items_in_batch` is the number of labelled
     items in the whole accumulated batch, so the summed loss is divided by it.
     """
-    logits = logits.view(-1, logits.size(-1)).float()
-    labels = labels.view(-1)
+    logits = logits.reshape(-1, logits.size(-1)).float()
+    labels = labels.reshape(-1)
     if num_items_in_batch is None:
         return F.cross_entropy(logits, labels, ignore_index=-100)
     total = F.cross_entropy(logits, labels, ignore_index=-100, reduction="sum")
     return total / num_items_in_batch
+
+
+def next_token_cross_entropy(
+    logits: torch.Tensor, labels: torch.Tensor, num_items_in_batch: int | torch.Tensor | None = None
+):
+    """Causal-LM cross-entropy: the logits at position t predict the label at t + 1.
+
+    `labels` line up with the input ids (as in a Hugging Face causal-LM batch); the
+    first label is never predicted, which the prompt's -100 makes no loss of."""
+    return cross_entropy(logits[:, :-1, :], labels[:, 1:], num_items_in_batch)
 
 
 def kl_distillation(

@@ -25,9 +25,9 @@ def _prepare_environment(cfg: ForgeConfig) -> None:
     from forge.logs import quiet_libraries
 
     refs = [cfg.student.path, cfg.task.dataset]
-    if cfg.mode == "kd" and cfg.teacher.path:
+    if cfg.mode == "kd":
         refs.append(cfg.teacher.path)
-    go_offline_if_unreachable(refs)  # before the HF libraries are imported
+    go_offline_if_unreachable([r for r in refs if r])  # before the HF libraries are imported
     quiet_libraries(cfg.debug)
 
 
@@ -38,7 +38,7 @@ def run_pipeline(
     if run.complete.exists():
         log.info("%s is already complete; nothing to do", run.root)
         return EXIT_OK
-    _train_teacher_run_first(cfg, stop, chain=(run.root.resolve(),))
+    _run_upstream_first(cfg, stop, chain=(run.root.resolve(),))
     _prepare_environment(cfg)
     session = RunSession(cfg, config_path, run=run, stop=stop)
     with _requeue_on_time_limit(session), session:
@@ -54,20 +54,21 @@ def run_pipeline(
     return EXIT_OK
 
 
-def _train_teacher_run_first(cfg: ForgeConfig, stop: StopRequest | None, chain: tuple) -> None:
-    """A KD run whose teacher is another forge run: finish that run first (in this process)."""
-    from forge.models.teacher import teacher_run_config
+def _run_upstream_first(cfg: ForgeConfig, stop: StopRequest | None, chain: tuple) -> None:
+    """Runs whose final model this run loads (teacher.run, student.run): finish them
+    first, in this process."""
+    from forge.models import upstream
 
-    if cfg.mode != "kd" or (teacher := teacher_run_config(cfg)) is None:
-        return
-    teacher_run = run_dir_of(teacher)
-    if teacher_run.root.resolve() in chain:
-        raise ForgeError(f"{cfg.teacher.run}: teacher runs form a cycle")
-    if teacher_run.complete.exists():
-        return
-    log.info("the teacher run %s is not complete: running it first", teacher_run.root)
-    _train_teacher_run_first(teacher, stop, (*chain, teacher_run.root.resolve()))
-    run_pipeline(teacher, cfg.teacher.run, stop=stop)
+    for role, path in upstream.upstream_configs(cfg).items():
+        other = upstream.run_config(cfg, role)
+        other_run = run_dir_of(other)
+        if other_run.root.resolve() in chain:
+            raise ForgeError(f"{path}: {role}.run: these runs form a cycle")
+        if other_run.complete.exists():
+            continue
+        log.info("the %s run %s is not complete: running it first", role, other_run.root)
+        _run_upstream_first(other, stop, (*chain, other_run.root.resolve()))
+        run_pipeline(other, path, stop=stop)
 
 
 @contextlib.contextmanager

@@ -77,17 +77,14 @@ def index(config_root: str = "configs") -> dict[str, RunEntry]:
     return entries
 
 
-# Teacher runs whose configs live outside the config root, found through their students.
-_teacher_runs: dict[str, RunEntry] = {}
-
-
-# Teacher runs whose configs live outside the config root, found through their students.
-_teacher_runs: dict[str, RunEntry] = {}
+# Upstream runs (teacher.run, student.run) whose configs live outside the config root,
+# found through the runs that name them.
+_upstream_runs: dict[str, RunEntry] = {}
 
 
 def config_for(run_dir: str, config_root: str = "configs") -> str:
     key = str(Path(run_dir))
-    entry = index(config_root).get(key) or _teacher_runs.get(key)
+    entry = index(config_root).get(key) or _upstream_runs.get(key)
     if entry is None:
         raise ConfigError(f"{run_dir}: no config under {config_root}/ writes to this run directory")
     return entry.config
@@ -115,17 +112,20 @@ def config_hash_for(run_dir: str, config_root: str = "configs") -> str:
     return config_hash(_load(run_dir, config_root))
 
 
-def teacher_targets(run_dir: str, config_root: str = "configs") -> list[str]:
-    """A KD run whose teacher is another run depends on that run's `pipeline_complete`:
-    the DAG trains the teacher first. Nothing when alpha is 0 (no teacher is loaded)."""
-    cfg = _load(run_dir, config_root)
-    if cfg.mode != "kd" or cfg.teacher.run is None:
-        return []
-    teacher_dir = run_dir_of_config(cfg.teacher.run)
-    if teacher_dir == str(Path(run_dir)):
-        raise ConfigError(f"{cfg.teacher.run}: teacher.run: a run cannot be its own teacher")
-    _teacher_runs.setdefault(teacher_dir, RunEntry(cfg.teacher.run, teacher_dir))
-    return [f"{teacher_dir}/pipeline_complete"]
+def upstream_targets(run_dir: str, config_root: str = "configs") -> list[str]:
+    """A run that loads another run's final model (a KD teacher run, a student's
+    `run:`) depends on that run's `pipeline_complete`: the DAG trains it first. A
+    teacher counts only when the run distils (otherwise it is never loaded)."""
+    from forge.models.upstream import upstream_configs
+
+    found = []
+    for role, path in upstream_configs(_load(run_dir, config_root)).items():
+        other = run_dir_of_config(path)
+        if other == str(Path(run_dir)):
+            raise ConfigError(f"{path}: {role}.run names this very run; a run cannot build on itself")
+        _upstream_runs.setdefault(other, RunEntry(path, other))
+        found.append(f"{other}/pipeline_complete")
+    return found
 
 
 def train_plan(run_dir: str) -> str:

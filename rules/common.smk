@@ -32,8 +32,8 @@ def run_config_hash(wildcards):
     return runs.config_hash_for(wildcards.run, CONFIG_ROOT)
 
 
-def teacher_run(wildcards):
-    return runs.teacher_targets(wildcards.run, CONFIG_ROOT)
+def upstream_runs(wildcards):
+    return runs.upstream_targets(wildcards.run, CONFIG_ROOT)
 
 
 def train_plan(wildcards):

@@ -7,7 +7,7 @@
 
 rule prepare_data:
     input:
-        teacher=teacher_run,  # a KD run's teacher run, when the teacher is a run
+        upstream=upstream_runs,  # runs whose final model this run loads (teacher.run, student.run)
     output:
         marker="{run}/stages/prepare_data.done",
     log:

@@ -21,7 +21,10 @@ CLI = "command line"
 # Values of these keys that look like paths ("./x", "../x", "~/x") are resolved
 # against the directory of the file that set them. Hub ids ("org/name") and
 # "embedded:..." references are left alone.
-PATH_KEYS = {("student", "path"), ("teacher", "path"), ("teacher", "run"), ("task", "dataset")}
+PATH_KEYS = {("student", "path"), ("teacher", "path"), ("task", "dataset")}
+# Values of these keys are always config files: relative ones are resolved against
+# the directory of the file that set them ("00_sft.yaml" is a sibling).
+FILE_KEYS = {("student", "run"), ("teacher", "run")}
 
 
 @dataclass
@@ -108,13 +111,16 @@ def _merge(
 
 
 def _copy(value: Any, path: tuple[str, ...], file: Path | None) -> Any:
-    """A deep copy of a YAML value, with path-like values of PATH_KEYS made absolute."""
+    """A deep copy of a YAML value, with path-like values of PATH_KEYS and the files of
+    FILE_KEYS made absolute."""
     if isinstance(value, dict):
         return {str(k): _copy(v, (*path, str(k)), file) for k, v in value.items()}
     if isinstance(value, list):
         return [_copy(v, path, file) for v in value]
     if file is not None and path in PATH_KEYS:
         return _resolve_path_value(value, file)
+    if file is not None and path in FILE_KEYS and isinstance(value, str):
+        return str((file.parent / Path(value).expanduser()).resolve())
     return value
 
 

@@ -25,12 +25,16 @@ class Strict(BaseModel):
 
 
 class TaskConfig(Strict):
-    name: Literal["mnli"]
+    # mnli: sentence-pair classification (GLUE MNLI); reasoning: word problems answered
+    # by a causal LM (GSM8K's layout), for SFT warm starts and RL.
+    name: Literal["mnli", "reasoning"]
     # A Hub dataset id ("nyu-mll/glue"), a local directory in Hub format, or
     # "embedded:<name>" for a dataset forge generates offline.
     dataset: str
     dataset_config: str | None = None
     max_length: PositiveInt = 128
+    # reasoning: tokens a model may generate per answer when it is evaluated.
+    max_new_tokens: PositiveInt = 64
     max_train_samples: PositiveInt | None = None
     max_eval_samples: PositiveInt | None = None
 
@@ -52,8 +56,11 @@ class LoraConfig(Strict):
 class ModelConfig(Strict):
     # Short name used in the run directory: outputs/<task>/<name>/<run_name>.
     name: Name
-    # A Hub model id, a local directory in Hub format, or "embedded:<name>".
-    path: str
+    # Exactly one of: `path`, a Hub model id, a local directory in Hub format or
+    # "embedded:<name>"; or `run`, the config file of another forge run whose final
+    # model this run starts from (e.g. GRPO after an SFT warm start; run first).
+    path: str | None = None
+    run: str | None = None
     revision: str | None = None
     lora: LoraConfig | None = None
 
@@ -101,9 +108,15 @@ class RLConfig(Strict):
     def _names_weigh_one(cls, value):
         return dict.fromkeys(value, 1.0) if isinstance(value, list) else value
 
+    # Completions sampled per prompt (the group whose rewards are compared);
+    # training.batch_size counts completions, so it must be a multiple of this.
     num_generations: Annotated[int, Field(ge=2)] = 4
     max_completion_length: PositiveInt = 64
+    temperature: PositiveFloat = 1.0
+    # KL penalty against the starting policy; 0 loads no reference model.
     beta: Annotated[float, Field(ge=0)] = 0.0
+    # trl's loss formulations (GRPOConfig.loss_type).
+    loss_type: Literal["grpo", "dr_grpo", "dapo", "bnpo"] = "dapo"
 
 
 class TrainingConfig(Strict):
@@ -130,6 +143,8 @@ class TrainingConfig(Strict):
     eval_steps: PositiveInt | None = None  # None: evaluate at every save
     keep_checkpoints: PositiveInt = 2
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    # Recompute activations in the backward pass: less memory for large models, slower.
+    activation_checkpointing: bool = False
     dataloader_num_workers: Annotated[int, Field(ge=0)] = 0
 
 
@@ -163,6 +178,23 @@ class ForgeConfig(Strict):
 def rule_violations(cfg: ForgeConfig) -> list[tuple[tuple[str, ...], str]]:
     """Rules between fields, as (key the message is about, message)."""
     found = []
+    kd = cfg.distillation
+    if (cfg.student.path is None) == (cfg.student.run is None):
+        found.append((("student",), "set exactly one of path (a model) or run (another forge run's config)"))
+    if cfg.rl is not None and cfg.task.name != "reasoning":
+        found.append((("rl",), f"RL needs a task a policy can answer (task.name: reasoning), not {cfg.task.name!r}"))
+    if cfg.rl is not None and cfg.teacher is not None:
+        found.append((("teacher",), "an RL run learns from its rewards, not from a teacher: remove `teacher:`"))
+    if cfg.rl is not None and cfg.training.batch_size % cfg.rl.num_generations:
+        found.append(
+            (
+                ("training", "batch_size"),
+                f"is {cfg.training.batch_size}, which counts completions: make it a multiple of "
+                f"rl.num_generations ({cfg.rl.num_generations})",
+            )
+        )
+    if cfg.rl is None and kd.distils and cfg.task.name != "mnli":
+        found.append((("distillation",), f"distillation is available for the mnli task, not {cfg.task.name!r}"))
     if cfg.rl is not None and not cfg.rl.rewards:
         found.append((("rl", "rewards"), "RL needs at least one reward function"))
     if cfg.rl is not None:
@@ -173,7 +205,6 @@ def rule_violations(cfg: ForgeConfig) -> list[tuple[tuple[str, ...], str]]:
                 resolve(name)
             except ConfigError as exc:
                 found.append((("rl", "rewards"), str(exc).removeprefix("rl.rewards: ")))
-    kd = cfg.distillation
     if cfg.rl is None and kd.distils and cfg.teacher is None:
         key, value = (("alpha",), kd.alpha) if kd.alpha > 0 else (("hidden", "weight"), kd.hidden.weight)
         found.append(

@@ -1,6 +1,10 @@
 """Load students, teachers and final models through `from_pretrained`, whatever their
-source: a Hub id, a local directory in Hub format, an embedded model forge builds, or
-a PEFT adapter directory (`adapter_config.json`: its base is loaded, then the adapter)."""
+source: a Hub id, a local directory in Hub format, an embedded model forge builds, a
+PEFT adapter directory (`adapter_config.json`: its base is loaded, then the adapter),
+or another forge run's final model (`student.run`).
+
+A task with labels gets a sequence classifier with a head for them; a task without
+(reasoning) gets a causal LM."""
 
 from __future__ import annotations
 
@@ -47,64 +51,86 @@ def _from_pretrained(factory, ref: str, kind: str, **kwargs):
         raise
 
 
+def default_device() -> str:
+    """Where a model runs outside the Trainer (evaluation by generation, the teacher-logit
+    cache): the GPU when there is one."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def model_ref(model: ModelConfig | str) -> tuple[str, str | None]:
+    """(what `from_pretrained` loads, revision) of a model config or a plain reference."""
+    if isinstance(model, str):
+        return model, None
+    if model.run is not None:
+        from forge.models.upstream import final_model_of
+
+        return final_model_of(model.run, "student"), None
+    return model.path, model.revision
+
+
 def load_tokenizer(model: ModelConfig | str):
     """The tokenizer of a model; an adapter without its own tokenizer uses its base's."""
     from transformers import AutoTokenizer
 
-    ref, revision = (model, None) if isinstance(model, str) else (model.path, model.revision)
+    ref, revision = model_ref(model)
     base = adapter_base(ref)
     if base is not None and not (Path(ref).expanduser() / "tokenizer_config.json").is_file():
         ref, revision = base, None
     return _from_pretrained(AutoTokenizer, ref, "tokenizer", revision=revision)
 
 
-def _classifier(ref: str, labels: tuple[str, ...], revision: str | None):
+def _pretrained(ref: str, labels: tuple[str, ...] | None, revision: str | None):
     """(model, names of the modules the checkpoint lacked and were freshly initialized)."""
-    from transformers import AutoModelForSequenceClassification
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
-    model, info = _from_pretrained(
-        AutoModelForSequenceClassification,
-        ref,
-        "model",
-        revision=revision,
-        num_labels=len(labels),
-        id2label=dict(enumerate(labels)),
-        label2id={name: i for i, name in enumerate(labels)},
-        output_loading_info=True,
-    )
+    if labels is None:
+        factory, head = AutoModelForCausalLM, {}
+    else:
+        factory = AutoModelForSequenceClassification
+        head = dict(
+            num_labels=len(labels),
+            id2label=dict(enumerate(labels)),
+            label2id={name: i for i, name in enumerate(labels)},
+        )
+    model, info = _from_pretrained(factory, ref, "model", revision=revision, output_loading_info=True, **head)
     fresh = sorted({key.rsplit(".", 1)[0] for key in info.get("missing_keys", ())})
     return model, fresh
 
 
-def load_sequence_classifier(
-    model: ModelConfig | str, labels: tuple[str, ...], revision: str | None = None, *, merge: bool = True
+def load_model(
+    model: ModelConfig | str, labels: tuple[str, ...] | None, revision: str | None = None, *, merge: bool = True
 ):
-    """A model with a classification head for `labels` (a fresh head when the checkpoint has none).
+    """A sequence classifier with a head for `labels` (a fresh head when the checkpoint
+    has none), or a causal LM when `labels` is None.
 
     An adapter directory loads its base, then the adapter: merged into the base
     (`merge=True`, a plain model) or as a `PeftModel`."""
-    ref, revision = (model, revision) if isinstance(model, str) else (model.path, model.revision)
+    ref, own_revision = model_ref(model)
+    revision = revision or own_revision
     base = adapter_base(ref)
     if base is None:
-        return _classifier(ref, labels, revision)[0]
+        return _pretrained(ref, labels, revision)[0]
     from peft import PeftModel
 
     log.info("loading adapter %s onto its base %s", ref, base)
-    adapted = PeftModel.from_pretrained(_classifier(base, labels, None)[0], resolve(ref))
+    adapted = PeftModel.from_pretrained(_pretrained(base, labels, None)[0], resolve(ref))
     return adapted.merge_and_unload() if merge else adapted
 
 
-def load_student(model: ModelConfig, labels: tuple[str, ...]):
-    """The student to train: its weights (an adapter is merged in first), with LoRA on top
-    when `model.lora` is set."""
+def load_student(model: ModelConfig, labels: tuple[str, ...] | None):
+    """The student (or policy) to train: its weights (an adapter is merged in first),
+    with LoRA on top when `model.lora` is set."""
     if model.lora is None:
-        return load_sequence_classifier(model, labels)
-    if adapter_base(model.path) is not None:
+        return load_model(model, labels)
+    ref, revision = model_ref(model)
+    if adapter_base(ref) is not None:
         raise ConfigError(
-            f"student.path {model.path!r} is an adapter and student.lora adds another: "
+            f"student {ref!r} is an adapter and student.lora adds another: "
             "merge the adapter into its base first (a forge run with lora.merge: true saves <run>/model)"
         )
     from forge.models.lora import apply_lora
 
-    student, fresh = _classifier(model.path, labels, model.revision)
-    return apply_lora(student, model.lora, fresh)
+    student, fresh = _pretrained(ref, labels, revision)
+    return apply_lora(student, model.lora, fresh, causal_lm=labels is None)

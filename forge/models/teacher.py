@@ -9,52 +9,27 @@ from __future__ import annotations
 
 import logging
 
-from forge.config import ForgeConfig, load_config
-from forge.errors import ConfigError, ForgeError
+from forge.config import ForgeConfig
+from forge.errors import ConfigError
 
 log = logging.getLogger("forge.teacher")
 
 
-def teacher_run_config(cfg: ForgeConfig) -> ForgeConfig | None:
-    """The config of the run that trains this run's teacher, if the teacher is a run."""
-    if cfg.teacher is None or cfg.teacher.run is None:
-        return None
-    from forge.run.session import run_dir_of
-
-    teacher = load_config(cfg.teacher.run)
-    if run_dir_of(teacher) == run_dir_of(cfg):
-        raise ConfigError(f"{cfg.teacher.run}: teacher.run: a run cannot be its own teacher")
-    return teacher
-
-
 def teacher_ref(cfg: ForgeConfig) -> str:
     """What `from_pretrained` should load as the teacher."""
-    from forge.run.session import run_dir_of
+    from forge.models import upstream
 
-    run_cfg = teacher_run_config(cfg)
-    if run_cfg is None:
-        return cfg.teacher.path
-    run = run_dir_of(run_cfg)
-    if not run.complete.exists():
-        raise ForgeError(f"teacher run {run.root} is not complete; run it first (forge --config {cfg.teacher.run})")
-    return str(run.final_model)
+    return upstream.final_model(cfg, "teacher") if cfg.teacher.run is not None else cfg.teacher.path
 
 
 def load_teacher(cfg: ForgeConfig, labels: tuple[str, ...]):
-    from forge.models.loading import load_sequence_classifier
+    from forge.models.loading import default_device, load_model
 
     ref = teacher_ref(cfg)
     log.info("loading teacher %s", ref)
-    model = load_sequence_classifier(ref, labels, revision=cfg.teacher.revision)
+    model = load_model(ref, labels, revision=cfg.teacher.revision)
     model.eval().requires_grad_(False)
     return model.to(default_device())
-
-
-def default_device() -> str:
-    """Where a model runs outside the Trainer (the teacher-logit cache): the GPU when there is one."""
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def check_same_tokenizer(student_tokenizer, teacher_ref_path: str) -> None:

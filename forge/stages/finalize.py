@@ -9,12 +9,12 @@ import shutil
 
 from forge.config import to_dict
 from forge.errors import ForgeError
-from forge.models.loading import load_sequence_classifier
+from forge.models.loading import load_model
 from forge.run.files import read_json
 from forge.run.layout import checkpoint_step
 from forge.run.session import RunSession, replace_dir
 from forge.run.state import TrainingState, find_resume_checkpoint, mark_stage_done
-from forge.tasks import mnli
+from forge.tasks import task_of
 
 log = logging.getLogger("forge.stages")
 
@@ -43,11 +43,11 @@ def run(session: RunSession) -> None:
             f"{checkpoint.name}; remove stages/train.done to train again"
         )
     tokenizer = AutoTokenizer.from_pretrained(str(checkpoint))
-    lora = session.cfg.student.lora
+    lora, labels = session.cfg.student.lora, task_of(session.cfg).LABELS
     if lora is None:
-        _save(session, load_sequence_classifier(str(checkpoint), mnli.LABELS), tokenizer, run_dir.model)
+        _save(session, load_model(str(checkpoint), labels), tokenizer, run_dir.model)
     else:  # the checkpoint holds the adapter; its config names the base model
-        adapted = load_sequence_classifier(str(checkpoint), mnli.LABELS, merge=False)
+        adapted = load_model(str(checkpoint), labels, merge=False)
         _save(session, adapted, tokenizer, run_dir.adapter)
         if lora.merge:
             _save(session, adapted.merge_and_unload(), tokenizer, run_dir.model)

@@ -1,4 +1,5 @@
-"""prepare_data: load the task's dataset, tokenize it, save it to <run>/data."""
+"""prepare_data: load the task's dataset, tokenize it, save it to <run>/data (and, for KD
+with a teacher cache, run the teacher over the training split once)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import logging
 from forge.models.loading import load_tokenizer
 from forge.run.session import RunSession, replace_dir
 from forge.run.state import mark_stage_done
-from forge.tasks import mnli
+from forge.tasks import mnli, task_of
 
 log = logging.getLogger("forge.stages")
 
@@ -16,7 +17,7 @@ def run(session: RunSession) -> None:
     cfg, out = session.cfg, session.run.data
     tokenizer = load_tokenizer(cfg.student)
     tmp = out.with_name(out.name + ".tmp")
-    sizes = mnli.prepare(cfg, tokenizer, tmp)
+    sizes = task_of(cfg).prepare(cfg, tokenizer, tmp)
     replace_dir(tmp, out)
     log.info("prepared %s", ", ".join(f"{k}: {v}" for k, v in sizes.items()))
     if cfg.mode == "kd" and cfg.distillation.teacher_cache:

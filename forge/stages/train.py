@@ -1,4 +1,4 @@
-"""train: fine-tune the student, resuming from the latest safe checkpoint."""
+"""train: fine-tune the student (SFT, KD) or the policy (RL), resuming from the latest safe checkpoint."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ from forge.callbacks import (
     StepMetricsCallback,
     TeacherGapCallback,
 )
-from forge.errors import ConfigError, ForgeError
+from forge.errors import ForgeError
 from forge.models.loading import load_student, load_tokenizer
 from forge.run.files import read_json
 from forge.run.layout import checkpoint_step
 from forge.run.session import RunSession
 from forge.run.state import TrainingState, discard_checkpoints_after, find_resume_checkpoint, mark_stage_done
-from forge.tasks import mnli
+from forge.tasks import task_of
 
 log = logging.getLogger("forge.stages")
 
@@ -30,38 +30,45 @@ def build_trainer(session: RunSession):
     from forge.trainers.arguments import training_arguments
 
     cfg, run = session.cfg, session.run
-    if cfg.mode == "rl":
-        raise ConfigError(f"{run.config}: RL training is not available yet")
     set_seed(cfg.seed)
-    data = mnli.load_prepared(run.data)
+    task = task_of(cfg)
+    data = task.load_prepared(run.data)
     tracker = session.tracker
     tokenizer = load_tokenizer(cfg.student)
+    model = load_student(cfg.student, task.LABELS)
+    callbacks = [
+        StepMetricsCallback(tracker),
+        CheckpointMarkerCallback(run, cfg.training.keep_checkpoints),
+        SignalStopCallback(session.stop),
+    ]
+    if cfg.mode == "rl":
+        from forge.trainers.grpo import PolicyTrainer
+
+        train = data[task.TRAIN_SPLIT]
+        return PolicyTrainer(
+            model=model, cfg=cfg, run=run, train_dataset=train, processing_class=tokenizer, callbacks=callbacks
+        )
+
+    callbacks.append(PeakMetricsCallback(run, task.PEAK_METRICS, tracker))
     common = dict(
-        model=load_student(cfg.student, mnli.LABELS),
+        model=model,
         args=training_arguments(cfg, run),
-        train_dataset=data[mnli.TRAIN_SPLIT],
-        eval_dataset=data[mnli.EVAL_SPLITS[0]],
         processing_class=tokenizer,
-        compute_metrics=mnli.compute_metrics,
-        callbacks=[
-            StepMetricsCallback(tracker),
-            CheckpointMarkerCallback(run, cfg.training.keep_checkpoints),
-            PeakMetricsCallback(run, mnli.PEAK_METRICS, tracker),
-            SignalStopCallback(session.stop),
-        ],
+        callbacks=callbacks,
+        **task.trainer_inputs(cfg, data, tokenizer),
     )
     if cfg.mode == "sft":  # alpha 0: a configured teacher is never loaded
         from forge.trainers.finetuning import FinetuningTrainer
 
-        return FinetuningTrainer(**common)
+        return FinetuningTrainer(**common, next_token=task.LABELS is None)
 
     from forge.models.teacher import check_same_tokenizer, load_teacher, teacher_ref
     from forge.trainers.distillation import DistillationTrainer
 
     teacher_metrics = read_json(run.metrics / "teacher_pre_eval.json", {})
     if teacher_metrics:
-        accuracy = teacher_metrics[mnli.EVAL_SPLITS[0]]["accuracy"]
-        common["callbacks"].append(TeacherGapCallback(run, accuracy))
+        accuracy = teacher_metrics[task.EVAL_SPLITS[0]]["accuracy"]
+        callbacks.append(TeacherGapCallback(run, accuracy))
     if cfg.distillation.teacher_cache:  # the teacher ran once in prepare_data; it is not loaded here
         from forge import kd_cache
 
@@ -73,7 +80,7 @@ def build_trainer(session: RunSession):
         teacher = None
     else:
         check_same_tokenizer(tokenizer, teacher_ref(cfg))
-        teacher = load_teacher(cfg, mnli.LABELS)
+        teacher = load_teacher(cfg, task.LABELS)
     return DistillationTrainer(
         **common,
         teacher=teacher,

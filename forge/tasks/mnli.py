@@ -11,9 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from forge import embedded
 from forge.config.schema import ForgeConfig
-from forge.hub import is_hub_id, unreachable
+from forge.tasks import hub_layout
 
 LABELS = ("entailment", "neutral", "contradiction")
 TRAIN_SPLIT = "train"
@@ -21,39 +20,14 @@ EVAL_SPLITS = ("validation_matched", "validation_mismatched")
 DEFAULT_CONFIG = "mnli"
 
 
-def load_raw(cfg: ForgeConfig):
-    from datasets import load_dataset
-
-    ref = cfg.task.dataset
-    source = str(embedded.ensure(ref)) if embedded.is_embedded(ref) else ref
-    try:
-        return load_dataset(source, cfg.task.dataset_config or DEFAULT_CONFIG)
-    except ConnectionError:
-        raise unreachable(ref, "dataset") from None
-    except (FileNotFoundError, ValueError) as exc:
-        message = str(exc).lower()
-        if is_hub_id(ref) and ("offline" in message or "connect" in message):
-            raise unreachable(ref, "dataset") from None
-        raise
-
-
-def _subset(split, limit: int | None, seed: int):
-    if limit is None or limit >= len(split):
-        return split
-    return split.shuffle(seed=seed).select(range(limit))
-
-
 def prepare(cfg: ForgeConfig, tokenizer, out: Path) -> dict[str, int]:
     """Tokenize the train and evaluation splits and save them to `out`; returns split sizes."""
     from datasets import DatasetDict
 
-    raw = load_raw(cfg)
-    missing = [s for s in (TRAIN_SPLIT, *EVAL_SPLITS) if s not in raw]
-    if missing:
-        raise ValueError(f"dataset {cfg.task.dataset!r} lacks the MNLI split(s) {', '.join(missing)}")
-    splits = {TRAIN_SPLIT: _subset(raw[TRAIN_SPLIT], cfg.task.max_train_samples, cfg.seed)}
+    raw = hub_layout.load(cfg.task.dataset, cfg.task.dataset_config or DEFAULT_CONFIG, (TRAIN_SPLIT, *EVAL_SPLITS))
+    splits = {TRAIN_SPLIT: hub_layout.subset(raw[TRAIN_SPLIT], cfg.task.max_train_samples, cfg.seed)}
     for name in EVAL_SPLITS:
-        splits[name] = _subset(raw[name], cfg.task.max_eval_samples, cfg.seed)
+        splits[name] = hub_layout.subset(raw[name], cfg.task.max_eval_samples, cfg.seed)
 
     def tokenize(batch):
         return tokenizer(batch["premise"], batch["hypothesis"], truncation=True, max_length=cfg.task.max_length)
@@ -74,6 +48,31 @@ def load_prepared(path: Path):
     from datasets import load_from_disk
 
     return load_from_disk(str(path))
+
+
+def trainer_inputs(cfg: ForgeConfig, data, tokenizer) -> dict:
+    """What the SFT and KD trainers read: the Trainer pads batches with the tokenizer."""
+    return dict(train_dataset=data[TRAIN_SPLIT], eval_dataset=data[EVAL_SPLITS[0]], compute_metrics=compute_metrics)
+
+
+def evaluate(session, model, tokenizer, data) -> dict[str, dict[str, float]]:
+    """Accuracy and loss on each evaluation split, through the fine-tuning trainer."""
+    from forge.trainers.arguments import training_arguments
+    from forge.trainers.finetuning import FinetuningTrainer
+
+    trainer = FinetuningTrainer(
+        model=model,
+        args=training_arguments(session.cfg, session.run),
+        eval_dataset=data[EVAL_SPLITS[0]],
+        processing_class=tokenizer,
+        compute_metrics=compute_metrics,
+    )
+    results = {}
+    for split in EVAL_SPLITS:
+        metrics = trainer.evaluate(data[split], metric_key_prefix="eval")
+        results[split] = {k.removeprefix("eval_"): v for k, v in metrics.items() if k in ("eval_accuracy", "eval_loss")}
+        results[split]["samples"] = len(data[split])
+    return results
 
 
 def compute_metrics(eval_pred) -> dict[str, float]:

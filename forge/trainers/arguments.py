@@ -9,11 +9,17 @@ from forge.run.layout import RunDir
 
 
 def training_arguments(cfg: ForgeConfig, run: RunDir):
-    import torch
     from transformers import TrainingArguments
 
+    return TrainingArguments(**argument_values(cfg, run))
+
+
+def argument_values(cfg: ForgeConfig, run: RunDir) -> dict:
+    """The keyword arguments of `TrainingArguments` (and its subclasses, e.g. trl's GRPOConfig)."""
+    import torch
+
     t = cfg.training
-    return TrainingArguments(
+    return dict(
         output_dir=str(run.root),
         num_train_epochs=t.epochs,
         max_steps=t.max_steps,
@@ -34,6 +40,7 @@ def training_arguments(cfg: ForgeConfig, run: RunDir):
         eval_steps=t.eval_steps or t.save_steps,
         bf16=t.precision == "bf16",
         fp16=t.precision == "fp16",
+        activation_checkpointing=t.activation_checkpointing,
         dataloader_num_workers=t.dataloader_num_workers,
         seed=cfg.seed,
         report_to="none",  # forge logs to W&B itself, once per step across attempts

@@ -1,18 +1,20 @@
-"""SFT: `FinetuningTrainer`, a light `transformers.Trainer` with forge's cross-entropy."""
+"""SFT: `FinetuningTrainer`, a light `transformers.Trainer` with forge's cross-entropy
+(per item for a classifier, per next token for a causal LM)."""
 
 from __future__ import annotations
 
 from transformers import Trainer
 from transformers.trainer_callback import PrinterCallback
 
-from forge.losses import cross_entropy
+from forge.losses import cross_entropy, next_token_cross_entropy
 
 
 class FinetuningTrainer(Trainer):
     """Cross-entropy on the model's logits. The distillation trainer builds on this loss."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, next_token: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
+        self.ce_loss = next_token_cross_entropy if next_token else cross_entropy
         # forge's loss normalises by the items of the whole accumulated batch itself, so the
         # trainer must count them and must not divide by the accumulation steps again.
         self.model_accepts_loss_kwargs = True
@@ -22,5 +24,5 @@ class FinetuningTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         labels = inputs.pop("labels")
         outputs = model(**inputs)
-        loss = cross_entropy(outputs.logits, labels, num_items_in_batch)
+        loss = self.ce_loss(outputs.logits, labels, num_items_in_batch)
         return (loss, outputs) if return_outputs else loss

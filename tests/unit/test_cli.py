@@ -39,7 +39,10 @@ BAD = {
         "distillation:\n  alpha: 0.7\n",
         "distillation.alpha: is 0.7, which needs a teacher",
     ),
-    "rl_without_rewards": ("rl:\n  rewards: []\n", "rl.rewards: RL needs at least one reward function"),
+    "rl_without_rewards": (
+        f"base: {ROOT / 'configs/reasoning/gsm8k/tiny/00_sft.yaml'}\nrl:\n  rewards: []\n",
+        "rl.rewards: RL needs at least one reward function",
+    ),
 }
 
 

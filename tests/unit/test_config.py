@@ -19,6 +19,17 @@ training:
   batch_size: 8
 """
 
+RL_BASE = """
+task:
+  name: reasoning
+  dataset: embedded:synthetic-arithmetic
+student:
+  name: tiny
+  path: embedded:tiny-causal-lm
+training:
+  batch_size: 8
+"""
+
 
 def error_of(path, overrides=None) -> str:
     with pytest.raises(ConfigError) as info:
@@ -163,22 +174,53 @@ def test_a_hidden_state_loss_is_kd_and_needs_the_teacher_online(tmp_path):
 
 def test_rl_needs_rewards_and_selects_rl_mode(tmp_path):
     assert "rl.rewards: RL needs at least one reward function" in error_of(
-        write_config(tmp_path, "a.yaml", BASE + "rl:\n  rewards: {}\n")
+        write_config(tmp_path, "a.yaml", RL_BASE + "rl:\n  rewards: {}\n")
     )
-    assert "rl.rewards: required key is missing" in error_of(write_config(tmp_path, "b.yaml", BASE + "rl: {}\n"))
-    rl = load_config(write_config(tmp_path, "c.yaml", BASE + "rl:\n  rewards: {correctness: 1.0, format: 0.2}\n"))
+    assert "rl.rewards: required key is missing" in error_of(write_config(tmp_path, "b.yaml", RL_BASE + "rl: {}\n"))
+    rl = load_config(write_config(tmp_path, "c.yaml", RL_BASE + "rl:\n  rewards: {correctness: 1.0, format: 0.2}\n"))
     assert rl.mode == "rl" and rl.rl.rewards == {"correctness": 1.0, "format": 0.2}
-    names = load_config(write_config(tmp_path, "d.yaml", BASE + "rl:\n  rewards: [correctness, format]\n"))
+    names = load_config(write_config(tmp_path, "d.yaml", RL_BASE + "rl:\n  rewards: [correctness, format]\n"))
     assert names.rl.rewards == {"correctness": 1.0, "format": 1.0}
 
 
 def test_reward_names_are_checked_when_the_config_loads(tmp_path):
     def rewards(spec):
-        return error_of(write_config(tmp_path, "r.yaml", BASE + f"rl:\n  rewards: {{{spec}: 1.0}}\n"))
+        return error_of(write_config(tmp_path, "r.yaml", RL_BASE + f"rl:\n  rewards: {{{spec}: 1.0}}\n"))
 
     assert "rl.rewards: unknown reward 'exact'; built-ins are correctness, format" in rewards("exact")
     assert "cannot import 'no_such_module'" in rewards("'no_such_module:f'")
     assert "forge.rewards has no function 'nope'" in rewards("'forge.rewards:nope'")
+
+
+def test_rl_rules_name_the_key_to_fix(tmp_path):
+    rewards = "rl:\n  rewards: [correctness]\n"
+    assert "rl: RL needs a task a policy can answer (task.name: reasoning), not 'mnli'" in error_of(
+        write_config(tmp_path, "a.yaml", BASE + rewards)
+    )
+    assert "training.batch_size: is 6, which counts completions: make it a multiple of rl.num_generations (4)" in (
+        error_of(write_config(tmp_path, "b.yaml", RL_BASE + rewards), {"training.batch_size": 6})
+    )
+    assert "teacher: an RL run learns from its rewards" in error_of(
+        write_config(tmp_path, "c.yaml", RL_BASE + rewards + "teacher: {path: x}\n")
+    )
+    assert "distillation is available for the mnli task, not 'reasoning'" in error_of(
+        write_config(tmp_path, "d.yaml", RL_BASE + "teacher: {path: x}\ndistillation: {alpha: 0.5}\n")
+    )
+    assert "rl.loss_type: Input should be" in error_of(
+        write_config(tmp_path, "e.yaml", RL_BASE + rewards + "  loss_type: ppo\n")
+    )
+
+
+def test_the_student_is_a_model_or_another_run(tmp_path):
+    sft = write_config(tmp_path, "sft.yaml", RL_BASE)
+    chained = load_config(
+        write_config(tmp_path, "sub/grpo.yaml", RL_BASE.replace("path: embedded:tiny-causal-lm", "run: ../sft.yaml"))
+    )
+    assert chained.student.run == str(sft) and chained.student.path is None  # relative to the config file
+    both = RL_BASE.replace("path: embedded:tiny-causal-lm", "path: x\n  run: y.yaml")
+    neither = RL_BASE.replace("  path: embedded:tiny-causal-lm\n", "")
+    for name, body in (("both.yaml", both), ("neither.yaml", neither)):
+        assert "student: set exactly one of path (a model) or run" in error_of(write_config(tmp_path, name, body))
 
 
 def test_invalid_yaml_is_one_line(tmp_path):
@@ -232,9 +274,12 @@ def test_a_teacher_is_a_model_or_a_run_not_both(tmp_path):
     assert "teacher: set exactly one of path" in error_of(neither)
 
 
-def test_a_run_cannot_be_its_own_teacher(tmp_path):
-    from forge.models.teacher import teacher_run_config
+def test_a_run_cannot_be_its_own_teacher_or_starting_point(tmp_path):
+    from forge.models import upstream
 
     path = write_config(tmp_path, "self.yaml", BASE + "distillation: {alpha: 0.5}\nteacher: {run: ./self.yaml}\n")
-    with pytest.raises(ConfigError, match="a run cannot be its own teacher"):
-        teacher_run_config(load_config(path))
+    with pytest.raises(ConfigError, match="teacher.run names this very run"):
+        upstream.run_config(load_config(path), "teacher")
+    path = write_config(tmp_path, "policy.yaml", RL_BASE.replace("path: embedded:tiny-causal-lm", "run: policy.yaml"))
+    with pytest.raises(ConfigError, match="student.run names this very run"):
+        upstream.run_config(load_config(path), "student")

@@ -10,6 +10,7 @@ from forge.losses import (
     hidden_state_loss,
     kl_distillation,
     kl_distillation_topk,
+    next_token_cross_entropy,
 )
 
 
@@ -25,6 +26,22 @@ def test_num_items_normalises_over_the_accumulated_batch():
     whole = cross_entropy(logits, labels)
     halves = cross_entropy(logits[:4], labels[:4], 8) + cross_entropy(logits[4:], labels[4:], 8)
     assert torch.allclose(whole, halves)
+
+
+def test_next_token_loss_predicts_each_label_from_the_position_before():
+    # position t's logits point at token t + 1: the loss is zero when each label is the next one
+    labels = torch.tensor([[-100, 2, 0, 1]])
+    logits = torch.full((1, 4, 3), -30.0)
+    for t, nxt in enumerate([2, 0, 1]):
+        logits[0, t, nxt] = 30.0
+    logits[0, 3] = torch.tensor([30.0, -30.0, -30.0])  # the last position predicts nothing
+    assert next_token_cross_entropy(logits, labels).item() == pytest.approx(0.0, abs=1e-6)
+    torch.manual_seed(0)
+    logits = torch.randn(2, 5, 7)
+    labels = torch.tensor([[-100, -100, 3, 4, 1], [-100, 6, 0, -100, -100]])
+    expected = F.cross_entropy(logits[:, :-1].reshape(-1, 7), labels[:, 1:].reshape(-1), ignore_index=-100)
+    assert torch.allclose(next_token_cross_entropy(logits, labels), expected)
+    assert torch.allclose(next_token_cross_entropy(logits, labels, 5), expected)  # 5 labelled tokens
 
 
 def test_is_zero_for_a_confident_right_answer_and_large_for_a_wrong_one():

@@ -97,8 +97,26 @@ def test_a_kd_run_depends_on_its_teacher_run_only_when_it_distils(configs):
     )
     workflow.index.cache_clear()
     root = str(configs)
-    assert workflow.teacher_targets("out/mnli/tiny/02_kd", root) == ["out/mnli/wide/teacher/pipeline_complete"]
+    assert workflow.upstream_targets("out/mnli/tiny/02_kd", root) == ["out/mnli/wide/teacher/pipeline_complete"]
     # the teacher's config is found for its run dir, though it is a run config too
     assert workflow.config_for("out/mnli/wide/teacher", root) == str(configs / "elsewhere/teacher.yaml")
-    assert workflow.teacher_targets("out/mnli/tiny/03_alpha0", root) == []
-    assert workflow.teacher_targets("out/mnli/tiny/00_sft", root) == []
+    assert workflow.upstream_targets("out/mnli/tiny/03_alpha0", root) == []
+    assert workflow.upstream_targets("out/mnli/tiny/00_sft", root) == []
+
+
+def test_a_run_depends_on_the_run_its_student_starts_from(tmp_path):
+    workflow.index.cache_clear()
+    workflow._load.cache_clear()
+    root = tmp_path / "configs"
+    body = (
+        "task:\n  name: reasoning\n  dataset: embedded:synthetic-arithmetic\n"
+        "output_root: out\nstudent:\n  name: tiny\n"
+    )
+    write_config(root, "r/00_sft.yaml", body + "  path: embedded:tiny-causal-lm\n")
+    write_config(root, "r/01_grpo.yaml", body + "  run: 00_sft.yaml\nrl:\n  rewards: [correctness]\n")
+    assert workflow.upstream_targets("out/reasoning/tiny/01_grpo", str(root)) == [
+        "out/reasoning/tiny/00_sft/pipeline_complete"
+    ]
+    assert workflow.upstream_targets("out/reasoning/tiny/00_sft", str(root)) == []
+    workflow.index.cache_clear()
+    workflow._load.cache_clear()
