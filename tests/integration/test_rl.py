@@ -1,5 +1,5 @@
 """The RL path end to end, offline: an SFT warm start, then GRPO whose policy is that
-run's final model; a GRPO run killed mid-training resumes where it was; LoRA on the policy."""
+run's final model; a GRPO run killed mid-training resumes to the same weights; LoRA on the policy."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import ROOT, run_forge, start_forge, wait_for, write_config
+from tests.conftest import ROOT, assert_bitwise_equal, run_forge, start_forge, wait_for, write_config
 from tests.integration.test_snakemake import snakemake_cmd
 
 pytestmark = pytest.mark.integration
@@ -119,7 +119,7 @@ def test_the_final_policy_loads_with_transformers_and_generates(chain):
     assert text.strip()  # it answers something, in text
 
 
-def test_a_grpo_run_killed_mid_training_resumes_at_its_checkpoint(chain):
+def test_a_grpo_run_killed_mid_training_resumes_at_its_checkpoint_to_the_same_weights(chain):
     folder = chain[0]
     run = run_of(folder, "grpo_kill")
     env = {"WANDB_MODE": "offline"}
@@ -143,6 +143,9 @@ def test_a_grpo_run_killed_mid_training_resumes_at_its_checkpoint(chain):
     attempts = sorted(p.name for p in (run.root / "wandb").glob("offline-run-*"))
     assert len(attempts) == 2 and all(name.endswith(run_id) for name in attempts)
     assert int((run.root / "wandb" / "forge_last_step").read_text()) == STEPS
+    # and to the very weights of the uninterrupted run (the checkpoint restores the RNG
+    # that samples the completions)
+    assert_bitwise_equal(run, run_of(folder, "grpo"))
 
 
 def test_lora_on_the_policy_saves_an_adapter_and_a_merged_policy_that_agree(chain):

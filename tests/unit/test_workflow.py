@@ -108,10 +108,8 @@ def test_a_run_depends_on_the_run_its_student_starts_from(tmp_path):
     workflow.index.cache_clear()
     workflow._load.cache_clear()
     root = tmp_path / "configs"
-    body = (
-        "task:\n  name: reasoning\n  dataset: embedded:synthetic-arithmetic\n"
-        "output_root: out\nstudent:\n  name: tiny\n"
-    )
+    task = "task:\n  name: reasoning\n  dataset: embedded:synthetic-arithmetic\n"
+    body = task + "output_root: out\nstudent:\n  name: tiny\n"
     write_config(root, "r/00_sft.yaml", body + "  path: embedded:tiny-causal-lm\n")
     write_config(root, "r/01_grpo.yaml", body + "  run: 00_sft.yaml\nrl:\n  rewards: [correctness]\n")
     assert workflow.upstream_targets("out/reasoning/tiny/01_grpo", str(root)) == [
