@@ -16,7 +16,7 @@ def test_grpo_arguments_come_from_the_rl_and_training_blocks(tmp_path):
     assert args.max_completion_length == 32 and args.temperature == 0.7
     assert args.beta == 0.04 and args.loss_type == "grpo"
     assert args.reward_weights == [1.0, 0.2]  # correctness, format: config order
-    assert args.per_device_train_batch_size == cfg.training.batch_size == 32  # completions per step
+    assert args.per_device_train_batch_size == cfg.training.batch_size == 256  # completions per step
     assert args.learning_rate == cfg.training.learning_rate and args.max_steps == cfg.training.max_steps
     assert args.save_steps == cfg.training.save_steps and args.output_dir == str(tmp_path / "run")
     assert args.eval_strategy == "no"
