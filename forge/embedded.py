@@ -34,6 +34,12 @@ def _synthetic_arithmetic(out: Path) -> None:
     write_hub_layout(out, seed=0)
 
 
+def _synthetic_ocr(out: Path) -> None:
+    from forge.tasks.synthetic_ocr import write_hub_layout
+
+    write_hub_layout(out, seed=0)
+
+
 def _tiny_distilbert(out: Path) -> None:
     from forge.models.tiny import build_tiny_distilbert
     from forge.tasks.synthetic_nli import corpus
@@ -61,6 +67,7 @@ def _tiny_causal_lm(out: Path) -> None:
 BUILDERS: dict[str, Callable[[Path], None]] = {
     "synthetic-glue": _synthetic_glue,
     "synthetic-arithmetic": _synthetic_arithmetic,
+    "synthetic-ocr": _synthetic_ocr,
     "tiny-distilbert": _tiny_distilbert,
     "tiny-distilbert-wide": _tiny_distilbert_wide,
     "tiny-causal-lm": _tiny_causal_lm,
