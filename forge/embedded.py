@@ -64,6 +64,14 @@ def _tiny_causal_lm(out: Path) -> None:
     build_tiny_causal_lm(out, corpus(seed=0), seed=0)
 
 
+def _tiny_ocr(out: Path) -> None:
+    """The offline model of the OCR path: a tiny ViT + TrOCR decoder that knows the lines' text."""
+    from forge.models.tiny import build_tiny_ocr
+    from forge.tasks.synthetic_ocr import corpus
+
+    build_tiny_ocr(out, corpus(seed=0), seed=0)
+
+
 BUILDERS: dict[str, Callable[[Path], None]] = {
     "synthetic-glue": _synthetic_glue,
     "synthetic-arithmetic": _synthetic_arithmetic,
@@ -71,6 +79,7 @@ BUILDERS: dict[str, Callable[[Path], None]] = {
     "tiny-distilbert": _tiny_distilbert,
     "tiny-distilbert-wide": _tiny_distilbert_wide,
     "tiny-causal-lm": _tiny_causal_lm,
+    "tiny-ocr": _tiny_ocr,
 }
 
 

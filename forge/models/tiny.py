@@ -4,7 +4,10 @@ on the task's own text, saved in Hub format.
 - DistilBERT family (MNLI): a WordPiece tokenizer; saved as `distilbert-base-uncased`
   is (a masked-LM checkpoint; the task head is added when the task loads it).
 - Llama family (the RL path's policy): a byte-level BPE with digits split, and a
-  ChatML chat template."""
+  ChatML chat template.
+- Vision encoder-decoder (OCR, TrOCR-style): a small ViT reading 32 x 128 line images
+  and a small TrOCR text decoder, with a `TrOCRProcessor` (image processor + a
+  byte-level BPE trained on the transcriptions)."""
 
 from __future__ import annotations
 
@@ -66,7 +69,7 @@ CHAT_TEMPLATE = (
 )
 
 
-def train_byte_bpe(texts: list[str], vocab_size: int = 512):
+def train_byte_bpe(texts: list[str], vocab_size: int = 512, special_tokens: list[str] = CHAT_TOKENS):
     """A byte-level BPE that splits numbers into digits (arithmetic stays learnable) and
     decodes back to the exact text."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -77,7 +80,7 @@ def train_byte_bpe(texts: list[str], vocab_size: int = 512):
     )
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=CHAT_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        vocab_size=vocab_size, special_tokens=special_tokens, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
     )
     tok.train_from_iterator(texts, trainer)
     return tok
@@ -116,3 +119,65 @@ def build_tiny_causal_lm(out: Path, texts: list[str], seed: int = 0, dim: int = 
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
+
+
+OCR_TOKENS = ["<pad>", "<s>", "</s>"]
+
+
+def build_tiny_ocr(out: Path, texts: list[str], seed: int = 0, dim: int = 64, layers: int = 2) -> None:
+    """A random-init ViT encoder + TrOCR decoder for 32 x 128 line images, with a
+    `TrOCRProcessor` whose tokenizer is a byte-level BPE trained on `texts`."""
+    import torch
+    from transformers import (
+        PreTrainedTokenizerFast,
+        TrOCRConfig,
+        TrOCRProcessor,
+        VisionEncoderDecoderConfig,
+        VisionEncoderDecoderModel,
+        ViTConfig,
+        ViTImageProcessorPil,
+    )
+
+    height, width, max_positions = 32, 128, 64
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=train_byte_bpe(texts, vocab_size=384, special_tokens=OCR_TOKENS),
+        pad_token="<pad>",
+        bos_token="<s>",
+        eos_token="</s>",
+        model_max_length=max_positions,
+    )
+    image_processor = ViTImageProcessorPil(
+        size={"height": height, "width": width}, image_mean=[0.5] * 3, image_std=[0.5] * 3
+    )
+    encoder = ViTConfig(
+        image_size=(height, width),
+        patch_size=8,
+        hidden_size=dim,
+        num_hidden_layers=layers,
+        num_attention_heads=max(2, dim // 32),
+        intermediate_size=2 * dim,
+    )
+    special = dict(
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.bos_token_id,
+    )
+    decoder = TrOCRConfig(
+        vocab_size=len(tokenizer),
+        d_model=dim,
+        decoder_layers=layers,
+        decoder_attention_heads=max(2, dim // 32),
+        decoder_ffn_dim=2 * dim,
+        max_position_embeddings=max_positions,
+        **special,
+    )
+    config = VisionEncoderDecoderConfig.from_encoder_decoder_configs(encoder, decoder)
+    for key, value in special.items():  # generation and the label shift read them here
+        setattr(config, key, value)
+    torch.manual_seed(seed)
+    model = VisionEncoderDecoderModel(config=config)
+    for key, value in special.items():
+        setattr(model.generation_config, key, value)
+    model.save_pretrained(out)
+    TrOCRProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(out)
