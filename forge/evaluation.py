@@ -16,7 +16,8 @@ def evaluate_model(session: RunSession, model, tokenizer, name: str, step: int) 
     task = task_of(session.cfg)
     results = task.evaluate(session, model, tokenizer, task.load_prepared(session.run.data))
     for split, metrics in results.items():
-        log.info("%s %s: accuracy %.4f", name, split, metrics["accuracy"])
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k != "samples")
+        log.info("%s %s: %s", name, split, shown)
     atomic_write_json(session.run.metrics / f"{name}.json", {"step": step, **results})
     session.tracker.log({f"{name}/{s}/{k}": v for s, m in results.items() for k, v in m.items()}, step=step)
     return results

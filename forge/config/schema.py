@@ -26,15 +26,21 @@ class Strict(BaseModel):
 
 class TaskConfig(Strict):
     # mnli: sentence-pair classification (GLUE MNLI); reasoning: word problems answered
-    # by a causal LM (GSM8K's layout), for SFT warm starts and RL.
-    name: Literal["mnli", "reasoning"]
+    # by a causal LM (GSM8K's layout), for SFT warm starts and RL; ocr: line images
+    # transcribed by a vision encoder-decoder.
+    name: Literal["mnli", "reasoning", "ocr"]
     # A Hub dataset id ("nyu-mll/glue"), a local directory in Hub format, or
     # "embedded:<name>" for a dataset forge generates offline.
     dataset: str
     dataset_config: str | None = None
     max_length: PositiveInt = 128
-    # reasoning: tokens a model may generate per answer when it is evaluated.
+    # reasoning, ocr: tokens a model may generate per answer when it is evaluated.
     max_new_tokens: PositiveInt = 64
+    # ocr: the dataset's columns, and whether rows whose image cannot be read are
+    # skipped (with a warning naming them) instead of stopping prepare_data.
+    image_column: str = "image"
+    text_column: str = "text"
+    skip_bad_images: bool = False
     max_train_samples: PositiveInt | None = None
     max_eval_samples: PositiveInt | None = None
 

@@ -3,13 +3,15 @@ source: a Hub id, a local directory in Hub format, an embedded model forge build
 PEFT adapter directory (`adapter_config.json`: its base is loaded, then the adapter),
 or another forge run's final model (`student.run`).
 
-A task with labels gets a sequence classifier with a head for them; a task without
-(reasoning) gets a causal LM."""
+What is loaded on top of the weights is the task's `Head`: a sequence classifier with
+its labels (mnli), a causal LM (reasoning), an image-to-text model (OCR); and with it
+the task's preprocessor, a tokenizer or a processor."""
 
 from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from forge import embedded
@@ -20,6 +22,25 @@ from forge.hub import is_hub_id, unreachable
 log = logging.getLogger("forge.models")
 
 ADAPTER_CONFIG = "adapter_config.json"
+
+
+@dataclass(frozen=True)
+class Head:
+    """What a task loads a model as: the transformers Auto class, the labels of a
+    classifier, peft's task type for LoRA, and the Auto class of its preprocessor."""
+
+    auto_class: str
+    labels: tuple[str, ...] | None = None
+    peft_task: str | None = None
+    preprocessor: str = "AutoTokenizer"
+
+
+def classifier(labels: tuple[str, ...]) -> Head:
+    return Head("AutoModelForSequenceClassification", tuple(labels), "SEQ_CLS")
+
+
+CAUSAL_LM = Head("AutoModelForCausalLM", peft_task="CAUSAL_LM")
+IMAGE_TO_TEXT = Head("AutoModelForImageTextToText", preprocessor="AutoProcessor")
 
 
 def resolve(ref: str) -> str:
@@ -70,40 +91,44 @@ def model_ref(model: ModelConfig | str) -> tuple[str, str | None]:
     return model.path, model.revision
 
 
-def load_tokenizer(model: ModelConfig | str):
-    """The tokenizer of a model; an adapter without its own tokenizer uses its base's."""
-    from transformers import AutoTokenizer
+def load_tokenizer(model: ModelConfig | str, auto_class: str = "AutoTokenizer"):
+    """The tokenizer (or, with auto_class AutoProcessor, the processor) of a model; an
+    adapter without its own uses its base's."""
+    import transformers
 
     ref, revision = model_ref(model)
     base = adapter_base(ref)
     if base is not None and not (Path(ref).expanduser() / "tokenizer_config.json").is_file():
         ref, revision = base, None
-    return _from_pretrained(AutoTokenizer, ref, "tokenizer", revision=revision)
+    kind = "processor" if auto_class == "AutoProcessor" else "tokenizer"
+    return _from_pretrained(getattr(transformers, auto_class), ref, kind, revision=revision)
 
 
-def _pretrained(ref: str, labels: tuple[str, ...] | None, revision: str | None):
+def load_preprocessor(model: ModelConfig | str, head: Head):
+    """What turns a task's inputs into the model's: its tokenizer or its processor."""
+    return load_tokenizer(model, head.preprocessor)
+
+
+def _pretrained(ref: str, head: Head, revision: str | None):
     """(model, names of the modules the checkpoint lacked and were freshly initialized)."""
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+    import transformers
 
-    if labels is None:
-        factory, head = AutoModelForCausalLM, {}
-    else:
-        factory = AutoModelForSequenceClassification
-        head = dict(
+    labels, extra = head.labels, {}
+    if labels is not None:
+        extra = dict(
             num_labels=len(labels),
             id2label=dict(enumerate(labels)),
             label2id={name: i for i, name in enumerate(labels)},
         )
-    model, info = _from_pretrained(factory, ref, "model", revision=revision, output_loading_info=True, **head)
+    factory = getattr(transformers, head.auto_class)
+    model, info = _from_pretrained(factory, ref, "model", revision=revision, output_loading_info=True, **extra)
     fresh = sorted({key.rsplit(".", 1)[0] for key in info.get("missing_keys", ())})
     return model, fresh
 
 
-def load_model(
-    model: ModelConfig | str, labels: tuple[str, ...] | None, revision: str | None = None, *, merge: bool = True
-):
-    """A sequence classifier with a head for `labels` (a fresh head when the checkpoint
-    has none), or a causal LM when `labels` is None.
+def load_model(model: ModelConfig | str, head: Head, revision: str | None = None, *, merge: bool = True):
+    """The model as the task's `head` (a classifier gets a fresh head for its labels when
+    the checkpoint has none).
 
     An adapter directory loads its base, then the adapter: merged into the base
     (`merge=True`, a plain model) or as a `PeftModel`."""
@@ -111,19 +136,19 @@ def load_model(
     revision = revision or own_revision
     base = adapter_base(ref)
     if base is None:
-        return _pretrained(ref, labels, revision)[0]
+        return _pretrained(ref, head, revision)[0]
     from peft import PeftModel
 
     log.info("loading adapter %s onto its base %s", ref, base)
-    adapted = PeftModel.from_pretrained(_pretrained(base, labels, None)[0], resolve(ref))
+    adapted = PeftModel.from_pretrained(_pretrained(base, head, None)[0], resolve(ref))
     return adapted.merge_and_unload() if merge else adapted
 
 
-def load_student(model: ModelConfig, labels: tuple[str, ...] | None):
+def load_student(model: ModelConfig, head: Head):
     """The student (or policy) to train: its weights (an adapter is merged in first),
     with LoRA on top when `model.lora` is set."""
     if model.lora is None:
-        return load_model(model, labels)
+        return load_model(model, head)
     ref, revision = model_ref(model)
     if adapter_base(ref) is not None:
         raise ConfigError(
@@ -132,5 +157,5 @@ def load_student(model: ModelConfig, labels: tuple[str, ...] | None):
         )
     from forge.models.lora import apply_lora
 
-    student, fresh = _pretrained(ref, labels, revision)
-    return apply_lora(student, model.lora, fresh, causal_lm=labels is None)
+    student, fresh = _pretrained(ref, head, revision)
+    return apply_lora(student, model.lora, fresh, head.peft_task)

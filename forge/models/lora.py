@@ -9,8 +9,8 @@ from forge.config.schema import LoraConfig
 log = logging.getLogger("forge.models")
 
 
-def peft_config(lora: LoraConfig, fresh_modules: list[str], causal_lm: bool = False):
-    """The peft LoraConfig for a sequence classifier (or a causal LM).
+def peft_config(lora: LoraConfig, fresh_modules: list[str], task_type: str | None = "SEQ_CLS"):
+    """The peft LoraConfig for a model of peft's `task_type` (SEQ_CLS, CAUSAL_LM, ...).
 
     Modules the checkpoint lacked (`fresh_modules`, e.g. a new classification head)
     are trained and saved whole: they are random in the base model, so an adapter
@@ -20,7 +20,7 @@ def peft_config(lora: LoraConfig, fresh_modules: list[str], causal_lm: bool = Fa
 
     whole = list(dict.fromkeys([*lora.modules_to_save, *fresh_modules]))
     return PeftLoraConfig(
-        task_type=TaskType.CAUSAL_LM if causal_lm else TaskType.SEQ_CLS,
+        task_type=TaskType(task_type) if task_type else None,
         r=lora.r,
         lora_alpha=lora.alpha,
         lora_dropout=lora.dropout,
@@ -30,10 +30,10 @@ def peft_config(lora: LoraConfig, fresh_modules: list[str], causal_lm: bool = Fa
     )
 
 
-def apply_lora(model, lora: LoraConfig, fresh_modules: list[str], causal_lm: bool = False):
+def apply_lora(model, lora: LoraConfig, fresh_modules: list[str], task_type: str | None = "SEQ_CLS"):
     from peft import get_peft_model
 
-    config = peft_config(lora, fresh_modules, causal_lm)
+    config = peft_config(lora, fresh_modules, task_type)
     whole = list(config.modules_to_save or [])  # before peft appends its defaults
     adapted = get_peft_model(model, config)
     trainable, total = adapted.get_nb_trainable_parameters()

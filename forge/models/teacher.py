@@ -11,6 +11,7 @@ import logging
 
 from forge.config import ForgeConfig
 from forge.errors import ConfigError
+from forge.models.loading import Head
 
 log = logging.getLogger("forge.teacher")
 
@@ -22,12 +23,12 @@ def teacher_ref(cfg: ForgeConfig) -> str:
     return upstream.final_model(cfg, "teacher") if cfg.teacher.run is not None else cfg.teacher.path
 
 
-def load_teacher(cfg: ForgeConfig, labels: tuple[str, ...]):
+def load_teacher(cfg: ForgeConfig, head: Head):
     from forge.models.loading import default_device, load_model
 
     ref = teacher_ref(cfg)
     log.info("loading teacher %s", ref)
-    model = load_model(ref, labels, revision=cfg.teacher.revision)
+    model = load_model(ref, head, revision=cfg.teacher.revision)
     model.eval().requires_grad_(False)
     return model.to(default_device())
 

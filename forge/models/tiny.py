@@ -6,7 +6,7 @@ on the task's own text, saved in Hub format.
 - Llama family (the RL path's policy): a byte-level BPE with digits split, and a
   ChatML chat template.
 - Vision encoder-decoder (OCR, TrOCR-style): a small ViT reading 32 x 128 line images
-  and a small TrOCR text decoder, with a `TrOCRProcessor` (image processor + a
+  as 32 column patches, and a small TrOCR text decoder, with a `TrOCRProcessor` (image processor + a
   byte-level BPE trained on the transcriptions)."""
 
 from __future__ import annotations
@@ -151,7 +151,9 @@ def build_tiny_ocr(out: Path, texts: list[str], seed: int = 0, dim: int = 64, la
     )
     encoder = ViTConfig(
         image_size=(height, width),
-        patch_size=8,
+        # one patch per 4-pixel column of the whole line: 32 tokens left to right, which
+        # trained ~4x faster per step and fell below CER 0.9 sooner than 8 x 8 patches
+        patch_size=(height, 4),
         hidden_size=dim,
         num_hidden_layers=layers,
         num_attention_heads=max(2, dim // 32),

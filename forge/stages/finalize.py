@@ -9,7 +9,7 @@ import shutil
 
 from forge.config import to_dict
 from forge.errors import ForgeError
-from forge.models.loading import load_model
+from forge.models.loading import load_model, load_preprocessor
 from forge.run.files import read_json
 from forge.run.layout import checkpoint_step
 from forge.run.session import RunSession, replace_dir
@@ -30,8 +30,6 @@ def _save(session: RunSession, model, tokenizer, target) -> None:
 
 
 def run(session: RunSession) -> None:
-    from transformers import AutoTokenizer
-
     run_dir = session.run
     checkpoint = find_resume_checkpoint(run_dir)
     if checkpoint is None:
@@ -42,12 +40,12 @@ def run(session: RunSession) -> None:
             f"{run_dir.root}: training ended at step {trained_to}, but the newest safe checkpoint is "
             f"{checkpoint.name}; remove stages/train.done to train again"
         )
-    tokenizer = AutoTokenizer.from_pretrained(str(checkpoint))
-    lora, labels = session.cfg.student.lora, task_of(session.cfg).LABELS
+    lora, head = session.cfg.student.lora, task_of(session.cfg).HEAD
+    tokenizer = load_preprocessor(str(checkpoint), head)
     if lora is None:
-        _save(session, load_model(str(checkpoint), labels), tokenizer, run_dir.model)
+        _save(session, load_model(str(checkpoint), head), tokenizer, run_dir.model)
     else:  # the checkpoint holds the adapter; its config names the base model
-        adapted = load_model(str(checkpoint), labels, merge=False)
+        adapted = load_model(str(checkpoint), head, merge=False)
         _save(session, adapted, tokenizer, run_dir.adapter)
         if lora.merge:
             _save(session, adapted.merge_and_unload(), tokenizer, run_dir.model)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from forge.evaluation import evaluate_model
-from forge.models.loading import load_model, load_tokenizer
+from forge.models.loading import load_model, load_preprocessor
 from forge.run.session import RunSession
 from forge.run.state import mark_stage_done
 from forge.tasks import task_of
@@ -14,12 +14,12 @@ def run(session: RunSession) -> None:
 
     cfg = session.cfg
     set_seed(cfg.seed)  # a fresh classification head starts as it will in training
-    labels = task_of(cfg).LABELS
-    model = load_model(cfg.student, labels)
-    tokenizer = load_tokenizer(cfg.student)
+    head = task_of(cfg).HEAD
+    model = load_model(cfg.student, head)
+    tokenizer = load_preprocessor(cfg.student, head)
     evaluate_model(session, model, tokenizer, "pre_eval", step=0)
     if cfg.mode == "kd":  # the teacher's metrics, beside the student's baseline
         from forge.models.teacher import load_teacher
 
-        evaluate_model(session, load_teacher(cfg, labels), tokenizer, "teacher_pre_eval", step=0)
+        evaluate_model(session, load_teacher(cfg, head), tokenizer, "teacher_pre_eval", step=0)
     mark_stage_done(session.run, "pre_eval")

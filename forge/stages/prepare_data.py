@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from forge.models.loading import load_tokenizer
+from forge.models.loading import load_preprocessor
 from forge.run.session import RunSession, replace_dir
 from forge.run.state import mark_stage_done
 from forge.tasks import mnli, task_of
@@ -15,7 +15,7 @@ log = logging.getLogger("forge.stages")
 
 def run(session: RunSession) -> None:
     cfg, out = session.cfg, session.run.data
-    tokenizer = load_tokenizer(cfg.student)
+    tokenizer = load_preprocessor(cfg.student, task_of(cfg).HEAD)
     tmp = out.with_name(out.name + ".tmp")
     sizes = task_of(cfg).prepare(cfg, tokenizer, tmp)
     replace_dir(tmp, out)
@@ -37,7 +37,7 @@ def cache_teacher_logits(session: RunSession, tokenizer) -> None:
     check_same_tokenizer(tokenizer, teacher_ref(cfg))
     train = mnli.load_prepared(run.data)[mnli.TRAIN_SPLIT]
     key, path = kd_cache.ensure(
-        load_teacher(cfg, mnli.LABELS),
+        load_teacher(cfg, mnli.HEAD),
         train,
         run.data / mnli.TRAIN_SPLIT,
         DataCollatorWithPadding(tokenizer),

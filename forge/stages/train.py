@@ -14,7 +14,7 @@ from forge.callbacks import (
     TeacherGapCallback,
 )
 from forge.errors import ForgeError
-from forge.models.loading import load_student, load_tokenizer
+from forge.models.loading import load_preprocessor, load_student
 from forge.run.files import read_json
 from forge.run.layout import checkpoint_step
 from forge.run.session import RunSession
@@ -34,8 +34,8 @@ def build_trainer(session: RunSession):
     task = task_of(cfg)
     data = task.load_prepared(run.data)
     tracker = session.tracker
-    tokenizer = load_tokenizer(cfg.student)
-    model = load_student(cfg.student, task.LABELS)
+    tokenizer = load_preprocessor(cfg.student, task.HEAD)
+    model = load_student(cfg.student, task.HEAD)
     callbacks = [
         StepMetricsCallback(tracker),
         CheckpointMarkerCallback(run, cfg.training.keep_checkpoints),
@@ -50,17 +50,15 @@ def build_trainer(session: RunSession):
         )
 
     callbacks.append(PeakMetricsCallback(run, task.PEAK_METRICS, tracker))
-    common = dict(
-        model=model,
-        args=training_arguments(cfg, run),
-        processing_class=tokenizer,
-        callbacks=callbacks,
-        **task.trainer_inputs(cfg, data, tokenizer),
-    )
+    inputs = task.trainer_inputs(cfg, data, tokenizer, model)
+    args = training_arguments(cfg, run)
+    if inputs.pop("keep_columns", False):
+        args.remove_unused_columns = False
+    common = dict(model=model, args=args, processing_class=tokenizer, callbacks=callbacks, **inputs)
     if cfg.mode == "sft":  # alpha 0: a configured teacher is never loaded
         from forge.trainers.finetuning import FinetuningTrainer
 
-        return FinetuningTrainer(**common, next_token=task.LABELS is None)
+        return FinetuningTrainer(**common, next_token=task.HEAD.auto_class == "AutoModelForCausalLM")
 
     from forge.models.teacher import check_same_tokenizer, load_teacher, teacher_ref
     from forge.trainers.distillation import DistillationTrainer
@@ -80,7 +78,7 @@ def build_trainer(session: RunSession):
         teacher = None
     else:
         check_same_tokenizer(tokenizer, teacher_ref(cfg))
-        teacher = load_teacher(cfg, task.LABELS)
+        teacher = load_teacher(cfg, task.HEAD)
     return DistillationTrainer(
         **common,
         teacher=teacher,

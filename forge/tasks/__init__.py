@@ -2,12 +2,14 @@
 
 Every task module offers the same names, which the stages use without knowing the task:
 
-    LABELS                      class names (a sequence classifier) or None (a causal LM)
-    prepare(cfg, tokenizer, out) -> {split: size}     tokenize and save the splits
+    HEAD                        what the model is loaded as (forge/models/loading.py: Head)
+    prepare(cfg, preprocessor, out) -> {split: size}  tokenize and save the splits
     load_prepared(path)         the saved DatasetDict
-    trainer_inputs(cfg, data, tokenizer) -> dict       datasets, collator, metrics of SFT/KD
+    trainer_inputs(cfg, data, preprocessor, model) -> dict
+                                datasets, collator, metrics of SFT/KD (keep_columns: True
+                                when the collator reads columns the model does not take)
     PEAK_METRICS                {metric: larger is better} of evaluations during training
-    evaluate(session, model, tokenizer, data) -> {split: {metric: value}}
+    evaluate(session, model, preprocessor, data) -> {split: {metric: value}}
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-MODULES = {"mnli": "forge.tasks.mnli", "reasoning": "forge.tasks.reasoning"}
+MODULES = {"mnli": "forge.tasks.mnli", "reasoning": "forge.tasks.reasoning", "ocr": "forge.tasks.ocr"}
 
 
 def task_of(cfg) -> ModuleType:

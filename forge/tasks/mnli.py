@@ -12,9 +12,11 @@ from pathlib import Path
 import numpy as np
 
 from forge.config.schema import ForgeConfig
+from forge.models.loading import classifier
 from forge.tasks import hub_layout
 
 LABELS = ("entailment", "neutral", "contradiction")
+HEAD = classifier(LABELS)
 TRAIN_SPLIT = "train"
 EVAL_SPLITS = ("validation_matched", "validation_mismatched")
 DEFAULT_CONFIG = "mnli"
@@ -50,7 +52,7 @@ def load_prepared(path: Path):
     return load_from_disk(str(path))
 
 
-def trainer_inputs(cfg: ForgeConfig, data, tokenizer) -> dict:
+def trainer_inputs(cfg: ForgeConfig, data, tokenizer, model) -> dict:
     """What the SFT and KD trainers read: the Trainer pads batches with the tokenizer."""
     return dict(train_dataset=data[TRAIN_SPLIT], eval_dataset=data[EVAL_SPLITS[0]], compute_metrics=compute_metrics)
 

@@ -18,10 +18,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from forge.config.schema import ForgeConfig
+from forge.models.loading import CAUSAL_LM
 from forge.rewards import extract_answer, format_reward
 from forge.tasks import hub_layout
 
-LABELS = None  # a causal LM, no classification head
+HEAD = CAUSAL_LM
 TRAIN_SPLIT, EVAL_SPLIT = "train", "test"
 EVAL_SPLITS = (EVAL_SPLIT,)
 DEFAULT_CONFIG = "main"
@@ -113,7 +114,7 @@ def load_prepared(path: Path):
     return load_from_disk(str(path))
 
 
-def trainer_inputs(cfg: ForgeConfig, data, tokenizer) -> dict:
+def trainer_inputs(cfg: ForgeConfig, data, tokenizer, model) -> dict:
     """What the SFT trainer reads: batches padded with labels -100 beyond each answer."""
     from transformers import DataCollatorForSeq2Seq
 

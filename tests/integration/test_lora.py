@@ -73,7 +73,7 @@ def test_finalize_saves_an_adapter_and_a_merged_model_that_agree(lora_folder):
     adapted = PeftModel.from_pretrained(base, run.adapter).eval()
     merged = AutoModelForSequenceClassification.from_pretrained(run.model).eval()
     # forge's own reading of an adapter directory (a student, teacher or post_eval path)
-    resolved = load_model(str(run.adapter), mnli.LABELS).eval()
+    resolved = load_model(str(run.adapter), mnli.HEAD).eval()
     with torch.no_grad():
         torch.testing.assert_close(merged(**batch).logits, adapted(**batch).logits, rtol=0, atol=1e-5)
         torch.testing.assert_close(resolved(**batch).logits, adapted(**batch).logits, rtol=0, atol=1e-5)

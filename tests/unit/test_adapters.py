@@ -9,7 +9,7 @@ import pytest
 
 from forge.config.schema import LoraConfig, ModelConfig
 from forge.errors import ConfigError
-from forge.models.loading import adapter_base, load_student, load_tokenizer
+from forge.models.loading import adapter_base, classifier, load_student, load_tokenizer
 from forge.models.lora import peft_config
 
 
@@ -48,7 +48,7 @@ def test_an_adapter_student_with_lora_on_top_is_refused_before_loading_anything(
     adapter = write_adapter(tmp_path / "adapter", str(tmp_path / "missing-base"))
     student = ModelConfig(name="s", path=str(adapter), lora=LoraConfig())
     with pytest.raises(ConfigError, match="merge the adapter"):
-        load_student(student, ("a", "b"))
+        load_student(student, classifier(("a", "b")))
 
 
 def test_an_adapter_without_a_tokenizer_uses_its_bases(tmp_path):
