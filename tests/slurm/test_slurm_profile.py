@@ -86,9 +86,12 @@ def test_the_time_limit_warning_requeues_the_job_until_training_is_done(slurm_cl
     config = folder / "configs" / "short.yaml"
     config.write_text(
         config.read_text()
-        .replace("max_steps: 120", "max_steps: 2000")
+        # 4000 steps take ~130 s at the fastest rate seen here (~31 steps/s): more than one
+        # 2-minute job can hold, whenever SLURM's warning comes. (2000 steps once finished
+        # inside the first start on a quiet machine, and the test had nothing to check.)
+        .replace("max_steps: 120", "max_steps: 4000")
         .replace("save_steps: 20", "save_steps: 200")
-        .replace("eval_steps: 60", "eval_steps: 2000")
+        .replace("eval_steps: 60", "eval_steps: 4000")
         .replace("max_eval_samples: 200", "max_eval_samples: 100")
     )
     cmd = slurm_cmd(folder, slurm_cluster, "--set-resources", "train:runtime=2", "train:cpus_per_task=2",
@@ -97,7 +100,7 @@ def test_the_time_limit_warning_requeues_the_job_until_training_is_done(slurm_cl
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
     run = run_dir(folder)
     assert run.complete.exists()
-    assert json.loads(run.state.read_text())["global_step"] == 2000
+    assert json.loads(run.state.read_text())["global_step"] == 4000
     train = [a for a in attempts(run) if a["stage"] == "train"]
     reasons = [a["exit_reason"] for a in train]
     listed = "\n".join(f"job {a['slurm_job_id']}.{a['slurm_restart_count']}: {a['exit_reason']}" for a in train)
