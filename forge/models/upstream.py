@@ -37,18 +37,21 @@ def run_config(cfg: ForgeConfig, role: str) -> ForgeConfig | None:
 
 def final_model(cfg: ForgeConfig, role: str) -> str:
     """The final model directory of the run behind this run's `role`."""
-    path = upstream_configs(cfg).get(role)
-    if path is None:
+    upstream = run_config(cfg, role)  # refuses a run that names itself
+    if upstream is None:
         raise ValueError(f"the {role} of this run is not another run")
-    run_config(cfg, role)  # refuses a run that names itself
-    return final_model_of(path, role)
+    return _complete_final_model(upstream, upstream_configs(cfg)[role], role)
 
 
 def final_model_of(config_path: str, role: str) -> str:
     """The final model directory of the run configured by `config_path`; that run must be complete."""
+    return _complete_final_model(load_config(config_path), config_path, role)
+
+
+def _complete_final_model(upstream: ForgeConfig, config_path: str, role: str) -> str:
     from forge.run.session import run_dir_of
 
-    run = run_dir_of(load_config(config_path))
+    run = run_dir_of(upstream)
     if not run.complete.exists():
         raise ForgeError(f"{role} run {run.root} is not complete; run it first (forge --config {config_path})")
     return str(run.final_model)

@@ -14,7 +14,7 @@ from forge.callbacks import (
     TeacherGapCallback,
 )
 from forge.errors import ForgeError
-from forge.models.loading import load_preprocessor, load_student
+from forge.models.loading import CAUSAL_LM, load_preprocessor, load_student
 from forge.run.files import read_json
 from forge.run.layout import checkpoint_step
 from forge.run.session import RunSession
@@ -58,7 +58,7 @@ def build_trainer(session: RunSession):
     if cfg.mode == "sft":  # alpha 0: a configured teacher is never loaded
         from forge.trainers.finetuning import FinetuningTrainer
 
-        return FinetuningTrainer(**common, next_token=task.HEAD.auto_class == "AutoModelForCausalLM")
+        return FinetuningTrainer(**common, next_token=task.HEAD == CAUSAL_LM)
 
     from forge.models.teacher import check_same_tokenizer, load_teacher, teacher_ref
     from forge.trainers.distillation import DistillationTrainer
