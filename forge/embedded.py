@@ -72,6 +72,13 @@ def _tiny_ocr(out: Path) -> None:
     build_tiny_ocr(out, corpus(seed=0), seed=0)
 
 
+def _tiny_ocr_wide(out: Path) -> None:
+    """A larger sibling (dim 128, 3 layers) with the same processor: the offline OCR KD teacher."""
+    from forge.models.tiny import build_tiny_ocr
+
+    build_tiny_ocr(out, [], seed=0, dim=128, layers=3, processor_from=ensure(PREFIX + "tiny-ocr"))
+
+
 BUILDERS: dict[str, Callable[[Path], None]] = {
     "synthetic-glue": _synthetic_glue,
     "synthetic-arithmetic": _synthetic_arithmetic,
@@ -80,6 +87,7 @@ BUILDERS: dict[str, Callable[[Path], None]] = {
     "tiny-distilbert-wide": _tiny_distilbert_wide,
     "tiny-causal-lm": _tiny_causal_lm,
     "tiny-ocr": _tiny_ocr,
+    "tiny-ocr-wide": _tiny_ocr_wide,
 }
 
 

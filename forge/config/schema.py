@@ -199,8 +199,22 @@ def rule_violations(cfg: ForgeConfig) -> list[tuple[tuple[str, ...], str]]:
                 f"rl.num_generations ({cfg.rl.num_generations})",
             )
         )
-    if cfg.rl is None and kd.distils and cfg.task.name != "mnli":
-        found.append((("distillation",), f"distillation is available for the mnli task, not {cfg.task.name!r}"))
+    if cfg.rl is None and kd.distils and cfg.task.name not in ("mnli", "ocr"):
+        found.append(
+            (("distillation",), f"distillation is available for the mnli and ocr tasks, not {cfg.task.name!r}")
+        )
+    if cfg.rl is None and kd.distils and cfg.task.name == "ocr":
+        # The cache holds one row of logits per example; OCR has one per decoder token.
+        if kd.teacher_cache:
+            found.append(
+                (
+                    ("distillation", "teacher_cache"),
+                    "the teacher-logit cache holds one distribution per example (classification); "
+                    "OCR distils every decoder token: set distillation.teacher_cache: false (online KD)",
+                )
+            )
+        if kd.hidden.weight > 0:
+            found.append((("distillation", "hidden", "weight"), "the hidden-state loss is available for mnli only"))
     if cfg.rl is not None and not cfg.rl.rewards:
         found.append((("rl", "rewards"), "RL needs at least one reward function"))
     if cfg.rl is not None:

@@ -37,6 +37,7 @@ def check_same_tokenizer(student_tokenizer, teacher_ref_path: str) -> None:
     """Logit distillation feeds the teacher the student's inputs: their vocabularies must agree."""
     from forge.models.loading import load_tokenizer
 
+    student_tokenizer = getattr(student_tokenizer, "tokenizer", student_tokenizer)  # a processor's
     teacher_tokenizer = load_tokenizer(teacher_ref_path)
     if teacher_tokenizer.get_vocab() != student_tokenizer.get_vocab():
         raise ConfigError(

@@ -124,11 +124,15 @@ def build_tiny_causal_lm(out: Path, texts: list[str], seed: int = 0, dim: int = 
 OCR_TOKENS = ["<pad>", "<s>", "</s>"]
 
 
-def build_tiny_ocr(out: Path, texts: list[str], seed: int = 0, dim: int = 64, layers: int = 2) -> None:
+def build_tiny_ocr(
+    out: Path, texts: list[str], seed: int = 0, dim: int = 64, layers: int = 2, processor_from: Path | None = None
+) -> None:
     """A random-init ViT encoder + TrOCR decoder for 32 x 128 line images, with a
-    `TrOCRProcessor` whose tokenizer is a byte-level BPE trained on `texts`."""
+    `TrOCRProcessor` whose tokenizer is a byte-level BPE trained on `texts`, or the
+    processor of `processor_from` (teacher and student of a KD pair must tokenize alike)."""
     import torch
     from transformers import (
+        AutoProcessor,
         PreTrainedTokenizerFast,
         TrOCRConfig,
         TrOCRProcessor,
@@ -139,16 +143,21 @@ def build_tiny_ocr(out: Path, texts: list[str], seed: int = 0, dim: int = 64, la
     )
 
     height, width, max_positions = 32, 128, 64
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=train_byte_bpe(texts, vocab_size=384, special_tokens=OCR_TOKENS),
-        pad_token="<pad>",
-        bos_token="<s>",
-        eos_token="</s>",
-        model_max_length=max_positions,
-    )
-    image_processor = ViTImageProcessorPil(
-        size={"height": height, "width": width}, image_mean=[0.5] * 3, image_std=[0.5] * 3
-    )
+    if processor_from is not None:
+        processor = AutoProcessor.from_pretrained(processor_from)
+    else:
+        tokenizer = PreTrainedTokenizerFast(
+            tokenizer_object=train_byte_bpe(texts, vocab_size=384, special_tokens=OCR_TOKENS),
+            pad_token="<pad>",
+            bos_token="<s>",
+            eos_token="</s>",
+            model_max_length=max_positions,
+        )
+        image_processor = ViTImageProcessorPil(
+            size={"height": height, "width": width}, image_mean=[0.5] * 3, image_std=[0.5] * 3
+        )
+        processor = TrOCRProcessor(image_processor=image_processor, tokenizer=tokenizer)
+    tokenizer = processor.tokenizer
     encoder = ViTConfig(
         image_size=(height, width),
         # one patch per 4-pixel column of the whole line: 32 tokens left to right, which
@@ -182,4 +191,4 @@ def build_tiny_ocr(out: Path, texts: list[str], seed: int = 0, dim: int = 64, la
     for key, value in special.items():
         setattr(model.generation_config, key, value)
     model.save_pretrained(out)
-    TrOCRProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(out)
+    processor.save_pretrained(out)

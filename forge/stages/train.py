@@ -63,10 +63,9 @@ def build_trainer(session: RunSession):
     from forge.models.teacher import check_same_tokenizer, load_teacher, teacher_ref
     from forge.trainers.distillation import DistillationTrainer
 
-    teacher_metrics = read_json(run.metrics / "teacher_pre_eval.json", {})
-    if teacher_metrics:
-        accuracy = teacher_metrics[task.EVAL_SPLITS[0]]["accuracy"]
-        callbacks.append(TeacherGapCallback(run, accuracy))
+    teacher_metrics = read_json(run.metrics / "teacher_pre_eval.json", {}).get(task.EVAL_SPLITS[0], {})
+    if "accuracy" in teacher_metrics:  # a classifier's; training evaluates no OCR transcriptions
+        callbacks.append(TeacherGapCallback(run, teacher_metrics["accuracy"]))
     if cfg.distillation.teacher_cache:  # the teacher ran once in prepare_data; it is not loaded here
         from forge import kd_cache
 

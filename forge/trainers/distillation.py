@@ -3,7 +3,8 @@
 loss = (1 − alpha) · CE(student, labels) + alpha · T² · KL(teacher/T ‖ student/T)
        [+ hidden.weight · distance(P(student last hidden state), teacher last hidden state)]
 
-The teacher's logits come from the batch (`teacher_logits`, or its top-k as
+For a sequence task (OCR) both KL and CE are per decoder token, padding (label -100)
+excluded. The teacher's logits come from the batch (`teacher_logits`, or its top-k as
 `teacher_topk_values`/`teacher_topk_indices`: the cache of forge/kd_cache.py) or,
 in online KD, from running the teacher on the batch. The hidden-state term needs the
 teacher online. P is a learned linear map when the widths differ (identity
@@ -81,7 +82,9 @@ class DistillationTrainer(FinetuningTrainer):
         ce = cross_entropy(outputs.logits, labels, num_items_in_batch)
         if not model.training:
             return (ce, outputs) if return_outputs else ce
-        kd, teacher_out = self._kd_term(outputs.logits, inputs, cached, want_hidden, num_items_in_batch)
+        # Sequence outputs (one distribution per decoder token): padding is not an item.
+        mask = labels != -100 if outputs.logits.dim() == 3 else None
+        kd, teacher_out = self._kd_term(outputs.logits, inputs, cached, mask, want_hidden, num_items_in_batch)
         hidden = None
         if want_hidden:
             hidden = hidden_state_loss(
@@ -97,19 +100,19 @@ class DistillationTrainer(FinetuningTrainer):
         loss = distillation_objective(ce, kd, self.alpha, hidden, self.hidden.weight if self.hidden else 0.0)
         return (loss, outputs) if return_outputs else loss
 
-    def _kd_term(self, student_logits, inputs, cached, want_hidden, num_items_in_batch):
+    def _kd_term(self, student_logits, inputs, cached, mask, want_hidden, num_items_in_batch):
         """(the KL term, the teacher's outputs when it ran on this batch)."""
         t, n = self.temperature, num_items_in_batch
         if TOPK_VALUES in cached:
-            top = kl_distillation_topk(student_logits, cached[TOPK_VALUES], cached[TOPK_INDICES], t, None, n)
+            top = kl_distillation_topk(student_logits, cached[TOPK_VALUES], cached[TOPK_INDICES], t, mask, n)
             return top, None
         if COLUMN in cached:
-            return kl_distillation(student_logits, cached[COLUMN], t, num_items_in_batch=n), None
+            return kl_distillation(student_logits, cached[COLUMN], t, mask, n), None
         if self.teacher is None:
             raise RuntimeError("DistillationTrainer: no teacher and no cached teacher logits in the batch")
         with torch.no_grad():
             teacher_out = self.teacher(**inputs, output_hidden_states=want_hidden)
-        return kl_distillation(student_logits, teacher_out.logits, t, num_items_in_batch=n), teacher_out
+        return kl_distillation(student_logits, teacher_out.logits, t, mask, n), teacher_out
 
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
         """Training logs also carry the mean CE, KD (and hidden-state) parts since the last log."""

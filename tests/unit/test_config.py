@@ -203,11 +203,22 @@ def test_rl_rules_name_the_key_to_fix(tmp_path):
     assert "teacher: an RL run learns from its rewards" in error_of(
         write_config(tmp_path, "c.yaml", RL_BASE + rewards + "teacher: {path: x}\n")
     )
-    assert "distillation is available for the mnli task, not 'reasoning'" in error_of(
+    assert "distillation is available for the mnli and ocr tasks, not 'reasoning'" in error_of(
         write_config(tmp_path, "d.yaml", RL_BASE + "teacher: {path: x}\ndistillation: {alpha: 0.5}\n")
     )
     assert "rl.loss_type: Input should be" in error_of(
         write_config(tmp_path, "e.yaml", RL_BASE + rewards + "  loss_type: ppo\n")
+    )
+
+
+def test_ocr_distils_online_and_without_hidden_states(tmp_path):
+    kd = ROOT / "configs/ocr/lines/tiny/01_kd.yaml"
+    assert load_config(kd).mode == "kd"
+    assert "distillation.teacher_cache: the teacher-logit cache holds one distribution per example" in error_of(
+        kd, {"distillation.teacher_cache": True}
+    )
+    assert "distillation.hidden.weight: the hidden-state loss is available for mnli only" in error_of(
+        kd, {"distillation.hidden.weight": 1.0}
     )
 
 

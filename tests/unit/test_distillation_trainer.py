@@ -176,3 +176,48 @@ def test_equal_widths_need_no_projection(models_and_batch):
     )
     kd = trainer(student, same_width, out, alpha=0.5, hidden=HiddenStateConfig(weight=1.0))
     assert isinstance(kd.projection, torch.nn.Identity)
+
+
+def test_sequence_kd_distils_each_decoder_token_and_skips_padding(tmp_path):
+    """OCR: one distribution per decoder token; a padded label position is no item, so the
+    teacher's logits there change nothing."""
+    import random
+
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from forge.tasks import synthetic_ocr
+    from forge.tasks.ocr import LineCollator
+
+    student_dir, teacher_dir = embedded.ensure("embedded:tiny-ocr"), embedded.ensure("embedded:tiny-ocr-wide")
+    processor = AutoProcessor.from_pretrained(student_dir)
+    assert processor.tokenizer.get_vocab() == AutoProcessor.from_pretrained(teacher_dir).tokenizer.get_vocab()
+    student = AutoModelForImageTextToText.from_pretrained(student_dir)
+    teacher = AutoModelForImageTextToText.from_pretrained(teacher_dir)
+    assert teacher.config.decoder.d_model == 128 and student.config.decoder.d_model == 64
+    texts = ["blue 42", "a long line of words"]
+    rows = [
+        {"image": synthetic_ocr.render(t, random.Random(i)), "labels": processor.tokenizer(t).input_ids + [2]}
+        for i, t in enumerate(texts)
+    ]
+    batch = LineCollator(processor, student.config.decoder_start_token_id)(rows)
+    mask = batch["labels"] != -100
+    assert not mask.all()  # the short line is padded
+
+    kd = trainer(student, None, tmp_path, alpha=0.5)
+    student.train()
+    torch.manual_seed(0)
+    s = student(**{k: v for k, v in batch.items() if k != "labels"}).logits
+    with torch.no_grad():
+        t = teacher(**{k: v for k, v in batch.items() if k != "labels"}).logits
+    expected = 0.5 * cross_entropy(s, batch["labels"]) + 0.5 * kl_distillation(s, t, 2.0, mask)
+    torch.manual_seed(0)
+    loss = kd.compute_loss(student, {**batch, "teacher_logits": t})
+    assert torch.allclose(loss, expected, atol=1e-6)
+    noisy = t.clone()
+    noisy[~mask] = torch.randn_like(noisy[~mask]) * 10  # garbage where the labels are padding
+    torch.manual_seed(0)
+    assert torch.allclose(kd.compute_loss(student, {**batch, "teacher_logits": noisy}), loss, atol=1e-6)
+    online_kd = trainer(student, teacher, tmp_path, alpha=0.5)
+    torch.manual_seed(0)
+    online = online_kd.compute_loss(student, dict(batch))
+    assert torch.allclose(online, loss, atol=1e-6)
