@@ -9,6 +9,7 @@ import logging
 
 from transformers import TrainerCallback
 
+from forge.run import steplog
 from forge.run.layout import RunDir
 from forge.run.state import TrainingState, mark_checkpoint_complete, prune_checkpoints, set_latest_checkpoint
 from forge.signals import StopRequest
@@ -18,10 +19,12 @@ log = logging.getLogger("forge.train")
 
 
 class StepMetricsCallback(TrainerCallback):
-    """Every log event of the trainer goes to output.log and to W&B at its global step."""
+    """Every log event of the trainer goes to output.log, metrics/steps.jsonl and W&B at
+    its global step."""
 
-    def __init__(self, tracker: Tracker | None):
+    def __init__(self, tracker: Tracker | None, run: RunDir | None = None):
         self.tracker = tracker
+        self.run = run
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not state.is_world_process_zero or not logs:
@@ -29,6 +32,8 @@ class StepMetricsCallback(TrainerCallback):
         numbers = {k: v for k, v in logs.items() if isinstance(v, (int, float))}
         shown = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in numbers.items())
         log.info("step %d/%d %s", state.global_step, state.max_steps, shown)
+        if self.run is not None:
+            steplog.append(self.run, state.global_step, numbers)
         if self.tracker is not None:
             prefixed = {k if k.startswith(("eval_", "train_")) else f"train/{k}": v for k, v in numbers.items()}
             self.tracker.log(prefixed, step=state.global_step)

@@ -3,6 +3,7 @@
 forge --config CONFIG [--max_steps N] [--epochs E] [--run_name NAME] [--debug]
 forge --resume RUN_DIR [--max_steps N] [--epochs E]
 forge stage STAGE --run-dir RUN_DIR        (one stage; what the Snakemake rules call)
+forge status [PATH ...] [--incomplete] [--failed] [--json]
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ examples:
   forge --config configs/classification/mnli/distilbert/00_sft.yaml --max_steps 10
   forge --config configs/reasoning/gsm8k/tiny/01_grpo.yaml     # SFT warm start, then GRPO
   forge --resume outputs/mnli/tiny/00_sft
+  forge status --incomplete                                    # what is left to run, and where it resumes
 """
 
 
@@ -53,6 +55,39 @@ def _stage_parser() -> argparse.ArgumentParser:
     source.add_argument("--config", help="the run's config (creates the run directory if needed)")
     source.add_argument("--run-dir", help="an existing run directory (it holds config.yaml)")
     return p
+
+
+def _status_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="forge status",
+        description="A table of runs: state, stage, last safe step, attempts, pre -> post metric, W&B run.",
+    )
+    p.add_argument("paths", nargs="*", type=Path, help="run directories or folders of runs (default: ./outputs "
+                   "and every incomplete run forge knows of)")  # fmt: skip
+    p.add_argument("--incomplete", action="store_true", help="only runs that have not completed")
+    p.add_argument("--failed", action="store_true", help="only runs whose last attempt failed or was killed")
+    p.add_argument("--json", action="store_true", help="print JSON (one object per run) for scripts")
+    return p
+
+
+def _status(argv: list[str]) -> int:
+    import json
+
+    from forge import status
+
+    args = _status_parser().parse_args(argv)
+    cwd = Path.cwd()
+    missing = [p for p in args.paths if not p.exists()]
+    if missing:
+        print(f"forge status: no such file or directory: {missing[0]}", file=sys.stderr)
+        return 2
+    roots = status.find_runs(args.paths) if args.paths else status.default_runs(cwd)
+    found = status.select([status.status_of(r) for r in roots], args.incomplete, args.failed)
+    if args.json:
+        print(json.dumps([s.to_json() for s in found], indent=1))
+    else:
+        status.print_table(found, cwd)
+    return 0
 
 
 def _overrides(args: argparse.Namespace) -> dict:
@@ -102,6 +137,8 @@ def _load(args: argparse.Namespace):
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "status":
+        return _status(argv[1:])
     if argv and argv[0] == "stage":
         args = _stage_parser().parse_args(argv[1:])
         debug = False

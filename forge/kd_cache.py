@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from forge.logs import progress
 from forge.run.registry import forge_home
 
 log = logging.getLogger("forge.kd_cache")
@@ -56,7 +57,7 @@ def compute(teacher, dataset, collator, batch_size: int, top_k: int | None = Non
     rows, ids = [], []
     columns = [c for c in dataset.column_names if c != "labels"]
     with torch.no_grad():
-        for start in range(0, len(dataset), batch_size):
+        for start in progress(range(0, len(dataset), batch_size), "teacher logits"):
             batch = collator([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
             inputs = {k: v.to(teacher.device) for k, v in batch.items() if k in columns}
             logits = teacher(**inputs).logits.float()

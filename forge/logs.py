@@ -71,3 +71,12 @@ def detach_run_log(handler: logging.Handler) -> None:
     for name in ("forge", *LIBRARIES):
         logging.getLogger(name).removeHandler(handler)
     handler.close()
+
+
+def progress(iterable, description: str, total: int | None = None):
+    """`iterable` with a progress bar on a terminal; as is in a batch log (no tty)."""
+    if not sys.stderr.isatty():
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=description, total=total, leave=False, dynamic_ncols=True)

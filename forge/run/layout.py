@@ -6,7 +6,7 @@ outputs/<task>/<model>/<run_name>/
   training_state.json    stage progress, global step, peak metrics
   output.log             forge's and the trainer's logs, appended per attempt
   data/                  the tokenized dataset (prepare_data)
-  metrics/               pre_eval.json, post_eval.json
+  metrics/               pre_eval.json, post_eval.json, steps.jsonl (every logged training number)
   checkpoint-N/          trainer checkpoints; complete once forge_complete.json exists
   latest_checkpoint      the name of the newest complete checkpoint
   model/                 final model + tokenizer (finalize; LoRA: merged, when lora.merge)

@@ -15,6 +15,7 @@ from forge.config import (
     config_hash,
     diff_configs,
     dump_yaml,
+    to_dict,
     validate,
 )
 from forge.config.loader import RawConfig
@@ -26,6 +27,7 @@ from forge.run.lock import RunLock
 from forge.run.metadata import RunMetadata
 from forge.run.state import mark_pipeline_complete, stage_done
 from forge.signals import StopRequest
+from forge.status import identity_of
 
 log = logging.getLogger("forge.run")
 
@@ -109,6 +111,8 @@ class RunSession:
                     run.config.write_text(dump_yaml(self.cfg))
                     self.metadata.note("config_hash", config_hash(self.cfg))
                 log.info("resuming run in %s", run.root)
+            # task, model, mode, max_steps: what `forge status` shows (max_steps may have changed)
+            self.metadata.data["identity"] = identity_of(to_dict(self.cfg))
             self.metadata.start_attempt(self.stage)
             registry.register(run.root, task=self.cfg.task.name, model=self.cfg.student.name)
             self.stop.install()
@@ -150,7 +154,6 @@ class RunSession:
     @property
     def tracker(self):
         if self._tracker is None:
-            from forge.config import to_dict
             from forge.tracking import Tracker
 
             self._tracker = Tracker(self.cfg, self.metadata.wandb_run_id, self.run.wandb, to_dict(self.cfg))

@@ -15,6 +15,7 @@ from forge.callbacks import (
 )
 from forge.errors import ForgeError
 from forge.models.loading import CAUSAL_LM, load_preprocessor, load_student
+from forge.run import steplog
 from forge.run.files import read_json
 from forge.run.layout import checkpoint_step
 from forge.run.session import RunSession
@@ -37,7 +38,7 @@ def build_trainer(session: RunSession):
     tokenizer = load_preprocessor(cfg.student, task.HEAD)
     model = load_student(cfg.student, task.HEAD)
     callbacks = [
-        StepMetricsCallback(tracker),
+        StepMetricsCallback(tracker, run),
         CheckpointMarkerCallback(run, cfg.training.keep_checkpoints),
         SignalStopCallback(session.stop),
     ]
@@ -98,6 +99,7 @@ def run(session: RunSession) -> None:
     trainer = build_trainer(session)
     checkpoint = find_resume_checkpoint(run_dir)
     discard_checkpoints_after(run_dir, checkpoint_step(checkpoint) if checkpoint else None)
+    steplog.keep_up_to(run_dir, checkpoint_step(checkpoint) if checkpoint else 0)
     device = trainer.args.device
     on = f"{device}" + (f" ({_device_name(device)})" if device.type == "cuda" else "")
     if checkpoint:

@@ -16,8 +16,24 @@ from __future__ import annotations
 
 import importlib
 from types import ModuleType
+from typing import NamedTuple
 
 MODULES = {"mnli": "forge.tasks.mnli", "reasoning": "forge.tasks.reasoning", "ocr": "forge.tasks.ocr"}
+
+
+class MainMetric(NamedTuple):
+    split: str  # the task's first evaluation split
+    name: str
+    larger_is_better: bool
+
+
+# The one number per task that `forge status` and `forge report` lead with (kept here,
+# not in the task modules, so reading it imports nothing heavy).
+MAIN_METRICS = {
+    "mnli": MainMetric("validation_matched", "accuracy", True),
+    "reasoning": MainMetric("test", "accuracy", True),
+    "ocr": MainMetric("test", "cer", False),
+}
 
 
 def task_of(cfg) -> ModuleType:

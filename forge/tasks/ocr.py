@@ -20,6 +20,7 @@ from pathlib import Path
 
 from forge.config.schema import ForgeConfig
 from forge.errors import ForgeError
+from forge.logs import progress
 from forge.models.loading import IMAGE_TO_TEXT
 from forge.ocr_metrics import ocr_metrics
 from forge.tasks import hub_layout
@@ -146,7 +147,7 @@ def transcribe(model, processor, images: list, max_new_tokens: int, batch_size: 
 
     texts = []
     model.eval()
-    for start in range(0, len(images), batch_size):
+    for start in progress(range(0, len(images), batch_size), "transcribing"):
         batch = [image.convert("RGB") for image in images[start : start + batch_size]]
         pixels = processor(images=batch, return_tensors="pt").pixel_values.to(model.device)
         with torch.no_grad():

@@ -18,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from forge.config.schema import ForgeConfig
+from forge.logs import progress
 from forge.models.loading import CAUSAL_LM
 from forge.rewards import extract_answer, format_reward
 from forge.tasks import hub_layout
@@ -55,7 +56,7 @@ def greedy_answers(model, tokenizer, questions: list[str], max_new_tokens: int, 
     completions = []
     try:
         model.eval()
-        for start in range(0, len(questions), batch_size):
+        for start in progress(range(0, len(questions), batch_size), "answering"):
             chats = [prompt(q) for q in questions[start : start + batch_size]]
             batch = tokenizer.apply_chat_template(
                 chats, add_generation_prompt=True, padding=True, return_tensors="pt", return_dict=True

@@ -1,0 +1,78 @@
+"""`forge status` over run directories in every state, made by really running, stopping,
+killing and breaking tiny runs."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+import pytest
+
+from tests.conftest import run_dir, run_forge, short_config, start_forge, wait_for, write_config
+
+pytestmark = pytest.mark.integration
+
+
+def status(*paths, cwd, flags=()) -> dict[str, dict]:
+    result = run_forge("status", *map(str, paths), "--json", *flags, cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    return {row["run"].rsplit("/", 1)[1]: row for row in json.loads(result.stdout)}
+
+
+def test_status_reports_each_run_as_it_is(tmp_path, reference):
+    outputs = tmp_path / "outputs"
+
+    # preempted: SIGUSR1 after the first checkpoint
+    preempted = run_dir(tmp_path, "preempted")
+    proc = start_forge("--config", str(short_config(tmp_path, "preempted.yaml")), cwd=tmp_path)
+    wait_for(preempted.latest_checkpoint.exists, proc=proc)
+    proc.send_signal(signal.SIGUSR1)
+    assert proc.wait(timeout=120) == 76
+
+    # running, then killed: SIGKILL after the first checkpoint
+    killed = run_dir(tmp_path, "killed")
+    proc = start_forge("--config", str(short_config(tmp_path, "killed.yaml")), cwd=tmp_path)
+    wait_for(killed.latest_checkpoint.exists, proc=proc)
+    live = status(outputs, cwd=tmp_path)["killed"]
+    assert (live["state"], live["stage"]) == ("running", "train") and live["step"] >= 20
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+    # failed: the dataset directory holds no data
+    (tmp_path / "empty").mkdir()
+    broken = write_config(tmp_path, "failed.yaml", f"base: {short_config(tmp_path)}\ntask:\n  dataset: ./empty\n")
+    assert run_forge("--config", str(broken), cwd=tmp_path).returncode == 1
+
+    # pending: one stage run alone, as a Snakemake job would
+    pending_config = short_config(tmp_path, "pending.yaml")
+    assert run_forge("stage", "prepare_data", "--config", str(pending_config), cwd=tmp_path).returncode == 0
+
+    rows = status(outputs, reference.root, cwd=tmp_path)
+    assert set(rows) == {"preempted", "killed", "failed", "pending", "short"}
+    done = rows["short"]
+    assert (done["state"], done["stage"], done["step"], done["max_steps"]) == ("complete", None, 120, 120)
+    assert (done["mode"], done["task"], done["metric"], done["attempts"]) == ("sft", "mnli", "accuracy", 1)
+    assert done["pre"] is not None and done["post"] > done["pre"]
+    assert rows["preempted"]["state"] == "preempted" and rows["preempted"]["preemptions"] == 1
+    assert rows["preempted"]["stage"] == "train" and rows["preempted"]["step"] >= 20
+    assert rows["preempted"]["pre"] is not None and rows["preempted"]["post"] is None
+    assert (rows["killed"]["state"], rows["killed"]["stage"]) == ("killed", "train")
+    assert rows["failed"]["state"] == "failed" and rows["failed"]["stage"] == "prepare_data"
+    assert rows["failed"]["step"] is None and "empty" in rows["failed"]["last_exit"]
+    pending = rows["pending"]
+    assert (pending["state"], pending["stage"], pending["step"]) == ("pending", "pre_eval", None)
+
+    # the filters, and the table a person reads
+    assert set(status(outputs, reference.root, cwd=tmp_path, flags=["--incomplete"])) == set(rows) - {"short"}
+    assert set(status(outputs, cwd=tmp_path, flags=["--failed"])) == {"failed", "killed"}
+    table = run_forge("status", str(outputs), cwd=tmp_path)
+    assert table.returncode == 0 and "preempted" in table.stdout and "outputs/mnli/tiny/killed" in table.stdout
+
+    # the killed run resumes to completion; each training step is logged once
+    assert run_forge("--resume", str(killed.root), cwd=tmp_path).returncode == 0
+    after = status(killed.root, cwd=tmp_path)["killed"]
+    assert (after["state"], after["attempts"], after["step"]) == ("complete", 2, 120)
+    from forge.run import steplog
+
+    losses = [r["step"] for r in steplog.read(killed) if "loss" in r]
+    assert losses == list(range(10, 121, 10))

@@ -1,0 +1,65 @@
+"""forge status' reading of run directories (the integration test makes real ones)."""
+
+import json
+import os
+import socket
+
+from forge import status
+from forge.cli import main
+
+
+def fake_run(root, attempts=(), owner=None, **files):
+    root.mkdir(parents=True)
+    (root / "config.yaml").write_text("task: {name: ocr}\nstudent: {name: tiny}\ntraining: {max_steps: 50}\n")
+    (root / "run_metadata.json").write_text(json.dumps({"wandb_run_id": "abc", "attempts": list(attempts)}))
+    if owner is not None:
+        (root / ".lock.owner").write_text(json.dumps(owner))
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return root
+
+
+def test_mode_comes_from_the_config_blocks():
+    assert status.identity_of({"task": {"name": "mnli"}, "student": {"name": "s"}})["mode"] == "sft"
+    assert status.identity_of({"distillation": {"alpha": 0.5}})["mode"] == "kd"
+    assert status.identity_of({"distillation": {"alpha": 0, "hidden": {"weight": 0.1}}})["mode"] == "kd"
+    assert status.identity_of({"rl": {"rewards": ["format"]}})["mode"] == "rl"
+    assert status.identity_of({"training": {"max_steps": -1}})["max_steps"] is None
+
+
+def test_runs_are_found_without_descending_into_them(tmp_path):
+    run = fake_run(tmp_path / "outputs/ocr/tiny/a")
+    fake_run(run / "checkpoint-10" / "nested")  # inside a run: not a run of its own
+    fake_run(tmp_path / "outputs/ocr/tiny/b")
+    (tmp_path / "outputs/ocr/tiny/not_a_run").mkdir()
+    assert [p.name for p in status.find_runs([tmp_path / "outputs"])] == ["a", "b"]
+
+
+def test_an_owner_file_left_by_a_dead_process_is_not_a_running_run(tmp_path):
+    dead = {"pid": 2**22 + 12345, "host": socket.gethostname()}  # beyond pid_max's default
+    attempt = {"exit_reason": None, "ended_at": None}
+    row = status.status_of(fake_run(tmp_path / "a", [attempt], owner=dead))
+    assert (row.state, row.mode, row.task, row.max_steps) == ("killed", "sft", "ocr", 50)
+    alive = {"pid": os.getpid(), "host": socket.gethostname()}
+    assert status.status_of(fake_run(tmp_path / "b", [attempt], owner=alive)).state == "running"
+
+
+def test_the_main_metric_and_the_safe_step_are_read(tmp_path):
+    ended = {"exit_reason": "time limit (SIGUSR1)", "ended_at": "t"}
+    run = fake_run(
+        tmp_path / "a",
+        [ended],
+        latest_checkpoint="checkpoint-40\n",
+        **{"metrics/pre_eval.json": json.dumps({"test": {"cer": 1.0}}), "stages/prepare_data.done": ""},
+    )
+    row = status.status_of(run)
+    assert (row.state, row.stage, row.step, row.preemptions) == ("preempted", "pre_eval", 40, 1)
+    assert (row.metric, row.pre, row.post) == ("cer", 1.0, None)
+    cells = status.rows([row], tmp_path)[0]
+    assert cells["run"] == "a" and cells["safe step"] == "40/50" and cells["metric"] == "cer 1.000 → -"
+
+
+def test_a_missing_path_is_one_line_and_exit_2(tmp_path, capsys):
+    assert main(["status", str(tmp_path / "nope")]) == 2
+    assert capsys.readouterr().err.strip() == f"forge status: no such file or directory: {tmp_path / 'nope'}"
