@@ -4,6 +4,7 @@ forge --config CONFIG [--max_steps N] [--epochs E] [--run_name NAME] [--debug]
 forge --resume RUN_DIR [--max_steps N] [--epochs E]
 forge stage STAGE --run-dir RUN_DIR        (one stage; what the Snakemake rules call)
 forge status [PATH ...] [--incomplete] [--failed] [--json]
+forge report PATH ... [--out DIR]
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ examples:
   forge --config configs/reasoning/gsm8k/tiny/01_grpo.yaml     # SFT warm start, then GRPO
   forge --resume outputs/mnli/tiny/00_sft
   forge status --incomplete                                    # what is left to run, and where it resumes
+  forge report outputs/mnli/tiny --out report                  # compare runs: table, curves, HTML
 """
 
 
@@ -90,6 +92,34 @@ def _status(argv: list[str]) -> int:
     return 0
 
 
+def _report(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="forge report",
+        description="Compare runs: a table of pre, post and teacher metrics, loss and metric curves "
+        "(PNG), one Markdown and one self-contained HTML page. Offline, from the run directories alone.",
+    )
+    p.add_argument("paths", nargs="+", type=Path, help="run directories or folders of runs")
+    p.add_argument("--out", type=Path, default=Path("forge-report"), help="folder to write (default: forge-report)")
+    args = p.parse_args(argv)
+
+    from forge import report, status
+
+    missing = [path for path in args.paths if not path.exists()]
+    if missing:
+        print(f"forge report: no such file or directory: {missing[0]}", file=sys.stderr)
+        return 2
+    roots = status.find_runs(args.paths)
+    if not roots:
+        print("forge report: no runs found under " + ", ".join(map(str, args.paths)), file=sys.stderr)
+        return 2
+    runs = report.collect(roots, Path.cwd())
+    files = report.write(runs, args.out)
+    console = status.console_for_tables()
+    status.print_rows(report.table(runs), console)
+    console.print("wrote " + ", ".join(str(f) for f in files.values()))
+    return 0
+
+
 def _overrides(args: argparse.Namespace) -> dict:
     overrides = {}
     if args.max_steps is not None:
@@ -139,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "status":
         return _status(argv[1:])
+    if argv and argv[0] == "report":
+        return _report(argv[1:])
     if argv and argv[0] == "stage":
         args = _stage_parser().parse_args(argv[1:])
         debug = False

@@ -318,34 +318,42 @@ def rows(statuses: list[RunStatus], cwd: Path, now: float | None = None) -> list
 STATE_STYLE = {"complete": "green", "running": "cyan", "preempted": "yellow", "failed": "red", "killed": "red"}
 
 
-def print_table(statuses: list[RunStatus], cwd: Path, console=None) -> None:
-    """Aligned columns, the state coloured on a terminal. The layout is computed here, not
-    by rich.Table: rich measured and wrapped every cell, about 2 ms a row, 2 s over 1,000
-    runs; rich still writes the lines (colour, terminal detection)."""
+def console_for_tables():
+    """A rich console; off a terminal (a pipe, a batch log) it never crops a line."""
     from rich.console import Console
+
+    console = Console(highlight=False)
+    return console if console.is_terminal else Console(highlight=False, width=100_000)
+
+
+def print_rows(cells: list[dict[str, str]], console) -> None:
+    """Aligned columns, a state column coloured on a terminal. The layout is computed
+    here, not by rich.Table: rich measured and wrapped every cell, about 2 ms a row (2 s
+    over 1,000 runs); rich still writes the lines (colour, terminal detection)."""
     from rich.text import Text
 
-    if console is None:
-        console = Console(highlight=False)
-        if not console.is_terminal:  # a pipe or a batch log: one line per run, never cropped
-            console = Console(highlight=False, width=100_000)
+    columns = list(cells[0])
+    widths = {c: max(len(c), *(len(row[c]) for row in cells)) for c in columns}
+    lines = [Text("  ".join(c.ljust(widths[c]) for c in columns).rstrip(), style="bold")]
+    for row in cells:
+        line = Text(no_wrap=True, overflow="ellipsis")
+        for i, c in enumerate(columns):
+            style = STATE_STYLE.get(row[c]) if c == "state" else None
+            line.append(("  " if i else "") + row[c].ljust(widths[c]), style=style)
+        line.rstrip()
+        lines.append(line)
+    console.print(Text("\n").join(lines), soft_wrap=not console.is_terminal)
+
+
+def print_table(statuses: list[RunStatus], cwd: Path, console=None) -> None:
+    from rich.text import Text
+
+    console = console or console_for_tables()
     if not statuses:
         console.print("no runs found")
         return
     cells = rows(statuses, cwd)
-    columns = list(cells[0])
-    widths = {c: max(len(c), *(len(row[c]) for row in cells)) for c in columns}
-    header = "  ".join(c.ljust(widths[c]) for c in columns).rstrip()
-    lines = [Text(header, style="bold")]
-    for row in cells:
-        line = Text(no_wrap=True, overflow="ellipsis")
-        for i, c in enumerate(columns):
-            line.append(
-                ("  " if i else "") + row[c].ljust(widths[c]), style=STATE_STYLE.get(row[c]) if c == "state" else None
-            )
-        line.rstrip()
-        lines.append(line)
-    console.print(Text("\n").join(lines), soft_wrap=not console.is_terminal)
+    print_rows(cells, console)
     failures = [
         Text(f"{row['run']}: ", style="red") + Text(s.last_exit if len(s.last_exit) <= 200 else s.last_exit[:199] + "…")
         for s, row in zip(statuses, cells, strict=True)
