@@ -48,7 +48,7 @@ def validate(raw: RawConfig) -> ForgeConfig:
         raise ConfigError("\n".join(_explain(err, raw) for err in exc.errors())) from None
     problems = rule_violations(cfg)
     if problems:
-        lines = [f"{raw.source_of(key)}: {'.'.join(key)}: {msg}" for key, msg in problems]
+        lines = [f"{raw.setter_of(key)}: {'.'.join(key)}: {msg}" for key, msg in problems]
         raise ConfigError("\n".join(lines))
     return cfg
 

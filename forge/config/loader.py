@@ -35,6 +35,15 @@ class RawConfig:
     origin: dict[tuple[str, ...], str] = field(default_factory=dict)
     leaf_file: str = ""
 
+    def setter_of(self, key: tuple[str, ...]) -> str:
+        """The file to edit about `key` as a whole: the command line or the leaf config when
+        they set it or anything below it, else the file that set it."""
+        below = {source for k, source in self.origin.items() if k[: len(key)] == key}
+        for source in (CLI, self.leaf_file):
+            if source in below:
+                return source
+        return self.source_of(key)
+
     def source_of(self, key: tuple[str | int, ...]) -> str:
         """The file that set `key`, or the nearest parent that has one, or the leaf config."""
         key = tuple(str(k) for k in key)
@@ -64,8 +73,10 @@ def _read_yaml(path: Path, referrer: str | None) -> dict[str, Any]:
 @functools.lru_cache(maxsize=4096)
 def _parse_yaml(path: str, _mtime_ns: int, _size: int) -> dict[str, Any]:
     try:
-        with open(path) as fh:
+        with open(path, encoding="utf-8") as fh:
             data = yaml.load(fh, Loader=_SafeLoader)
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a YAML file (not UTF-8 text)") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" (line {mark.line + 1})" if mark is not None else ""
@@ -158,6 +169,8 @@ def _load_chain(path: Path, stack: tuple[Path, ...], referrer: str | None) -> Ra
 def load_raw(path: str | Path, overrides: dict[str, Any] | None = None) -> RawConfig:
     """Read `path` with its base chain and apply dotted-key `overrides` (e.g. "training.max_steps")."""
     raw = _load_chain(Path(path), (), None)
+    if not raw.data:
+        raise ConfigError(f"{raw.leaf_file}: the config is empty; a run needs at least task: and student: (or a base:)")
     for dotted, value in (overrides or {}).items():
         apply_override(raw, dotted, value)
     return raw

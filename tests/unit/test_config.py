@@ -90,6 +90,7 @@ def test_a_chain_of_bases_and_a_list_of_bases(tmp_path):
 
 def test_relative_paths_resolve_against_the_file_that_set_them(tmp_path):
     write_config(tmp_path, "base.yaml", BASE + "teacher:\n  run: ./models/teacher.yaml\n")
+    write_config(tmp_path, "models/teacher.yaml", BASE)
     child = write_config(tmp_path, "deep/er/run.yaml", "base: ../../base.yaml\nstudent:\n  path: ../local_student\n")
     cfg = load_config(child)
     assert cfg.teacher.run == str(tmp_path / "models" / "teacher.yaml")

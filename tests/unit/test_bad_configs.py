@@ -1,0 +1,90 @@
+"""The bad-config corpus (tests/bad_configs/): every file is refused with exit code 2 and
+one line naming the file and the key, before anything is created."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from forge.cli import main
+
+CORPUS = Path(__file__).resolve().parents[1] / "bad_configs"
+
+# file stem -> what its one line must say (the key, then the problem)
+EXPECTED = {
+    "alpha_above_one": "distillation.alpha: Input should be less than or equal to 1",
+    "base_cycle_a": "base: inheritance cycle:",
+    "base_cycle_b": "base: inheritance cycle:",
+    "base_is_itself": "base: inheritance cycle:",
+    "binary_file": "binary_file.yaml: not a YAML file (not UTF-8 text)",
+    "comments_only": "comments_only.yaml: the config is empty",
+    "custom_tag": "custom_tag.yaml (line 2): invalid YAML: could not determine a constructor for the tag '!forge'",
+    "empty_file": "empty_file.yaml: the config is empty",
+    "kd_without_teacher": "distillation.alpha: is 0.7, which needs a teacher",
+    "lora_rank_zero": "student.lora.r: Input should be greater than 0",
+    "missing_base_file": "missing_base_file.yaml: base: file not found:",
+    "misspelt_nested_key": "training.lerning_rate: unknown key (did you mean 'learning_rate'?)",
+    "misspelt_section": "trainig: unknown key (did you mean 'training'?)",
+    "model_name_escapes": "student.name: String should match pattern",
+    "negative_learning_rate": "training.learning_rate: Input should be greater than 0",
+    "negative_max_steps": "training.max_steps: Input should be greater than or equal to -1 (got -5)",
+    "negative_warmup": "training.warmup_steps: Input should be greater than or equal to 0",
+    "not_yaml": "not_yaml.yaml (line 3): invalid YAML",
+    "python_name_tag": "(line 2): invalid YAML: could not determine a constructor for the tag",
+    "python_object_tag": "(line 2): invalid YAML: could not determine a constructor for the tag",
+    "rl_unknown_reward": "rl.rewards: unknown reward 'exactness'",
+    "rl_with_teacher": "teacher: an RL run learns from its rewards, not from a teacher",
+    "rl_without_rewards": "rl.rewards: RL needs at least one reward function",
+    "run_name_with_command_substitution": "run_name: String should match pattern",
+    "run_name_with_dotdot": "run_name: String should match pattern",
+    "run_name_with_semicolon": "run_name: String should match pattern",
+    "run_name_with_slash": "run_name: String should match pattern",
+    "section_is_a_list": "training: Input should be a valid dictionary",
+    "student_path_and_run": "student_path_and_run.yaml: student: set exactly one of path (a model) or run",
+    "student_run_missing": "student.run: file not found:",
+    "teacher_run_is_itself": "teacher.run names this very run",
+    "teacher_run_missing": "teacher.run: file not found:",
+    "top_level_list": "top_level_list.yaml: the top level must be a mapping of keys, not list",
+    "trust_remote_code_typo": "student.trust_remote_codes: unknown key",
+    "unknown_precision": "training.precision: Input should be 'fp32', 'bf16' or 'fp16' (got 'fp8')",
+    "unknown_task": "task.name: Input should be 'mnli', 'reasoning' or 'ocr' (got 'translation')",
+    "unknown_top_key": "learning_rate: unknown key",
+    "wrong_type_float": "training.learning_rate: Input should be a valid number",
+    "wrong_type_int": "training.batch_size: Input should be a valid integer",
+    "zero_batch_size": "training.batch_size: Input should be greater than 0",
+}
+
+
+@pytest.fixture
+def signals_restored():
+    """forge's main() ignores SIGTERM/SIGUSR1 once its outcome is decided (forge.signals:
+    settle); in this test process that would carry over into every later subprocess."""
+    import signal
+
+    from forge.signals import WATCHED
+
+    saved = {sig: signal.getsignal(sig) for sig in WATCHED}
+    yield
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)
+
+
+def test_the_corpus_and_its_expectations_match():
+    assert len(EXPECTED) >= 30
+    assert sorted(p.stem for p in CORPUS.glob("*.yaml")) == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("stem", sorted(EXPECTED))
+def test_a_bad_config_is_one_line_exit_2_and_creates_nothing(stem, tmp_path, monkeypatch, capsys, signals_restored):
+    cwd, home = tmp_path / "cwd", tmp_path / "home"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    monkeypatch.setenv("FORGE_HOME", str(home))
+    path = CORPUS / f"{stem}.yaml"
+    assert main(["--config", str(path)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"forge: {CORPUS}/"), lines[0]  # names the file to edit
+    assert EXPECTED[stem] in lines[0], lines[0]
+    assert list(cwd.iterdir()) == [] and not home.exists()  # no outputs/, no run, no registry entry
