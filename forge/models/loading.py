@@ -64,8 +64,10 @@ def adapter_base(ref: str) -> str | None:
 
 
 def _from_pretrained(factory, ref: str, kind: str, **kwargs):
+    """Every model, tokenizer and processor forge loads comes through here. A repository's
+    own Python code (`auto_map`) is never run: trust_remote_code is always False."""
     try:
-        return factory.from_pretrained(resolve(ref), **kwargs)
+        return factory.from_pretrained(resolve(ref), trust_remote_code=False, **kwargs)
     except OSError as exc:
         if is_hub_id(ref) and ("offline" in str(exc).lower() or "connect" in str(exc).lower()):
             raise unreachable(ref, kind) from None

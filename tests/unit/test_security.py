@@ -1,0 +1,99 @@
+"""What forge never does: run code from a config, a checkpoint or a model repository, or
+build a shell command from config values. Static checks over forge's source, and a model
+directory that ships its own code."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import shutil
+
+import pytest
+
+from tests.conftest import ROOT
+
+SOURCES = sorted((ROOT / "forge").rglob("*.py"))
+
+
+def calls(name: str):
+    """(file, call node) of every call of `name` (a dotted attribute like yaml.load) in forge/."""
+    for path in SOURCES:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and ast.unparse(node.func).endswith(name):
+                yield path.relative_to(ROOT), node
+
+
+def keyword(node: ast.Call, name: str):
+    return next((ast.unparse(k.value) for k in node.keywords if k.arg == name), None)
+
+
+def test_yaml_is_only_read_with_a_safe_loader():
+    loads = list(calls("yaml.load"))
+    assert loads  # the check looks at real calls
+    for where, node in loads:
+        assert "SafeLoader" in (keyword(node, "Loader") or "") or "_SafeLoader" in ast.unparse(node), where
+    assert not list(calls("yaml.unsafe_load")) and not list(calls("yaml.full_load"))
+
+
+def test_tensors_and_arrays_are_loaded_without_pickle():
+    for where, node in calls("torch.load"):
+        assert keyword(node, "weights_only") == "True", where
+    for where, node in calls("np.load"):
+        assert keyword(node, "allow_pickle") in (None, "False"), where
+
+
+def test_no_shell_and_no_remote_code_anywhere_in_forge():
+    for path in SOURCES:
+        text = path.read_text()
+        assert "shell=True" not in text and "os.system(" not in text and "os.popen(" not in text, path
+        assert not re.search(r"trust_remote_code\s*=\s*True", text), path
+
+
+def test_snakemake_quotes_every_value_it_puts_in_a_shell_command():
+    commands = [
+        (path.name, command)
+        for path in [ROOT / "Snakefile", *sorted((ROOT / "rules").glob("*.smk"))]
+        for command in re.findall(r'shell:\s*\n\s*"([^"]*)"', path.read_text())
+    ]
+    assert len(commands) == 5  # one per stage rule
+    for name, command in commands:
+        for field in re.findall(r"\{([^}]+)\}", command):
+            assert field == "FORGE" or field.endswith(":q"), f"{name}: {{{field}}} in {command!r}"
+
+
+def test_a_model_directory_that_ships_code_loads_without_running_it(tmp_path):
+    from forge import embedded
+    from forge.models.loading import classifier, load_model
+
+    model = tmp_path / "model"
+    shutil.copytree(embedded.ensure("embedded:tiny-distilbert"), model)
+    config = json.loads((model / "config.json").read_text())
+    config["auto_map"] = {
+        "AutoConfig": "own_code.Config",
+        "AutoModelForSequenceClassification": "own_code.Model",
+    }
+    (model / "config.json").write_text(json.dumps(config))
+    marker = tmp_path / "ran"
+    (model / "own_code.py").write_text(f"open({str(marker)!r}, 'w').close()\nraise SystemExit('ran')\n")
+    loaded = load_model(str(model), classifier(["a", "b", "c"]))
+    assert type(loaded).__name__ == "DistilBertForSequenceClassification"  # transformers' own class
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("name", ["a/b", "..", ".hidden", "x; rm -rf ~", "$(reboot)", "a b", "~root"])
+def test_run_and_model_names_cannot_leave_the_output_tree(name, tmp_path):
+    from forge.config import load_config
+    from forge.errors import ConfigError
+    from tests.conftest import TINY_CONFIG, write_config
+
+    for key in ("run_name", "student.name"):
+        with pytest.raises(ConfigError, match=re.escape(key) + ": String should match pattern"):
+            load_config(write_config(tmp_path, "run.yaml", f"base: {TINY_CONFIG}\n"), {key: name})
+
+
+def test_every_subprocess_gets_an_argument_list_not_a_command_string():
+    runs = list(calls("subprocess.run"))
+    assert runs  # scontrol requeue / show job, git rev-parse
+    for where, node in runs:
+        assert isinstance(node.args[0], ast.List), where
