@@ -1,0 +1,176 @@
+"""The kill matrix: interrupt a short offline run at a chosen point with a chosen signal,
+resume it until it completes, and check what survived.
+
+A point is a function forge (or the trainer) calls; a small wrapper around forge.py
+patches it to signal its own process on the n-th call, before the call runs. Nothing in
+forge knows about it. For every point: the run completes, its final weights are
+bitwise equal to an uninterrupted run's, every training step is logged once in
+metrics/steps.jsonl, and each attempt is in run_metadata.json.
+
+    .venv/bin/python -m tests.kill_matrix      # runs the whole matrix, prints a table
+
+tests/integration/test_kill_matrix.py runs the same matrix under pytest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# name -> (module, attribute, which call): the signal comes as that call starts.
+# The run: tests.conftest.short_config (120 steps, a checkpoint every 20, evaluation at 60).
+POINTS = {
+    "prepare_data: tokenized, before the data moves into place": ("forge.stages.prepare_data", "replace_dir", 1),
+    "pre_eval: evaluating the student": ("forge.stages.pre_eval", "evaluate_model", 1),
+    "train: in step 3 (no checkpoint yet)": ("transformers.Trainer", "training_step", 3),
+    "train: in step 50 (after checkpoint-40)": ("transformers.Trainer", "training_step", 50),
+    # calls 1 and 2 are pre_eval's (MNLI matched and mismatched)
+    "train: in the evaluation at step 60": ("transformers.Trainer", "evaluate", 3),
+    "checkpoint-40: model written, optimizer not": ("transformers.Trainer", "_save_optimizer_and_scheduler", 2),
+    "checkpoint-40: optimizer written, RNG state not": ("transformers.Trainer", "_save_rng_state", 2),
+    "checkpoint-40: written, not yet marked complete": ("forge.callbacks", "mark_checkpoint_complete", 2),
+    "checkpoint-40: marked, latest_checkpoint not moved": ("forge.callbacks", "set_latest_checkpoint", 2),
+    "train: last step done, before train.done": ("forge.stages.train", "mark_stage_done", 1),
+    "finalize: before the model moves into place": ("forge.stages.finalize", "replace_dir", 1),
+    "finalize: model saved, before finalize.done": ("forge.stages.finalize", "mark_stage_done", 1),
+    "post_eval: evaluating the final model": ("forge.stages.post_eval", "evaluate_model", 1),
+    "post_eval: done, before pipeline_complete": ("forge.run.session", "mark_pipeline_complete", 1),
+}
+
+KILL, TERM, USR1 = signal.SIGKILL, signal.SIGTERM, signal.SIGUSR1
+MATRIX = [(point, KILL) for point in POINTS] + [
+    (point, sig)
+    for sig in (TERM, USR1)
+    for point in (
+        "pre_eval: evaluating the student",
+        "train: in step 3 (no checkpoint yet)",
+        "train: in step 50 (after checkpoint-40)",
+        "checkpoint-40: model written, optimizer not",
+        "checkpoint-40: written, not yet marked complete",
+        "post_eval: evaluating the final model",
+    )
+]
+
+WRAPPER = """
+import importlib, os, runpy, signal, sys
+
+module, attribute, call, sig = {module!r}, {attribute!r}, {call}, {sig}
+if "." in module and module.rsplit(".", 1)[1][:1].isupper():  # a class: patch its method
+    owner = getattr(importlib.import_module(module.rsplit(".", 1)[0]), module.rsplit(".", 1)[1])
+else:
+    owner = importlib.import_module(module)
+original, calls = getattr(owner, attribute), []
+
+def interrupted(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == call:
+        os.kill(os.getpid(), sig)
+    return original(*args, **kwargs)
+
+setattr(owner, attribute, interrupted)
+sys.argv = [{forge!r}, *sys.argv[1:]]
+runpy.run_path({forge!r}, run_name="__main__")
+"""
+
+
+@dataclass
+class Outcome:
+    point: str
+    signal: str
+    first_exit: int
+    attempts: int
+    resumed_from: str
+    bitwise_equal: bool
+    steps_once: bool
+    attempts_recorded: bool
+
+    @property
+    def ok(self) -> bool:
+        return self.bitwise_equal and self.steps_once and self.attempts_recorded
+
+
+def interrupt_and_resume(folder: Path, config: Path, run, reference, point: str, sig: int) -> Outcome:
+    """Run `config` with `point` interrupted by `sig`, then `--resume` until complete."""
+    import torch
+    from safetensors.torch import load_file
+
+    from forge.run import steplog
+
+    module, attribute, call = POINTS[point]
+    wrapper = folder / "interrupted_forge.py"
+    forge = str(ROOT / "forge.py")
+    wrapper.write_text(WRAPPER.format(module=module, attribute=attribute, call=call, sig=int(sig), forge=forge))
+    env = {**os.environ}
+    first = subprocess.run([sys.executable, str(wrapper), "--config", str(config)], cwd=folder, env=env,
+                           capture_output=True, text=True, timeout=600)  # fmt: skip
+    invocations, resumed_from = 1, "-"
+    while not run.complete.exists() and invocations < 4:
+        result = subprocess.run([sys.executable, forge, "--resume", str(run.root)], cwd=folder, env=env,
+                                capture_output=True, text=True, timeout=600)  # fmt: skip
+        invocations += 1
+        if "resuming training from " in result.stderr:
+            resumed_from = result.stderr.split("resuming training from ", 1)[1].split()[0]
+        elif "training from scratch" in result.stderr:
+            resumed_from = "scratch"
+    equal = False
+    if run.complete.exists():
+        a, b = load_file(run.model / "model.safetensors"), load_file(reference.model / "model.safetensors")
+        equal = a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    steps = [r["step"] for r in steplog.read(run) if "loss" in r]
+    attempts = json.loads(run.metadata.read_text()).get("attempts", []) if run.metadata.exists() else []
+    return Outcome(
+        point=point,
+        signal=signal.Signals(sig).name,
+        first_exit=first.returncode,
+        attempts=invocations,
+        resumed_from=resumed_from,
+        bitwise_equal=equal,
+        steps_once=steps == sorted(set(steps)) and steps[-1:] == [120],
+        attempts_recorded=len(attempts) == invocations,
+    )
+
+
+def main() -> int:
+    import tempfile
+
+    from tests.conftest import run_dir, short_config
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp) / "home"
+        os.environ.update(FORGE_HOME=str(home), HF_HOME=str(home / "hf"), HF_HUB_OFFLINE="1", WANDB_MODE="disabled",
+                          TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="2")  # fmt: skip
+        ref_folder = Path(tmp) / "reference"
+        ref_folder.mkdir()
+        subprocess.run([sys.executable, str(ROOT / "forge.py"), "--config", str(short_config(ref_folder))],
+                       cwd=ref_folder, check=True, capture_output=True)  # fmt: skip
+        for i, (point, sig) in enumerate(MATRIX):
+            folder = Path(tmp) / f"p{i:02d}"
+            folder.mkdir()
+            reference = run_dir(ref_folder)
+            outcome = interrupt_and_resume(folder, short_config(folder), run_dir(folder), reference, point, sig)
+            rows.append(outcome)
+            print(f"{len(rows):2d}/{len(MATRIX)} {'ok  ' if outcome.ok else 'FAIL'} {outcome.signal:8} {point}",
+                  file=sys.stderr, flush=True)  # fmt: skip
+    head = ("point", "signal", "1st exit", "attempts", "resumed from", "bitwise", "steps once", "attempts logged")
+    cells = [
+        (o.point, o.signal, str(o.first_exit), str(o.attempts), o.resumed_from,
+         *("yes" if v else "NO" for v in (o.bitwise_equal, o.steps_once, o.attempts_recorded)))
+        for o in rows
+    ]  # fmt: skip
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(head)]
+    for line in (head, *cells):
+        print("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip())
+    print(f"{sum(o.ok for o in rows)}/{len(rows)} points: completed, bitwise equal, each step logged once")
+    return 0 if all(o.ok for o in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
