@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import textwrap
 
 import pytest
 
@@ -26,6 +27,25 @@ def run_of(folder, model: str, name: str):
     return RunDir(folder / "outputs" / "ocr" / model / name)
 
 
+def short_run(folder, base, name: str) -> str:
+    """A 20-step run of `base` on 400 training and 40 test lines, writing under folder/outputs."""
+    return textwrap.dedent(
+        f"""\
+        base: {base}
+        run_name: {name}
+        output_root: {folder / "outputs"}
+        task:
+          max_train_samples: 400
+          max_eval_samples: 40
+        training:
+          max_steps: 20
+          save_steps: 10
+          eval_steps: 10
+          logging_steps: 5
+        """
+    )
+
+
 def metrics(run, name: str) -> dict:
     return json.loads((run.metrics / f"{name}.json").read_text())
 
@@ -35,21 +55,7 @@ def test_a_short_ocr_run_completes_and_its_final_model_transcribes(tmp_path):
 
     from forge.tasks import synthetic_ocr
 
-    config = write_config(
-        tmp_path,
-        "ocr.yaml",
-        f"""
-        base: {LINES / "tiny/00_sft.yaml"}
-        output_root: {tmp_path / "outputs"}
-        task:
-          max_train_samples: 400
-          max_eval_samples: 40
-        training:
-          max_steps: 20
-          save_steps: 10
-          eval_steps: 10
-        """,
-    )
+    config = write_config(tmp_path, "ocr.yaml", short_run(tmp_path, LINES / "tiny/00_sft.yaml", "ocr"))
     result = run_forge("--config", str(config), cwd=tmp_path, timeout=600)
     assert result.returncode == 0, result.stderr
     run = run_of(tmp_path, "tiny", "ocr")
@@ -98,25 +104,10 @@ def test_an_ocr_run_killed_mid_training_resumes_and_learns_to_read(tmp_path):
 
 
 def test_ocr_kd_from_another_ocr_run_goes_through_snakemake_teacher_first(tmp_path):
-    def short(base, name: str, extra: str = "") -> str:
-        return f"""
-            base: {base}
-            run_name: {name}
-            output_root: {tmp_path / "outputs"}
-            task:
-              max_train_samples: 400
-              max_eval_samples: 40
-            training:
-              max_steps: 20
-              save_steps: 10
-              eval_steps: 10
-              logging_steps: 5
-            {extra}
-            """
-
     configs = tmp_path / "configs"
-    write_config(configs, "teacher.yaml", short(LINES / "tiny_wide/00_sft.yaml", "teacher"))
-    write_config(configs, "kd.yaml", short(LINES / "tiny/01_kd.yaml", "kd", "teacher: {run: teacher.yaml}"))
+    write_config(configs, "teacher.yaml", short_run(tmp_path, LINES / "tiny_wide/00_sft.yaml", "teacher"))
+    kd = short_run(tmp_path, LINES / "tiny/01_kd.yaml", "kd") + "teacher: {run: teacher.yaml}\n"
+    write_config(configs, "kd.yaml", kd)
     result = snakemake(tmp_path, timeout=900)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     teacher, student = run_of(tmp_path, "tiny-wide", "teacher"), run_of(tmp_path, "tiny", "kd")
