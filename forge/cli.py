@@ -157,7 +157,7 @@ def _load(args: argparse.Namespace):
         raw = RawConfig(data=yaml.safe_load(run.config.read_text()) or {}, leaf_file=str(run.config))
         for key, value in _overrides(args).items():
             apply_override(raw, key, value)
-        return validate(raw), None, run
+        return validate(raw, check_upstream=False), None, run
     raw = load_raw(args.config, _overrides(args))
     raw.data["run_name"] = args.run_name or raw.data.get("run_name") or Path(args.config).stem
     if args.debug:

@@ -21,9 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from forge.run import steplog
-from forge.run.files import read_json
 from forge.run.layout import RunDir
-from forge.status import RunStatus, status_of
+from forge.status import RunStatus, display_name, main_metric, status_of
 from forge.tasks import MAIN_METRICS
 
 _LOG_LINE = re.compile(r"forge\.train: step (\d+)/\d+ (.*)$")
@@ -71,16 +70,9 @@ def collect(roots: list[Path], cwd: Path) -> list[RunReport]:
     reports = []
     for root in roots:
         status = status_of(root)
-        metric = MAIN_METRICS.get(status.task)
-        teacher = None
-        if metric is not None:
-            data = read_json(RunDir(root).metrics / "teacher_pre_eval.json", default={}) or {}
-            teacher = data.get(metric.split, {}).get(metric.name)
-        try:
-            name = str(Path(root).resolve().relative_to(cwd.resolve()))
-        except ValueError:
-            name = str(root)
-        reports.append(RunReport(name, status, teacher, curves_of(step_records(RunDir(root)))))
+        teacher = main_metric(root, "teacher_pre_eval", MAIN_METRICS.get(status.task))
+        curves = curves_of(step_records(RunDir(root)))
+        reports.append(RunReport(display_name(root, cwd), status, teacher, curves))
     return reports
 
 

@@ -7,8 +7,11 @@ lock is taken: a run's lock owner file tells whether a process holds it.
 
 States, in the order they are decided:
     complete     pipeline_complete exists
-    running      a live process holds the run (its lock owner file names it)
+    running      a live process holds the run (its lock owner file names it; for a
+                 process on another host: it wrote something in the last 30 minutes)
     killed       the last attempt never ended: SIGKILL, OOM kill, node failure
+    silent       a process on another host held the run and has written nothing for
+                 30 minutes: probably killed with its node (status cannot see its pid)
     preempted    the last attempt stopped at a safe checkpoint (SIGTERM, SIGUSR1,
                  time limit); run again to resume
     failed       the last attempt ended with an error
@@ -30,11 +33,12 @@ from pathlib import Path
 from typing import Any
 
 from forge.run import registry
-from forge.run.layout import STAGES
+from forge.run.layout import LOCK_OWNER, STAGES, checkpoint_step
 from forge.tasks import MAIN_METRICS
 
-INCOMPLETE = ("running", "killed", "preempted", "failed", "interrupted", "pending", "fresh")
-_SKIP = {"data", "model", "adapter", "metrics", "stages", "wandb"}
+INCOMPLETE = ("running", "silent", "killed", "preempted", "failed", "interrupted", "pending", "fresh")
+FAILED = ("failed", "killed", "silent")
+SILENT_AFTER_S = 30 * 60
 
 
 @dataclass
@@ -69,7 +73,7 @@ def find_runs(paths: Iterable[Path]) -> list[Path]:
     found: list[Path] = []
     for path in paths:
         found.extend(_walk(Path(path)))
-    return sorted(set(found))
+    return sorted({p.resolve() for p in found})  # a symlinked outputs/ and the registry agree
 
 
 def _walk(path: Path) -> Iterator[Path]:
@@ -81,8 +85,7 @@ def _walk(path: Path) -> Iterator[Path]:
     except (FileNotFoundError, NotADirectoryError, PermissionError):
         return
     for entry in entries:
-        name = entry.name
-        if entry.is_dir(follow_symlinks=False) and not name.startswith(".") and name not in _SKIP:
+        if entry.is_dir(follow_symlinks=False) and not entry.name.startswith("."):
             yield from _walk(Path(entry.path))
 
 
@@ -99,8 +102,10 @@ def status_of(root: Path | str) -> RunStatus:
     # Plain string paths and open(): pathlib's overhead was a third of the time over 1,000 runs.
     root = os.fspath(root)
     meta = _json(os.path.join(root, "run_metadata.json")) or {}
-    identity = meta.get("identity") or _identity_from_config(root)
-    attempts = meta.get("attempts") or []
+    identity = meta.get("identity")
+    if not isinstance(identity, dict):
+        identity = _identity_from_config(root)
+    attempts = [a for a in meta.get("attempts") or [] if isinstance(a, dict)]
     state_file = _json(os.path.join(root, "training_state.json")) or {}
     done = _done_stages(root)
     metric = MAIN_METRICS.get(identity.get("task"))
@@ -116,8 +121,8 @@ def status_of(root: Path | str) -> RunStatus:
         attempts=len(attempts),
         preemptions=sum(1 for a in attempts if _stopped_safely(a)),
         metric=metric.name if metric else None,
-        pre=_metric(root, "pre_eval", metric),
-        post=_metric(root, "post_eval", metric),
+        pre=main_metric(root, "pre_eval", metric),
+        post=main_metric(root, "post_eval", metric),
         wandb=_wandb(root, meta),
         updated=_updated(root),
         last_exit=attempts[-1].get("exit_reason") if attempts else None,
@@ -128,18 +133,18 @@ def _read(path: str) -> str | None:
     try:
         with open(path, encoding="utf-8") as fh:
             return fh.read()
-    except OSError:
+    except (OSError, ValueError):  # missing, unreadable, not UTF-8
         return None
 
 
-def _json(path: str) -> Any:
+def _json(path: str) -> dict | None:
+    """The JSON object in `path`; None when it is missing, damaged or not an object."""
     text = _read(path)
-    if text is None:
-        return None
     try:
-        return json.loads(text)
+        data = json.loads(text) if text is not None else None
     except ValueError:
         return None
+    return data if isinstance(data, dict) else None
 
 
 def _identity_from_config(root: str) -> dict[str, Any]:
@@ -148,26 +153,37 @@ def _identity_from_config(root: str) -> dict[str, Any]:
 
     text = _read(os.path.join(root, "config.yaml"))
     try:
-        cfg = yaml.load(text or "", Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        cfg = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) if text else None
     except yaml.YAMLError:
         return {}
-    return identity_of(cfg if isinstance(cfg, dict) else {})
+    return identity_of(cfg) if isinstance(cfg, dict) else {}
 
 
 def identity_of(cfg: dict[str, Any]) -> dict[str, Any]:
     """What status shows of a config (a plain dict, as config.yaml holds it)."""
-    distillation = cfg.get("distillation") or {}
-    hidden = (distillation.get("hidden") or {}).get("weight") or 0
+
+    def block(name: str) -> dict:
+        value = cfg.get(name)
+        return value if isinstance(value, dict) else {}
+
+    def positive(value) -> bool:
+        try:
+            return float(value) > 0
+        except (TypeError, ValueError):
+            return False
+
+    distillation = block("distillation")
+    hidden = distillation.get("hidden")
     if cfg.get("rl") is not None:
         mode = "rl"
-    elif (distillation.get("alpha") or 0) > 0 or hidden > 0:
+    elif positive(distillation.get("alpha")) or (isinstance(hidden, dict) and positive(hidden.get("weight"))):
         mode = "kd"
     else:
         mode = "sft"
-    max_steps = (cfg.get("training") or {}).get("max_steps")
+    max_steps = block("training").get("max_steps")
     return {
-        "task": (cfg.get("task") or {}).get("name"),
-        "model": (cfg.get("student") or {}).get("name"),
+        "task": block("task").get("name"),
+        "model": block("student").get("name"),
         "mode": mode,
         "max_steps": max_steps if isinstance(max_steps, int) and max_steps > 0 else None,
     }
@@ -187,8 +203,9 @@ def _stopped_safely(attempt: dict) -> bool:
 def _state(root: str, attempts: list[dict]) -> str:
     if os.path.exists(os.path.join(root, "pipeline_complete")):
         return "complete"
-    if _held(root):
-        return "running"
+    holder = _holder(root)
+    if holder != "none":
+        return holder
     if not attempts:
         return "fresh"
     last = attempts[-1]
@@ -204,35 +221,35 @@ def _state(root: str, attempts: list[dict]) -> str:
     return "pending"
 
 
-def _held(root: str) -> bool:
-    """Whether a live process holds the run. The owner file is removed on release; a
-    killed holder leaves it behind, so its pid is checked (on this host; a holder on
-    another host counts as live)."""
-    owner = _json(os.path.join(root, ".lock.owner"))
-    if not isinstance(owner, dict):
-        return False
+def _holder(root: str) -> str:
+    """ "running" when a live process holds the run, "silent" when a process on another
+    host held it and has written nothing for SILENT_AFTER_S, "none" otherwise. The owner
+    file is removed on release and left behind by a killed holder, so its pid is checked
+    on this host; another host's pid cannot be, so its last write stands in."""
+    owner = _json(os.path.join(root, LOCK_OWNER))
+    if owner is None:
+        return "none"
     if owner.get("host") != socket.gethostname():
-        return True
+        updated = _updated(root)
+        return "running" if updated is not None and time.time() - updated < SILENT_AFTER_S else "silent"
     try:
         os.kill(int(owner["pid"]), 0)
     except (ProcessLookupError, KeyError, ValueError, TypeError):
-        return False
+        return "none"
     except PermissionError:  # alive, another user's
-        return True
-    return True
+        return "running"
+    return "running"
 
 
 def _safe_step(root: str) -> int | None:
     """The step of the checkpoint `latest_checkpoint` names (forge writes it only once
     the checkpoint is complete)."""
     name = _read(os.path.join(root, "latest_checkpoint"))
-    try:
-        return int(name.strip().rsplit("-", 1)[1]) if name else None
-    except (IndexError, ValueError):
-        return None
+    return checkpoint_step(Path(name.strip())) if name else None
 
 
-def _metric(root: str, name: str, metric) -> float | None:
+def main_metric(root: Path | str, name: str, metric) -> float | None:
+    """The task's main metric in metrics/<name>.json (pre_eval, post_eval, teacher_pre_eval)."""
     if metric is None:
         return None
     data = _json(os.path.join(root, "metrics", f"{name}.json"))
@@ -272,8 +289,16 @@ def select(statuses: list[RunStatus], incomplete: bool = False, failed: bool = F
     if incomplete:
         statuses = [s for s in statuses if s.state in INCOMPLETE]
     if failed:
-        statuses = [s for s in statuses if s.state in ("failed", "killed")]
+        statuses = [s for s in statuses if s.state in FAILED]
     return statuses
+
+
+def display_name(run: Path | str, cwd: Path) -> str:
+    """A run's path relative to `cwd` when it lies below it, else absolute."""
+    try:
+        return str(Path(run).relative_to(cwd.resolve()))
+    except ValueError:
+        return str(run)
 
 
 def _age(seconds: float) -> str:
@@ -292,14 +317,10 @@ def rows(statuses: list[RunStatus], cwd: Path, now: float | None = None) -> list
     now = time.time() if now is None else now
     out = []
     for s in statuses:
-        try:
-            name = str(Path(s.run).relative_to(cwd))
-        except ValueError:
-            name = s.run
         total = f"/{s.max_steps}" if s.max_steps else ""
         out.append(
             {
-                "run": name,
+                "run": display_name(s.run, cwd),
                 "mode": s.mode or "?",
                 "task": s.task or "?",
                 "state": s.state,
@@ -315,7 +336,14 @@ def rows(statuses: list[RunStatus], cwd: Path, now: float | None = None) -> list
     return out
 
 
-STATE_STYLE = {"complete": "green", "running": "cyan", "preempted": "yellow", "failed": "red", "killed": "red"}
+STATE_STYLE = {
+    "complete": "green",
+    "running": "cyan",
+    "preempted": "yellow",
+    "failed": "red",
+    "killed": "red",
+    "silent": "red",
+}
 
 
 def console_for_tables():

@@ -41,12 +41,21 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Fo
     return validate(raw)
 
 
-def validate(raw: RawConfig) -> ForgeConfig:
+def validate(raw: RawConfig, check_upstream: bool = True) -> ForgeConfig:
+    """The checked config. `check_upstream`: the config files of the runs this one needs
+    first (student.run, a distilling teacher.run) must exist; off for a run's own stored
+    config.yaml, whose later stages need no upstream run."""
     try:
         cfg = ForgeConfig.model_validate(raw.data)
     except ValidationError as exc:
         raise ConfigError("\n".join(_explain(err, raw) for err in exc.errors())) from None
     problems = rule_violations(cfg)
+    if check_upstream and not problems:
+        from forge.models.upstream import upstream_configs
+
+        for role, path in upstream_configs(cfg).items():
+            if not Path(path).is_file():
+                problems.append(((role, "run"), f"file not found: {path} (the config of the run to train first)"))
     if problems:
         lines = [f"{raw.setter_of(key)}: {'.'.join(key)}: {msg}" for key, msg in problems]
         raise ConfigError("\n".join(lines))

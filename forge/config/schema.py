@@ -7,7 +7,6 @@ Every key here is read by some part of forge.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -243,9 +242,6 @@ def rule_violations(cfg: ForgeConfig) -> list[tuple[tuple[str, ...], str]]:
                 "are not cached: set distillation.teacher_cache: false (online KD)",
             )
         )
-    for key, model in (("student", cfg.student), ("teacher", cfg.teacher)):
-        if model is not None and model.run is not None and not Path(model.run).is_file():
-            found.append(((key, "run"), f"file not found: {model.run} (a run's config file)"))
     if cfg.teacher is not None and (cfg.teacher.path is None) == (cfg.teacher.run is None):
         found.append((("teacher",), "set exactly one of path (a model) or run (another forge run's config)"))
     return found

@@ -22,6 +22,7 @@ from pathlib import Path
 
 STAGES = ("prepare_data", "pre_eval", "train", "finalize", "post_eval")
 CHECKPOINT_PREFIX = "checkpoint-"
+LOCK_OWNER = ".lock.owner"
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,12 @@ class RunDir:
     @property
     def lock(self) -> Path:
         return self.root / ".lock"
+
+    @property
+    def lock_owner(self) -> Path:
+        """Who holds the lock (pid, host, since); present only while it is held, or left
+        behind by a holder that was killed."""
+        return self.root / LOCK_OWNER
 
     @property
     def data(self) -> Path:

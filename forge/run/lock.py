@@ -22,7 +22,7 @@ class RunLock:
     def __init__(self, run: RunDir):
         self.run = run
         self._lock = FileLock(str(run.lock), timeout=0)
-        self._owner = run.root / ".lock.owner"
+        self._owner = run.lock_owner
 
     def acquire(self) -> RunLock:
         try:

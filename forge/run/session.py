@@ -27,7 +27,6 @@ from forge.run.lock import RunLock
 from forge.run.metadata import RunMetadata
 from forge.run.state import mark_pipeline_complete, stage_done
 from forge.signals import StopRequest
-from forge.status import identity_of
 
 log = logging.getLogger("forge.run")
 
@@ -49,7 +48,7 @@ def load_stored_config(run: RunDir) -> ForgeConfig:
     if not run.config.is_file():
         raise ConfigError(f"{run.root}: not a forge run directory (no config.yaml)")
     data = yaml.safe_load(run.config.read_text()) or {}
-    return validate(RawConfig(data=data, leaf_file=str(run.config)))
+    return validate(RawConfig(data=data, leaf_file=str(run.config)), check_upstream=False)
 
 
 def check_resumable(stored: ForgeConfig, new: ForgeConfig, run: RunDir) -> list[str]:
@@ -111,8 +110,14 @@ class RunSession:
                     run.config.write_text(dump_yaml(self.cfg))
                     self.metadata.note("config_hash", config_hash(self.cfg))
                 log.info("resuming run in %s", run.root)
-            # task, model, mode, max_steps: what `forge status` shows (max_steps may have changed)
-            self.metadata.data["identity"] = identity_of(to_dict(self.cfg))
+            # what `forge status` shows (max_steps may have changed since the last attempt)
+            cfg = self.cfg
+            self.metadata.data["identity"] = {
+                "task": cfg.task.name,
+                "model": cfg.student.name,
+                "mode": cfg.mode,
+                "max_steps": cfg.training.max_steps if cfg.training.max_steps > 0 else None,
+            }
             self.metadata.start_attempt(self.stage)
             registry.register(run.root, task=self.cfg.task.name, model=self.cfg.student.name)
             self.stop.install()

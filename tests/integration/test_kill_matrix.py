@@ -3,8 +3,6 @@ resumed, completes bitwise equal to the uninterrupted run with each step logged 
 
 from __future__ import annotations
 
-import signal
-
 import pytest
 
 from tests.conftest import run_dir, short_config
@@ -19,8 +17,7 @@ IDS = [f"{sig.name}-{point.split(':')[0]}-{i}" for i, (point, sig) in enumerate(
 @pytest.mark.parametrize(("point", "sig"), MATRIX, ids=IDS)
 def test_an_interrupted_run_resumes_to_the_same_weights(point, sig, tmp_path, reference):
     outcome = interrupt_and_resume(tmp_path, short_config(tmp_path), run_dir(tmp_path), reference, point, sig)
-    expected_exit = {signal.SIGKILL: -9, signal.SIGTERM: 75, signal.SIGUSR1: 76}[sig]
-    assert outcome.first_exit in (expected_exit, 0), outcome  # 0: the stop came after the last check
+    assert outcome.interrupted_as_planned, outcome  # the point was reached and the signal ended the attempt
     assert outcome.bitwise_equal, outcome
     assert outcome.steps_once, outcome
     assert outcome.attempts_recorded, outcome

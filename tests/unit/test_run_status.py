@@ -63,3 +63,36 @@ def test_the_main_metric_and_the_safe_step_are_read(tmp_path):
 def test_a_missing_path_is_one_line_and_exit_2(tmp_path, capsys):
     assert main(["status", str(tmp_path / "nope")]) == 2
     assert capsys.readouterr().err.strip() == f"forge status: no such file or directory: {tmp_path / 'nope'}"
+
+
+def test_damaged_files_give_what_can_be_read_not_a_crash(tmp_path):
+    run = fake_run(tmp_path / "a", [{"exit_reason": "stage done", "ended_at": "t"}, "junk"])
+    (run / "run_metadata.json").write_text(json.dumps({"identity": [1], "attempts": [{"ended_at": None}, 3]}))
+    (run / "config.yaml").write_bytes(b"\x89PNG\x00\xff")  # not text
+    (run / "training_state.json").write_text("[1, 2")
+    (run / "metrics").mkdir()
+    (run / "metrics" / "pre_eval.json").write_text('{"test": {"cer": "many"}}')
+    row = status.status_of(run)
+    assert (row.state, row.attempts, row.mode, row.pre, row.max_steps) == ("killed", 1, None, None, None)
+    assert status.identity_of({"distillation": {"alpha": "0.5"}})["mode"] == "kd"  # as YAML may give it
+    assert status.identity_of({"distillation": 3, "training": "x"})["mode"] == "sft"
+
+
+def test_a_holder_on_another_host_is_running_while_it_writes_then_silent(tmp_path):
+    elsewhere = {"pid": 1, "host": "some-compute-node"}
+    attempt = {"exit_reason": None, "ended_at": None}
+    run = fake_run(tmp_path / "a", [attempt], owner=elsewhere, **{"output.log": "step 10\n"})
+    assert status.status_of(run).state == "running"
+    old = status.time.time() - status.SILENT_AFTER_S - 60
+    for name in ("output.log", "run_metadata.json"):
+        os.utime(run / name, (old, old))
+    assert status.status_of(run).state == "silent"
+    assert [r.state for r in status.select([status.status_of(run)], failed=True)] == ["silent"]
+
+
+def test_runs_named_like_run_folders_are_found_once_through_a_symlink(tmp_path):
+    fake_run(tmp_path / "scratch/outputs/ocr/tiny/data")
+    fake_run(tmp_path / "scratch/outputs/ocr/tiny/model")
+    (tmp_path / "outputs").symlink_to(tmp_path / "scratch/outputs")
+    found = status.find_runs([tmp_path / "outputs", tmp_path / "scratch/outputs/ocr/tiny/data"])
+    assert [p.name for p in found] == ["data", "model"]
