@@ -98,8 +98,9 @@ def run(session: RunSession) -> None:
     run_dir = session.run
     trainer = build_trainer(session)
     checkpoint = find_resume_checkpoint(run_dir)
-    discard_checkpoints_after(run_dir, checkpoint_step(checkpoint) if checkpoint else None)
-    steplog.keep_up_to(run_dir, checkpoint_step(checkpoint) if checkpoint else 0)
+    resume_step = checkpoint_step(checkpoint) if checkpoint else None
+    discard_checkpoints_after(run_dir, resume_step)
+    steplog.keep_up_to(run_dir, resume_step or 0)
     device = trainer.args.device
     on = f"{device}" + (f" ({_device_name(device)})" if device.type == "cuda" else "")
     if checkpoint:
