@@ -9,6 +9,7 @@ import logging
 
 from transformers import TrainerCallback
 
+from forge import distributed
 from forge.run import steplog
 from forge.run.layout import RunDir
 from forge.run.state import TrainingState, mark_checkpoint_complete, prune_checkpoints, set_latest_checkpoint
@@ -49,10 +50,11 @@ class CheckpointMarkerCallback(TrainerCallback):
         self.keep = keep
 
     def on_save(self, args, state, control, **kwargs):
+        distributed.barrier()  # every rank has written its own files (RNG state) into the checkpoint
         if not state.is_world_process_zero:
             return
         path = self.run.checkpoint(state.global_step)
-        mark_checkpoint_complete(path, state.global_step)
+        mark_checkpoint_complete(path, state.global_step, distributed.world_size())
         set_latest_checkpoint(self.run, path)
         training = TrainingState.load(self.run)
         training.global_step = state.global_step
@@ -70,22 +72,14 @@ class SignalStopCallback(TrainerCallback):
         self.stop = stop
 
     def on_step_end(self, args, state, control, **kwargs):
-        if self._requested(args):
-            log.warning("%s received: saving at step %d and stopping", self.stop.describe(), state.global_step)
+        # Every rank asks at every step end and takes the same answer, so all save the
+        # same step together (a save on one rank alone would hang in its collectives).
+        if distributed.agree_stop(self.stop):
+            if state.is_world_process_zero:
+                log.warning("%s received: saving at step %d and stopping", self.stop.describe(), state.global_step)
             control.should_save = True
             control.should_training_stop = True
         return control
-
-    def _requested(self, args) -> bool:
-        if args.world_size <= 1:
-            return self.stop.requested
-        # Every rank must stop at the same step, whichever rank got the signal.
-        import torch
-        import torch.distributed as dist
-
-        flag = torch.tensor([1.0 if self.stop.requested else 0.0], device=args.device)
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        return bool(flag.item())
 
 
 class PeakMetricsCallback(TrainerCallback):

@@ -165,6 +165,23 @@ def _load(args: argparse.Namespace):
     return validate(raw), args.config, None
 
 
+def _on_all_ranks(work) -> int:
+    """Under torchrun / accelerate launch: join the process group first, and leave it
+    together after a success or an agreed stop. A rank that fails leaves at once: the
+    launcher then stops the others."""
+    from forge import distributed
+    from forge.run.session import Preempted
+
+    distributed.init()
+    try:
+        code = work()
+    except Preempted:
+        distributed.close()
+        raise
+    distributed.close()
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "status":
@@ -191,10 +208,12 @@ def main(argv: list[str] | None = None) -> int:
             stage_args = argparse.Namespace(
                 config=args.config, resume=args.run_dir, run_name=None, debug=False, max_steps=None, epochs=None
             )
-            return run_stage(*_load(stage_args), stage=args.stage, stop=stop)
+            loaded = _load(stage_args)
+            return _on_all_ranks(lambda: run_stage(*loaded, stage=args.stage, stop=stop))
         from forge.pipeline import run_pipeline
 
-        return run_pipeline(*_load(args), stop=stop)
+        loaded = _load(args)
+        return _on_all_ranks(lambda: run_pipeline(*loaded, stop=stop))
     except ForgeError as exc:
         for line in str(exc).splitlines():
             print(f"forge: {line}", file=sys.stderr)

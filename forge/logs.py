@@ -23,10 +23,18 @@ class _ConsoleFormatter(logging.Formatter):
 
 
 def setup_console(debug: bool = False) -> None:
+    """forge's messages on stderr. Under torchrun the ranks other than 0 say only
+    warnings and errors, marked with their rank (rank 0 tells the story)."""
     if any(getattr(h, "_forge", False) for h in log.handlers):
         return
+    from forge import distributed
+
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_ConsoleFormatter(FORMAT if debug else "forge: %(message)s"))
+    follower = not distributed.is_main()
+    prefix = f"forge[rank {distributed.rank()}]" if follower else "forge"
+    handler.setFormatter(_ConsoleFormatter(FORMAT if debug else prefix + ": %(message)s"))
+    if follower and not debug:
+        handler.setLevel(logging.WARNING)
     handler._forge = True  # type: ignore[attr-defined]
     log.addHandler(handler)
     log.setLevel(logging.DEBUG if debug else logging.INFO)

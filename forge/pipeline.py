@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 
+from forge import distributed
 from forge.config import ForgeConfig
 from forge.errors import EXIT_OK, ForgeError
 from forge.run.layout import STAGES, RunDir
@@ -48,10 +49,18 @@ def run_pipeline(
                 log.info("stage %s: already done", stage)
                 continue
             session.check_stop()
-            log.info("stage %s: starting", stage)
-            stage_function(stage)(session)
+            _run(session, stage)
         session.complete_if_done()
     return EXIT_OK
+
+
+def _run(session: RunSession, stage: str) -> None:
+    """The train stage runs on every rank; under torchrun the others run on rank 0
+    alone while the rest wait (forge/distributed.py). All ranks leave it together."""
+    if stage == "train" or distributed.is_main():
+        log.info("stage %s: starting", stage)
+        stage_function(stage)(session)
+    distributed.barrier()
 
 
 def _run_upstream_first(cfg: ForgeConfig, stop: StopRequest | None, chain: tuple) -> None:
@@ -80,7 +89,8 @@ def _requeue_on_time_limit(session: RunSession):
     except Preempted:
         from forge import slurm
 
-        slurm.requeue_after(session.stop)
+        if distributed.is_main():
+            slurm.requeue_after(session.stop)
         raise
 
 
@@ -100,8 +110,7 @@ def run_stage(
             log.info("stage %s: already done", stage)
         else:
             session.check_stop()  # a signal while the libraries loaded
-            log.info("stage %s: starting", stage)
-            stage_function(stage)(session)
+            _run(session, stage)
         if not run.complete.exists():
             session.complete_if_done()
     return EXIT_OK

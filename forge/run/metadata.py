@@ -99,6 +99,7 @@ class RunMetadata:
                 "cwd": os.getcwd(),
                 "host": socket.gethostname(),
                 "pid": os.getpid(),
+                "processes": int(os.environ.get("WORLD_SIZE", "1")),  # torchrun's ranks (rank 0 records)
                 "git_commit": git_commit(),
                 **slurm_info(),
                 "packages": package_versions(),

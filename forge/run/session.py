@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from forge import distributed
 from forge.config import (
     RESUME_SAFE_KEYS,
     ForgeConfig,
@@ -91,6 +92,14 @@ class RunSession:
     # -- lifecycle ---------------------------------------------------------
 
     def __enter__(self) -> RunSession:
+        # Under torchrun every rank has a session; rank 0's owns the run directory and the
+        # others start once it holds it (forge/distributed.py).
+        if distributed.is_main():
+            self._enter_owner()
+        distributed.barrier()
+        return self
+
+    def _enter_owner(self) -> None:
         run = self.run
         existed = run.config.is_file()
         if existed:  # refuse before touching anything
@@ -124,9 +133,11 @@ class RunSession:
         except BaseException:
             self._close()
             raise
-        return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        if not distributed.is_main():
+            self._close()
+            return
         if exc_type is None:
             reason, code = "completed" if self.run.complete.exists() else "stage done", EXIT_OK
         elif isinstance(exc, Preempted):
@@ -158,6 +169,9 @@ class RunSession:
 
     @property
     def tracker(self):
+        """W&B (offline unless a key is set); None on ranks other than 0."""
+        if not distributed.is_main():
+            return None
         if self._tracker is None:
             from forge.tracking import Tracker
 
@@ -165,11 +179,14 @@ class RunSession:
         return self._tracker
 
     def check_stop(self) -> None:
-        if self.stop.requested:
+        """Every rank calls it at the same point; a stop any rank saw stops them all."""
+        if distributed.agree_stop(self.stop):
             raise Preempted(f"stopped by {self.stop.describe()}; run again to resume", self.stop.exit_code)
 
     def complete_if_done(self) -> bool:
         """Write pipeline_complete once every stage is done; unregister the run."""
+        if not distributed.is_main():
+            return False
         if not all(stage_done(self.run, s) for s in STAGES):
             return False
         mark_pipeline_complete(self.run)

@@ -38,15 +38,22 @@ TRAINER_STATE = "trainer_state.json"
 # ---------------------------------------------------------------- checkpoints
 
 
-def mark_checkpoint_complete(path: Path, step: int) -> None:
-    """Flush every file of a finished checkpoint to disk, then record it as complete."""
+def mark_checkpoint_complete(path: Path, step: int, world_size: int = 1) -> None:
+    """Flush every file of a finished checkpoint to disk, then record it as complete
+    (with the number of processes that wrote it: one RNG state file each)."""
     files: dict[str, int] = {}
     for file in sorted(p for p in path.rglob("*") if p.is_file() and p.name != COMPLETE_MARK):
         with file.open("rb") as fh:
             os.fsync(fh.fileno())
         files[str(file.relative_to(path))] = file.stat().st_size
     fsync_dir(path)
-    atomic_write_json(path / COMPLETE_MARK, {"step": step, "files": files, "time": time.time()})
+    mark = {"step": step, "world_size": world_size, "files": files, "time": time.time()}
+    atomic_write_json(path / COMPLETE_MARK, mark)
+
+
+def checkpoint_world_size(path: Path) -> int:
+    """How many processes trained up to this (safe) checkpoint; 1 for marks older than the field."""
+    return int((read_json(path / COMPLETE_MARK, {}) or {}).get("world_size", 1))
 
 
 def checkpoint_problem(path: Path) -> str | None:

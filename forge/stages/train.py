@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from forge import slurm
+from forge import distributed, slurm
 from forge.callbacks import (
     CheckpointMarkerCallback,
     PeakMetricsCallback,
@@ -19,7 +19,13 @@ from forge.run import steplog
 from forge.run.files import read_json
 from forge.run.layout import checkpoint_step
 from forge.run.session import RunSession
-from forge.run.state import TrainingState, discard_checkpoints_after, find_resume_checkpoint, mark_stage_done
+from forge.run.state import (
+    TrainingState,
+    checkpoint_world_size,
+    discard_checkpoints_after,
+    find_resume_checkpoint,
+    mark_stage_done,
+)
 from forge.tasks import task_of
 
 log = logging.getLogger("forge.stages")
@@ -94,13 +100,25 @@ def _device_name(device) -> str:
     return torch.cuda.get_device_name(device)
 
 
-def run(session: RunSession) -> None:
-    run_dir = session.run
-    trainer = build_trainer(session)
+def _resume_point(run_dir) -> Path | None:
+    """The latest safe checkpoint; later, unsafe ones and their step-log lines go."""
     checkpoint = find_resume_checkpoint(run_dir)
     resume_step = checkpoint_step(checkpoint) if checkpoint else None
     discard_checkpoints_after(run_dir, resume_step)
     steplog.keep_up_to(run_dir, resume_step or 0)
+    return checkpoint
+
+
+def run(session: RunSession) -> None:
+    run_dir = session.run
+    trainer = build_trainer(session)
+    checkpoint = distributed.from_main(lambda: _resume_point(run_dir))
+    if checkpoint and checkpoint_world_size(checkpoint) != distributed.world_size():
+        raise ForgeError(
+            f"{checkpoint}: written by {checkpoint_world_size(checkpoint)} process(es), resumed by "
+            f"{distributed.world_size()}: resume with the same number of processes (each one's data "
+            "position and random state are its own)"
+        )
     device = trainer.args.device
     on = f"{device}" + (f" ({_device_name(device)})" if device.type == "cuda" else "")
     if checkpoint:
@@ -113,7 +131,8 @@ def run(session: RunSession) -> None:
     finally:
         slurm.disarm_time_limit()
     session.check_stop()  # a signal during training: the checkpoint is saved, exit as preempted
-
+    if not distributed.is_main():
+        return
     state = TrainingState.load(run_dir)
     state.global_step = trainer.state.global_step
     state.save(run_dir)

@@ -58,22 +58,31 @@ def trainer_inputs(cfg: ForgeConfig, data, tokenizer, model) -> dict:
 
 
 def evaluate(session, model, tokenizer, data) -> dict[str, dict[str, float]]:
-    """Accuracy and loss on each evaluation split, through the fine-tuning trainer."""
-    from forge.trainers.arguments import training_arguments
-    from forge.trainers.finetuning import FinetuningTrainer
+    """Accuracy and mean cross-entropy on each evaluation split.
 
-    trainer = FinetuningTrainer(
-        model=model,
-        args=training_arguments(session.cfg, session.run),
-        eval_dataset=data[EVAL_SPLITS[0]],
-        processing_class=tokenizer,
-        compute_metrics=compute_metrics,
-    )
+    A plain loop, not `Trainer.evaluate`: pre_eval and post_eval run in one process
+    even under torchrun (rank 0 alone), where a Trainer would wait for the other ranks."""
+    import torch
+    from torch.utils.data import DataLoader
+    from transformers import DataCollatorWithPadding
+
+    from forge.logs import progress
+    from forge.models.loading import default_device
+
+    model.to(default_device()).eval()
+    collate = DataCollatorWithPadding(tokenizer)
     results = {}
     for split in EVAL_SPLITS:
-        metrics = trainer.evaluate(data[split], metric_key_prefix="eval")
-        results[split] = {k.removeprefix("eval_"): v for k, v in metrics.items() if k in ("eval_accuracy", "eval_loss")}
-        results[split]["samples"] = len(data[split])
+        batches = DataLoader(data[split], batch_size=session.cfg.training.eval_batch_size, collate_fn=collate)
+        loss, correct = 0.0, 0
+        for batch in progress(batches, f"evaluating {split}"):
+            batch = batch.to(model.device)
+            with torch.no_grad():
+                logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits.float()
+            loss += torch.nn.functional.cross_entropy(logits, batch["labels"], reduction="sum").item()
+            correct += (logits.argmax(-1) == batch["labels"]).sum().item()
+        n = len(data[split])
+        results[split] = {"accuracy": correct / n, "loss": loss / n, "samples": n}
     return results
 
 

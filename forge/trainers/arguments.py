@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from forge import distributed
 from forge.config.schema import ForgeConfig
 from forge.run.layout import RunDir
 
@@ -46,4 +47,6 @@ def argument_values(cfg: ForgeConfig, run: RunDir) -> dict:
         report_to="none",  # forge logs to W&B itself, once per step across attempts
         disable_tqdm=not sys.stderr.isatty(),
         use_cpu=not torch.cuda.is_available(),
+        # under torchrun on CPUs: DDP over gloo (on GPUs accelerate picks NCCL)
+        ddp_backend="gloo" if distributed.is_distributed() and not torch.cuda.is_available() else None,
     )

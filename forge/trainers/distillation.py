@@ -79,12 +79,13 @@ class DistillationTrainer(FinetuningTrainer):
         cached = {k: inputs.pop(k) for k in COLUMNS if k in inputs}
         want_hidden = self.hidden is not None and model.training
         outputs = model(**inputs, output_hidden_states=True) if want_hidden else model(**inputs)
-        ce = cross_entropy(outputs.logits, labels, num_items_in_batch)
+        ce = self.per_process(cross_entropy(outputs.logits, labels, num_items_in_batch), num_items_in_batch)
         if not model.training:
             return (ce, outputs) if return_outputs else ce
         # Sequence outputs (one distribution per decoder token): padding is not an item.
         mask = labels != -100 if outputs.logits.dim() == 3 else None
         kd, teacher_out = self._kd_term(outputs.logits, inputs, cached, mask, want_hidden, num_items_in_batch)
+        kd = self.per_process(kd, num_items_in_batch)
         hidden = None
         if want_hidden:
             hidden = hidden_state_loss(

@@ -24,5 +24,13 @@ class FinetuningTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         labels = inputs.pop("labels")
         outputs = model(**inputs)
-        loss = self.ce_loss(outputs.logits, labels, num_items_in_batch)
+        loss = self.per_process(self.ce_loss(outputs.logits, labels, num_items_in_batch), num_items_in_batch)
         return (loss, outputs) if return_outputs else loss
+
+    def per_process(self, loss, num_items_in_batch):
+        """With several processes the Trainer counts `num_items_in_batch` over all of them,
+        and DDP averages the gradients over them: scale a loss divided by that count by
+        the number of processes, as `Trainer.compute_loss` does (a no-op in one process)."""
+        if num_items_in_batch is None or not self.args.average_tokens_across_devices:
+            return loss
+        return loss * (self.accelerator.num_processes if self.args.n_gpu <= 1 else self.args.n_gpu)

@@ -1,0 +1,180 @@
+"""forge.py under torchrun: two CPU processes (gloo) train the offline twin.
+
+The student is the embedded tiny DistilBERT with its dropout set to 0 (a local
+directory in Hub format): with dropout, two ranks draw other masks than one process
+does, and the runs could not be compared.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from forge.run.state import checkpoint_problem, checkpoint_world_size
+from tests.conftest import ROOT, TINY_CONFIG, assert_bitwise_equal, run_dir, run_forge, wait_for, write_config
+
+pytestmark = pytest.mark.integration
+
+# Each process one thread: two ranks on a 2-core machine, and the same in every run compared.
+ENV = {"OMP_NUM_THREADS": "1"}
+# Largest weight difference allowed between 2 x 16 and 1 x 32 examples a step after 40
+# steps (gloo sums the gradients in another order; Adam carries the rounding along).
+# Measured: 5e-5, for weights of magnitude ~1.
+TOLERANCE = 1e-3
+
+
+@pytest.fixture(scope="module")
+def student(tmp_path_factory) -> Path:
+    from forge.embedded import ensure
+
+    folder = tmp_path_factory.mktemp("student") / "tiny-distilbert-no-dropout"
+    source = ensure("embedded:tiny-distilbert")
+    folder.mkdir()
+    for file in source.iterdir():
+        if file.is_file():
+            (folder / file.name).write_bytes(file.read_bytes())
+    config = json.loads((folder / "config.json").read_text())
+    config.update({k: 0.0 for k in config if k.endswith("dropout")})
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+def config(folder: Path, name: str, student: Path, batch_size: int, max_steps: int) -> Path:
+    return write_config(
+        folder,
+        f"{name}.yaml",
+        f"""
+        base: {TINY_CONFIG}
+        output_root: {folder / "outputs"}
+        student:
+          path: {student}
+        task:
+          max_eval_samples: 200
+        training:
+          max_steps: {max_steps}
+          batch_size: {batch_size}
+          save_steps: 20
+          eval_steps: 20
+          logging_steps: 10
+        """,
+    )
+
+
+def torchrun(*args: str) -> list[str]:
+    # --standalone: the rendezvous on a free port of this machine (loopback)
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+            str(ROOT / "forge.py"), *args]  # fmt: skip
+
+
+def run_torchrun(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        torchrun(*args), cwd=cwd, capture_output=True, text=True, timeout=600, env={**os.environ, **ENV}
+    )
+
+
+def steps_logged(run) -> list[int]:
+    lines = (run.root / "metrics" / "steps.jsonl").read_text().splitlines()
+    return sorted({json.loads(line)["step"] for line in lines if "loss" in json.loads(line)})
+
+
+def test_two_processes_train_what_one_process_trains_with_the_same_global_batch(tmp_path, student):
+    two = run_torchrun("--config", str(config(tmp_path, "two", student, batch_size=16, max_steps=40)), cwd=tmp_path)
+    assert two.returncode == 0, two.stderr[-3000:]
+    one = run_forge("--config", str(config(tmp_path, "one", student, 32, 40)), cwd=tmp_path, env=ENV)
+    assert one.returncode == 0, one.stderr[-3000:]
+
+    from safetensors.torch import load_file
+
+    a = load_file(run_dir(tmp_path, "two").model / "model.safetensors")
+    b = load_file(run_dir(tmp_path, "one").model / "model.safetensors")
+    assert a.keys() == b.keys()
+    difference = max((a[k] - b[k]).abs().max().item() for k in a)
+    moved = max((a[k] - w).abs().max().item() for k, w in load_file(student / "model.safetensors").items() if k in a)
+    assert difference < TOLERANCE < moved, (difference, moved)
+
+    run = run_dir(tmp_path, "two")
+    # rank 0 alone wrote the run's files: every step logged once, one attempt, one of each message
+    assert steps_logged(run) == [10, 20, 30, 40]
+    lines = [json.loads(line) for line in (run.root / "metrics" / "steps.jsonl").read_text().splitlines()]
+    assert len(lines) == len({(r["step"], tuple(sorted(r))) for r in lines})
+    log = run.log.read_text()
+    assert log.count("checkpoint checkpoint-20 complete") == 1 and log.count("stage pre_eval: starting") == 1
+    meta = json.loads(run.metadata.read_text())
+    assert [(a["exit_reason"], a["processes"]) for a in meta["attempts"]] == [("completed", 2)]
+    assert checkpoint_world_size(run.checkpoint(40)) == 2
+    # the others speak only to warn, and say which rank they are
+    assert "forge: pipeline complete" in two.stderr
+    assert not [line for line in two.stderr.splitlines() if line.startswith("forge: ") and "[rank" in line]
+
+
+def test_sigusr1_to_one_rank_stops_all_ranks_at_one_checkpoint_and_resume_completes(tmp_path, student):
+    reference = run_torchrun("--config", str(config(tmp_path, "reference", student, 16, 120)), cwd=tmp_path)
+    assert reference.returncode == 0, reference.stderr[-3000:]
+
+    cfg = config(tmp_path, "stopped", student, 16, 120)
+    run = run_dir(tmp_path, "stopped")
+    launcher = subprocess.Popen(
+        torchrun("--config", str(cfg)), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, **ENV}, start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_for(run.latest_checkpoint.exists, timeout=300, proc=launcher)
+        rank1 = rank_pid(launcher.pid, 1)
+        os.kill(rank1, signal.SIGUSR1)
+        out, _ = launcher.communicate(timeout=300)
+    finally:
+        if launcher.poll() is None:
+            os.killpg(launcher.pid, signal.SIGKILL)
+    # both ranks ended for the time limit (76); torchrun itself reports a failure (1)
+    assert launcher.returncode != 0
+    assert out.count("exitcode  : 76") == 2, out[-3000:]
+    attempt = json.loads(run.metadata.read_text())["attempts"][-1]
+    assert attempt["exit_reason"] == "time limit (SIGUSR1)" and attempt["exit_code"] == 76
+    assert not run.stage_marker("train").exists(), "stopped too late to test anything"
+    # one clean checkpoint at the stop: the newest is safe, the marker names it
+    (step, newest), *_ = run.checkpoints()
+    assert checkpoint_problem(newest) is None and step < 120
+    assert run.latest_checkpoint.read_text().strip() == newest.name
+    assert all(checkpoint_problem(path) is None for _, path in run.checkpoints())
+
+    # one process can't take over a two-process checkpoint: a clear refusal, nothing lost
+    refused = run_forge("--resume", str(run.root), cwd=tmp_path, env=ENV)
+    assert refused.returncode == 1
+    assert "written by 2 process(es), resumed by 1" in refused.stderr
+    assert checkpoint_problem(newest) is None
+
+    resumed = run_torchrun("--resume", str(run.root), cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resuming training from {newest.name}" in resumed.stderr
+    assert run.complete.exists()
+    assert steps_logged(run) == list(range(10, 121, 10))
+    assert_bitwise_equal(run, run_dir(tmp_path, "reference"))
+
+
+def rank_pid(launcher: int, rank: int) -> int:
+    """The pid of a torchrun worker, found by the RANK in its environment."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            env = (proc / "environ").read_bytes().split(b"\0")
+            if f"RANK={rank}".encode() in env and _descends_from(int(proc.name), launcher):
+                return int(proc.name)
+        except OSError:
+            continue
+    raise AssertionError(f"no rank {rank} under pid {launcher}")
+
+
+def _descends_from(pid: int, ancestor: int) -> bool:
+    while pid > 1:
+        if pid == ancestor:
+            return True
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        pid = int(stat.rsplit(")", 1)[1].split()[1])
+    return False
