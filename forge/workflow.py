@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,3 +148,37 @@ class TrainPlan:
 
     def __str__(self) -> str:
         return train_plan(self.run_dir)
+
+
+def train_launcher(python: str, processes: int = 1, nodes: int = 1) -> str:
+    """The shell words that start forge for the train rule: forge itself in one process;
+    torchrun with a local rendezvous for several processes on one node; for several
+    nodes, one torchrun per node started by `srun`, meeting at this (the job's first)
+    node through the c10d rendezvous, on a port derived from the job id.
+
+    Only numbers and the interpreter's quoted path enter the command."""
+    processes, nodes = int(processes), int(nodes)
+    if processes < 1 or nodes < 1:
+        raise ConfigError(f"train resources: processes ({processes}) and nodes ({nodes}) must be at least 1")
+    forge = f"{shlex.quote(python)} -m forge"
+    if processes == 1 and nodes == 1:
+        return forge
+    torchrun = f"{shlex.quote(python)} -m torch.distributed.run --nproc-per-node {processes}"
+    if nodes == 1:
+        return f"{torchrun} --standalone -m forge"
+    return (
+        f"srun --nodes {nodes} --ntasks {nodes} --ntasks-per-node 1 "
+        f"{torchrun} --nnodes {nodes} --rdzv-backend c10d "
+        '--rdzv-endpoint "$(hostname)":$((29500 + SLURM_JOB_ID % 2000)) --rdzv-id "$SLURM_JOB_ID" -m forge'
+    )
+
+
+class TrainLauncher:
+    """`train_launcher` for the train rule's shell; like TrainPlan, not a builtin type, so
+    changing the processes of a run half-way does not count as a change of the run."""
+
+    def __init__(self, python: str, processes: int = 1, nodes: int = 1):
+        self.command = train_launcher(python, processes, nodes)
+
+    def __str__(self) -> str:
+        return self.command

@@ -38,3 +38,7 @@ def upstream_runs(wildcards):
 
 def train_plan(wildcards):
     return runs.TrainPlan(wildcards.run)
+
+
+def train_launcher(wildcards, resources):
+    return runs.TrainLauncher(sys.executable, resources.processes, resources.nodes)

@@ -45,14 +45,19 @@ rule train:
         "{run}/logs/train.log",
     benchmark:
         "{run}/benchmarks/train.tsv"
+    resources:
+        # More than one: torchrun, one process per GPU (README, "Scale out")
+        processes=1,  # per node
+        nodes=1,
     params:
         config=run_config,
         config_hash=run_config_hash,
         plan=train_plan,
+        forge=train_launcher,
     message:
         "train {wildcards.run}: {params.plan}"
     shell:
-        "{FORGE} stage train --config {params.config:q} >> {log:q} 2>&1"
+        "{params.forge} stage train --config {params.config:q} >> {log:q} 2>&1"
 
 
 rule finalize:

@@ -83,6 +83,11 @@ def steps_logged(run) -> list[int]:
     return sorted({json.loads(line)["step"] for line in lines if "loss" in json.loads(line)})
 
 
+def logged_losses(run) -> dict[int, float]:
+    lines = [json.loads(line) for line in (run.root / "metrics" / "steps.jsonl").read_text().splitlines()]
+    return {r["step"]: r["loss"] for r in lines if "loss" in r}
+
+
 def test_two_processes_train_what_one_process_trains_with_the_same_global_batch(tmp_path, student):
     two = run_torchrun("--config", str(config(tmp_path, "two", student, batch_size=16, max_steps=40)), cwd=tmp_path)
     assert two.returncode == 0, two.stderr[-3000:]
@@ -97,6 +102,11 @@ def test_two_processes_train_what_one_process_trains_with_the_same_global_batch(
     difference = max((a[k] - b[k]).abs().max().item() for k in a)
     moved = max((a[k] - w).abs().max().item() for k, w in load_file(student / "model.safetensors").items() if k in a)
     assert difference < TOLERANCE < moved, (difference, moved)
+
+    # the losses logged are the global batch's (each rank's loss is scaled as the Trainer does)
+    losses = [logged_losses(run_dir(tmp_path, name)) for name in ("two", "one")]
+    assert losses[0].keys() == losses[1].keys() == {10, 20, 30, 40}
+    assert all(abs(losses[0][k] - losses[1][k]) < 1e-3 for k in losses[0]), losses
 
     run = run_dir(tmp_path, "two")
     # rank 0 alone wrote the run's files: every step logged once, one attempt, one of each message
@@ -178,3 +188,38 @@ def _descends_from(pid: int, ancestor: int) -> bool:
         stat = Path(f"/proc/{pid}/stat").read_text()
         pid = int(stat.rsplit(")", 1)[1].split()[1])
     return False
+
+
+SRUN = """#!/bin/bash
+# A stand-in for `srun --nodes N --ntasks N --ntasks-per-node 1 CMD...` on one machine:
+# N copies of CMD, as SLURM would start one per node.
+n=1
+while [[ $1 == --* ]]; do [[ $1 == --nodes ]] && n=$2; shift 2; done
+for ((i = 0; i < n; i++)); do SLURM_NODEID=$i SLURM_PROCID=$i "$@" & done
+code=0
+for ((i = 0; i < n; i++)); do wait -n || code=$?; done
+exit $code
+"""
+
+
+def test_the_multi_node_command_meets_through_the_c10d_rendezvous(tmp_path, student):
+    """The train rule's command for two nodes (one torchrun each, started by srun, meeting
+    at the first node) — here both "nodes" are this machine: srun and hostname are
+    stand-ins, torchrun and its rendezvous are real (on 127.0.0.1)."""
+    from forge.workflow import train_launcher
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "srun").write_text(SRUN)
+    (bin_dir / "hostname").write_text("#!/bin/sh\necho 127.0.0.1\n")
+    for stub in bin_dir.iterdir():
+        stub.chmod(0o755)
+    cfg = config(tmp_path, "nodes", student, 16, 40)
+    command = f"{train_launcher(sys.executable, processes=1, nodes=2)} --config {cfg}"
+    env = {**os.environ, **ENV, "PATH": f"{bin_dir}:{os.environ['PATH']}", "SLURM_JOB_ID": "4242"}
+    result = subprocess.run(["bash", "-c", command], cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = run_dir(tmp_path, "nodes")
+    assert run.complete.exists()
+    meta = json.loads(run.metadata.read_text())
+    assert [(a["exit_reason"], a["processes"]) for a in meta["attempts"]] == [("completed", 2)]
