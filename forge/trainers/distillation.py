@@ -94,12 +94,27 @@ class DistillationTrainer(FinetuningTrainer):
                 inputs.get("attention_mask"),
                 self.hidden.loss,
             )
+            hidden = self._over_all_ranks(hidden, inputs.get("attention_mask"), outputs.hidden_states[-1])
             self._parts["hidden"] = self._parts["hidden"] + hidden.detach().cpu()
         self._parts["ce"] = self._parts["ce"] + ce.detach().cpu()
         self._parts["kd"] = self._parts["kd"] + kd.detach().cpu()
         self._parts["n"] += 1
         loss = distillation_objective(ce, kd, self.alpha, hidden, self.hidden.weight if self.hidden else 0.0)
         return (loss, outputs) if return_outputs else loss
+
+    def _over_all_ranks(self, mean: torch.Tensor, mask, states: torch.Tensor) -> torch.Tensor:
+        """The hidden-state loss is a mean over this process's tokens, and DDP averages the
+        processes' gradients: weigh it by this process's share of the step's tokens, so
+        the average is the mean over all of them, as in one process."""
+        world = self.accelerator.num_processes
+        if world == 1:
+            return mean
+        import torch.distributed as dist
+
+        tokens = (mask.sum() if mask is not None else torch.tensor(states.shape[0] * states.shape[1])).float()
+        total = tokens.detach().clone().to(states.device)
+        dist.all_reduce(total, op=dist.ReduceOp.SUM)
+        return mean * tokens.to(states.device) * world / total
 
     def _kd_term(self, student_logits, inputs, cached, mask, want_hidden, num_items_in_batch):
         """(the KL term, the teacher's outputs when it ran on this batch)."""
@@ -136,7 +151,18 @@ class DistillationTrainer(FinetuningTrainer):
             optimizer.add_param_group({"params": self._projection_parameters(), "weight_decay": 0.0})
             # The Trainer zeroes only the model's gradients after a step; do the same for P.
             optimizer.register_step_post_hook(lambda *_: self.projection.zero_grad(set_to_none=True))
+            if self.accelerator.num_processes > 1:  # P is outside DDP: average its gradients as DDP does
+                optimizer.register_step_pre_hook(lambda *_: self._average_projection_grads())
         return optimizer
+
+    def _average_projection_grads(self) -> None:
+        import torch.distributed as dist
+
+        for parameter in self._projection_parameters():
+            if parameter.grad is None:
+                parameter.grad = torch.zeros_like(parameter)
+            dist.all_reduce(parameter.grad, op=dist.ReduceOp.SUM)
+            parameter.grad /= self.accelerator.num_processes
 
     def _save_checkpoint(self, model, trial) -> None:
         super()._save_checkpoint(model, trial)

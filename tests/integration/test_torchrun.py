@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from forge.run.layout import RunDir
 from forge.run.state import checkpoint_problem, checkpoint_world_size
 from tests.conftest import ROOT, TINY_CONFIG, assert_bitwise_equal, run_dir, run_forge, wait_for, write_config
 
@@ -45,11 +46,25 @@ def student(tmp_path_factory) -> Path:
     return folder
 
 
-def config(folder: Path, name: str, student: Path, batch_size: int, max_steps: int) -> Path:
+# KD with the teacher online and the hidden-state term: its learned projection lives
+# outside DDP, so forge averages its gradients over the ranks itself.
+KD = """
+        teacher:
+          path: embedded:tiny-distilbert-wide
+        distillation:
+          alpha: 0.5
+          teacher_cache: false
+          hidden:
+            weight: 0.5
+"""
+
+
+def config(folder: Path, name: str, student: Path, batch_size: int, max_steps: int, extra: str = "") -> Path:
     return write_config(
         folder,
         f"{name}.yaml",
-        f"""
+        extra
+        + f"""
         base: {TINY_CONFIG}
         output_root: {folder / "outputs"}
         student:
@@ -83,25 +98,47 @@ def steps_logged(run) -> list[int]:
     return sorted({json.loads(line)["step"] for line in lines if "loss" in json.loads(line)})
 
 
+def test_kd_with_a_learned_projection_trains_the_same_on_two_processes(tmp_path, student):
+    import torch
+
+    train_one_and_two(tmp_path, student, KD)
+    assert_same_model(tmp_path, student)
+    a, b = (torch.load(run_dir(tmp_path, name).checkpoint(40) / "hidden_projection.pt") for name in ("two", "one"))
+    assert largest_difference(a, b) < TOLERANCE
+    assert logged_losses(run_dir(tmp_path, "two")).keys() == {10, 20, 30, 40}
+
+
 def logged_losses(run) -> dict[int, float]:
     lines = [json.loads(line) for line in (run.root / "metrics" / "steps.jsonl").read_text().splitlines()]
     return {r["step"]: r["loss"] for r in lines if "loss" in r}
 
 
-def test_two_processes_train_what_one_process_trains_with_the_same_global_batch(tmp_path, student):
-    two = run_torchrun("--config", str(config(tmp_path, "two", student, batch_size=16, max_steps=40)), cwd=tmp_path)
+def train_one_and_two(folder: Path, student: Path, extra: str = "") -> subprocess.CompletedProcess:
+    two = run_torchrun("--config", str(config(folder, "two", student, 16, 40, extra)), cwd=folder)
     assert two.returncode == 0, two.stderr[-3000:]
-    one = run_forge("--config", str(config(tmp_path, "one", student, 32, 40)), cwd=tmp_path, env=ENV)
+    one = run_forge("--config", str(config(folder, "one", student, 32, 40, extra)), cwd=folder, env=ENV)
     assert one.returncode == 0, one.stderr[-3000:]
+    return two
 
+
+def largest_difference(a: dict, b: dict) -> float:
+    assert a.keys() == b.keys()
+    return max((a[k] - b[k]).abs().max().item() for k in a)
+
+
+def assert_same_model(folder: Path, student: Path) -> None:
     from safetensors.torch import load_file
 
-    a = load_file(run_dir(tmp_path, "two").model / "model.safetensors")
-    b = load_file(run_dir(tmp_path, "one").model / "model.safetensors")
-    assert a.keys() == b.keys()
-    difference = max((a[k] - b[k]).abs().max().item() for k in a)
-    moved = max((a[k] - w).abs().max().item() for k, w in load_file(student / "model.safetensors").items() if k in a)
+    a = load_file(run_dir(folder, "two").model / "model.safetensors")
+    b = load_file(run_dir(folder, "one").model / "model.safetensors")
+    start = {k: w for k, w in load_file(student / "model.safetensors").items() if k in a}
+    difference, moved = largest_difference(a, b), largest_difference({k: a[k] for k in start}, start)
     assert difference < TOLERANCE < moved, (difference, moved)
+
+
+def test_two_processes_train_what_one_process_trains_with_the_same_global_batch(tmp_path, student):
+    two = train_one_and_two(tmp_path, student)
+    assert_same_model(tmp_path, student)
 
     # the losses logged are the global batch's (each rank's loss is scaled as the Trainer does)
     losses = [logged_losses(run_dir(tmp_path, name)) for name in ("two", "one")]
@@ -223,3 +260,64 @@ def test_the_multi_node_command_meets_through_the_c10d_rendezvous(tmp_path, stud
     assert run.complete.exists()
     meta = json.loads(run.metadata.read_text())
     assert [(a["exit_reason"], a["processes"]) for a in meta["attempts"]] == [("completed", 2)]
+
+
+def test_the_sft_to_grpo_chain_runs_on_two_processes(tmp_path):
+    """trl's GRPOTrainer under the same launcher: 8 completions a prompt, 16 a process."""
+    reasoning = ROOT / "configs" / "reasoning" / "gsm8k" / "tiny"
+    common = f"""
+        output_root: {tmp_path / "outputs"}
+        task:
+          max_eval_samples: 32
+        """
+    write_config(tmp_path, "sft.yaml", f"""
+        base: {reasoning / "00_sft.yaml"}""" + common + """
+        training:
+          max_steps: 20
+          save_steps: 10
+          logging_steps: 5
+        """)  # fmt: skip
+    grpo = write_config(tmp_path, "grpo.yaml", f"""
+        base: {reasoning / "01_grpo.yaml"}""" + common + """
+        student:
+          path: null
+          run: sft.yaml
+        training:
+          max_steps: 6
+          batch_size: 16
+          save_steps: 3
+          logging_steps: 2
+        """)  # fmt: skip
+    result = run_torchrun("--config", str(grpo), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for name in ("sft", "grpo"):
+        run = RunDir(tmp_path / "outputs" / "reasoning" / "tiny" / name)
+        assert run.complete.exists()
+        assert [a["processes"] for a in json.loads(run.metadata.read_text())["attempts"]] == [2]
+    assert checkpoint_world_size(run.checkpoint(6)) == 2
+    rewards = [json.loads(line) for line in (run.root / "metrics" / "steps.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rewards if "reward" in r] == [2, 4, 6]
+
+
+def test_accelerate_launch_runs_the_same_pipeline_on_two_processes(tmp_path, student):
+    cfg = config(tmp_path, "accelerate", student, 16, 20)
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               "--main_process_ip", "127.0.0.1", "--main_process_port", str(free_port()),
+               str(ROOT / "forge.py"), "--config", str(cfg)]  # fmt: skip
+    result = subprocess.run(
+        command, cwd=tmp_path, capture_output=True, text=True, timeout=600, env={**os.environ, **ENV}
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = run_dir(tmp_path, "accelerate")
+    assert run.complete.exists()
+    assert [a["processes"] for a in json.loads(run.metadata.read_text())["attempts"]] == [2]
+    assert checkpoint_world_size(run.checkpoint(20)) == 2
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
