@@ -31,8 +31,8 @@ POINTS = {
     "pre_eval: evaluating the student": ("forge.stages.pre_eval", "evaluate_model", 1),
     "train: in step 3 (no checkpoint yet)": ("transformers.Trainer", "training_step", 3),
     "train: in step 50 (after checkpoint-40)": ("transformers.Trainer", "training_step", 50),
-    # calls 1 and 2 are pre_eval's (MNLI matched and mismatched)
-    "train: in the evaluation at step 60": ("transformers.Trainer", "evaluate", 3),
+    # (pre_eval evaluates in its own loop, not through the Trainer)
+    "train: in the evaluation at step 60": ("transformers.Trainer", "evaluate", 1),
     "checkpoint-40: model written, optimizer not": ("transformers.Trainer", "_save_optimizer_and_scheduler", 2),
     "checkpoint-40: optimizer written, RNG state not": ("transformers.Trainer", "_save_rng_state", 2),
     "checkpoint-40: written, not yet marked complete": ("forge.callbacks", "mark_checkpoint_complete", 2),
@@ -44,8 +44,16 @@ POINTS = {
     "post_eval: done, before pipeline_complete": ("forge.run.session", "mark_pipeline_complete", 1),
 }
 
+# GRPO (tests.kill_matrix.rl_config: 12 steps, a checkpoint every 4): trl's own training step.
+RL_POINTS = {
+    "grpo: in step 6 (after checkpoint-4)": ("trl.GRPOTrainer", "training_step", 6),
+    "grpo checkpoint-8: model written, optimizer not": ("transformers.Trainer", "_save_optimizer_and_scheduler", 2),
+    "grpo checkpoint-8: written, not yet marked complete": ("forge.callbacks", "mark_checkpoint_complete", 2),
+}
+POINTS.update(RL_POINTS)
+
 KILL, TERM, USR1 = signal.SIGKILL, signal.SIGTERM, signal.SIGUSR1
-MATRIX = [(point, KILL) for point in POINTS] + [
+MATRIX = [(point, KILL) for point in POINTS if point not in RL_POINTS] + [
     (point, sig)
     for sig in (TERM, USR1)
     for point in (
@@ -58,8 +66,97 @@ MATRIX = [(point, KILL) for point in POINTS] + [
     )
 ]
 
+# KD (online teacher with the learned hidden-state projection: the most state to
+# restore) and GRPO (sampling RNG, trl's buffers): fewer points, the same checks.
+KD_MATRIX = [
+    ("train: in step 50 (after checkpoint-40)", KILL),
+    ("checkpoint-40: model written, optimizer not", KILL),
+    ("checkpoint-40: written, not yet marked complete", KILL),
+    ("train: in step 50 (after checkpoint-40)", TERM),
+    ("train: in step 50 (after checkpoint-40)", USR1),
+]
+RL_MATRIX = [
+    ("grpo: in step 6 (after checkpoint-4)", KILL),
+    ("grpo checkpoint-8: model written, optimizer not", KILL),
+    ("grpo checkpoint-8: written, not yet marked complete", KILL),
+    ("grpo: in step 6 (after checkpoint-4)", TERM),
+    ("grpo: in step 6 (after checkpoint-4)", USR1),
+]
+
 # A stop asked for here comes after forge's last look at the flag: the run completes.
 STOP_AFTER_LAST_CHECK = {"post_eval: evaluating the final model"}
+
+
+def kd_config(folder: Path) -> Path:
+    """tests.conftest.short_config as KD: an online teacher (the embedded wide model) and the
+    hidden-state term."""
+    from tests.conftest import short_config, write_config
+
+    short_config(folder, "short_sft.yaml")
+    return write_config(
+        folder,
+        "short.yaml",
+        """
+        base: short_sft.yaml
+        teacher:
+          path: embedded:tiny-distilbert-wide
+        distillation:
+          alpha: 0.5
+          teacher_cache: false
+          hidden:
+            weight: 0.5
+        """,
+    )
+
+
+def rl_warm_start(folder: Path) -> Path:
+    """A short SFT warm start on the reasoning task (run once, shared by the GRPO runs)."""
+    from tests.conftest import write_config
+
+    return write_config(
+        folder,
+        "sft.yaml",
+        f"""
+        base: {ROOT / "configs" / "reasoning" / "gsm8k" / "tiny" / "00_sft.yaml"}
+        output_root: {folder / "outputs"}
+        task:
+          max_eval_samples: 40
+        training:
+          max_steps: 100
+          save_steps: 100
+        """,
+    )
+
+
+def rl_config(folder: Path, warm_start: Path) -> Path:
+    from tests.conftest import write_config
+
+    return write_config(
+        folder,
+        "short.yaml",
+        f"""
+        base: {ROOT / "configs" / "reasoning" / "gsm8k" / "tiny" / "01_grpo.yaml"}
+        output_root: {folder / "outputs"}
+        student:
+          run: {warm_start}
+        task:
+          max_eval_samples: 40
+        rl:
+          num_generations: 4
+          max_completion_length: 24
+        training:
+          max_steps: 12
+          batch_size: 16
+          save_steps: 4
+          logging_steps: 2
+        """,
+    )
+
+
+def rl_run_dir(folder: Path):
+    from forge.run.layout import RunDir
+
+    return RunDir(folder / "outputs" / "reasoning" / "tiny" / "short")
 
 
 def expected_first_exit(point: str, sig: int) -> int:
@@ -94,6 +191,7 @@ runpy.run_path({forge!r}, run_name="__main__")
 
 @dataclass
 class Outcome:
+    kind: str
     point: str
     signal: str
     first_exit: int
@@ -115,7 +213,9 @@ class Outcome:
         return self.interrupted_as_planned and self.bitwise_equal and self.steps_once and self.attempts_recorded
 
 
-def interrupt_and_resume(folder: Path, config: Path, run, reference, point: str, sig: int) -> Outcome:
+def interrupt_and_resume(
+    folder: Path, config: Path, run, reference, point: str, sig: int, kind: str = "SFT"
+) -> Outcome:
     """Run `config` with `point` interrupted by `sig`, then `--resume` until complete."""
     import torch
     from safetensors.torch import load_file
@@ -146,6 +246,7 @@ def interrupt_and_resume(folder: Path, config: Path, run, reference, point: str,
     expected_steps = [r["step"] for r in steplog.read(reference) if "loss" in r]
     attempts = json.loads(run.metadata.read_text()).get("attempts", []) if run.metadata.exists() else []
     return Outcome(
+        kind=kind,
         point=point,
         signal=signal.Signals(sig).name,
         first_exit=first.returncode,
@@ -158,32 +259,58 @@ def interrupt_and_resume(folder: Path, config: Path, run, reference, point: str,
     )
 
 
+def kinds(warm_config: Path):
+    """(run kind, its matrix, folder -> config, folder -> run dir); the GRPO runs start from
+    the one complete warm start `warm_config`."""
+    from tests.conftest import run_dir, short_config
+
+    return [
+        ("SFT", MATRIX, short_config, run_dir),
+        ("KD", KD_MATRIX, kd_config, run_dir),
+        ("RL", RL_MATRIX, lambda folder: rl_config(folder, warm_config), rl_run_dir),
+    ]
+
+
 def main() -> int:
     import tempfile
-
-    from tests.conftest import run_dir, short_config
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "home"
         os.environ.update(FORGE_HOME=str(home), HF_HOME=str(home / "hf"), HF_HUB_OFFLINE="1", WANDB_MODE="disabled",
                           TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="2")  # fmt: skip
-        ref_folder = Path(tmp) / "reference"
-        ref_folder.mkdir()
-        subprocess.run([sys.executable, str(ROOT / "forge.py"), "--config", str(short_config(ref_folder))],
-                       cwd=ref_folder, check=True, capture_output=True)  # fmt: skip
-        for i, (point, sig) in enumerate(MATRIX):
-            folder = Path(tmp) / f"p{i:02d}"
-            folder.mkdir()
-            reference = run_dir(ref_folder)
-            outcome = interrupt_and_resume(folder, short_config(folder), run_dir(folder), reference, point, sig)
-            rows.append(outcome)
-            print(f"{len(rows):2d}/{len(MATRIX)} {'ok  ' if outcome.ok else 'FAIL'} {outcome.signal:8} {point}",
-                  file=sys.stderr, flush=True)  # fmt: skip
-    head = ("point", "signal", "1st exit", "attempts", "resumed from", "bitwise", "steps once", "attempts logged")
+        warm = Path(tmp) / "warm_start"
+        warm.mkdir()
+        warm_config = rl_warm_start(warm)
+        total = sum(len(matrix) for _, matrix, _, _ in kinds(warm_config))
+        for kind, matrix, make_config, run_of in kinds(warm_config):
+            ref_folder = Path(tmp) / f"reference_{kind}"
+            ref_folder.mkdir()
+            subprocess.run([sys.executable, str(ROOT / "forge.py"), "--config", str(make_config(ref_folder))],
+                           cwd=ref_folder, check=True, capture_output=True)  # fmt: skip
+            for point, sig in matrix:
+                folder = Path(tmp) / f"p{len(rows):02d}"
+                folder.mkdir()
+                outcome = interrupt_and_resume(folder, make_config(folder), run_of(folder), run_of(ref_folder), point,
+                                               sig, kind)  # fmt: skip
+                rows.append(outcome)
+                print(f"{len(rows):2d}/{total} {'ok  ' if outcome.ok else 'FAIL'} {kind:3} {outcome.signal:8} {point}",
+                      file=sys.stderr, flush=True)  # fmt: skip
+    head = (
+        "run",
+        "point",
+        "signal",
+        "1st exit",
+        "attempts",
+        "resumed from",
+        "bitwise",
+        "steps once",
+        "attempts logged",
+    )
     # "1st exit" is marked with ! where it is not the expected one
     cells = [
-        (o.point, o.signal, f"{o.first_exit}{'' if o.interrupted_as_planned else '!'}", str(o.attempts), o.resumed_from,
+        (o.kind, o.point, o.signal, f"{o.first_exit}{'' if o.interrupted_as_planned else '!'}", str(o.attempts),
+         o.resumed_from,
          *("yes" if v else "NO" for v in (o.bitwise_equal, o.steps_once, o.attempts_recorded)))
         for o in rows
     ]  # fmt: skip
