@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from forge.errors import ConfigError
 
@@ -69,6 +69,9 @@ class ModelConfig(Strict):
     run: str | None = None
     revision: str | None = None
     lora: LoraConfig | None = None
+    # Run the model repository's own Python code (`auto_map` in its config), for models
+    # transformers does not know. Off unless set here: that code runs with your rights.
+    trust_remote_code: StrictBool = False  # a YAML true/false, never a string
 
 
 class TeacherConfig(Strict):
@@ -78,6 +81,7 @@ class TeacherConfig(Strict):
     path: str | None = None
     run: str | None = None
     revision: str | None = None
+    trust_remote_code: StrictBool = False  # as for the student
 
 
 class HiddenStateConfig(Strict):

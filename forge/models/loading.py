@@ -63,11 +63,14 @@ def adapter_base(ref: str) -> str | None:
     return base
 
 
-def _from_pretrained(factory, ref: str, kind: str, **kwargs):
+def _from_pretrained(factory, ref: str, kind: str, trust: bool = False, **kwargs):
     """Every model, tokenizer and processor forge loads comes through here. A repository's
-    own Python code (`auto_map`) is never run: trust_remote_code is always False."""
+    own Python code (`auto_map`) runs only where the config says
+    `trust_remote_code: true` for that model (`trust`)."""
+    if trust:
+        log.warning("%s %s: running the repository's own code (trust_remote_code: true)", kind, ref)
     try:
-        return factory.from_pretrained(resolve(ref), trust_remote_code=False, **kwargs)
+        return factory.from_pretrained(resolve(ref), trust_remote_code=trust, **kwargs)
     except OSError as exc:
         if is_hub_id(ref) and ("offline" in str(exc).lower() or "connect" in str(exc).lower()):
             raise unreachable(ref, kind) from None
@@ -93,25 +96,33 @@ def model_ref(model: ModelConfig | str) -> tuple[str, str | None]:
     return model.path, model.revision
 
 
-def load_tokenizer(model: ModelConfig | str, auto_class: str = "AutoTokenizer"):
+def trusts_code(model: ModelConfig | str, trust: bool | None) -> bool:
+    """A model config's own `trust_remote_code`, unless the caller says (for a checkpoint or a
+    final model: the config of the model it came from)."""
+    return bool(getattr(model, "trust_remote_code", False)) if trust is None else trust
+
+
+def load_tokenizer(model: ModelConfig | str, auto_class: str = "AutoTokenizer", *, trust: bool | None = None):
     """The tokenizer (or, with auto_class AutoProcessor, the processor) of a model; an
     adapter without its own uses its base's."""
     import transformers
+
+    trust = trusts_code(model, trust)
 
     ref, revision = model_ref(model)
     base = adapter_base(ref)
     if base is not None and not (Path(ref).expanduser() / "tokenizer_config.json").is_file():
         ref, revision = base, None
     kind = "processor" if auto_class == "AutoProcessor" else "tokenizer"
-    return _from_pretrained(getattr(transformers, auto_class), ref, kind, revision=revision)
+    return _from_pretrained(getattr(transformers, auto_class), ref, kind, trust, revision=revision)
 
 
-def load_preprocessor(model: ModelConfig | str, head: Head):
+def load_preprocessor(model: ModelConfig | str, head: Head, *, trust: bool | None = None):
     """What turns a task's inputs into the model's: its tokenizer or its processor."""
-    return load_tokenizer(model, head.preprocessor)
+    return load_tokenizer(model, head.preprocessor, trust=trust)
 
 
-def _pretrained(ref: str, head: Head, revision: str | None):
+def _pretrained(ref: str, head: Head, revision: str | None, trust: bool = False):
     """(model, names of the modules the checkpoint lacked and were freshly initialized)."""
     import transformers
 
@@ -123,26 +134,28 @@ def _pretrained(ref: str, head: Head, revision: str | None):
             label2id={name: i for i, name in enumerate(labels)},
         )
     factory = getattr(transformers, head.auto_class)
-    model, info = _from_pretrained(factory, ref, "model", revision=revision, output_loading_info=True, **extra)
+    model, info = _from_pretrained(factory, ref, "model", trust, revision=revision, output_loading_info=True, **extra)
     fresh = sorted({key.rsplit(".", 1)[0] for key in info.get("missing_keys", ())})
     return model, fresh
 
 
-def load_model(model: ModelConfig | str, head: Head, revision: str | None = None, *, merge: bool = True):
+def load_model(
+    model: ModelConfig | str, head: Head, revision: str | None = None, *, merge: bool = True, trust: bool | None = None
+):
     """The model as the task's `head` (a classifier gets a fresh head for its labels when
     the checkpoint has none).
 
     An adapter directory loads its base, then the adapter: merged into the base
     (`merge=True`, a plain model) or as a `PeftModel`."""
     ref, own_revision = model_ref(model)
-    revision = revision or own_revision
+    revision, trust = revision or own_revision, trusts_code(model, trust)
     base = adapter_base(ref)
     if base is None:
-        return _pretrained(ref, head, revision)[0]
+        return _pretrained(ref, head, revision, trust)[0]
     from peft import PeftModel
 
     log.info("loading adapter %s onto its base %s", ref, base)
-    adapted = PeftModel.from_pretrained(_pretrained(base, head, None)[0], resolve(ref))
+    adapted = PeftModel.from_pretrained(_pretrained(base, head, None, trust)[0], resolve(ref))
     return adapted.merge_and_unload() if merge else adapted
 
 
@@ -159,5 +172,5 @@ def load_student(model: ModelConfig, head: Head):
         )
     from forge.models.lora import apply_lora
 
-    student, fresh = _pretrained(ref, head, revision)
+    student, fresh = _pretrained(ref, head, revision, model.trust_remote_code)
     return apply_lora(student, model.lora, fresh, head.peft_task)

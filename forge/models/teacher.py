@@ -28,17 +28,17 @@ def load_teacher(cfg: ForgeConfig, head: Head):
 
     ref = teacher_ref(cfg)
     log.info("loading teacher %s", ref)
-    model = load_model(ref, head, revision=cfg.teacher.revision)
+    model = load_model(ref, head, revision=cfg.teacher.revision, trust=cfg.teacher.trust_remote_code)
     model.eval().requires_grad_(False)
     return model.to(default_device())
 
 
-def check_same_tokenizer(student_tokenizer, teacher_ref_path: str) -> None:
+def check_same_tokenizer(student_tokenizer, teacher_ref_path: str, trust: bool = False) -> None:
     """Logit distillation feeds the teacher the student's inputs: their vocabularies must agree."""
     from forge.models.loading import load_tokenizer
 
     student_tokenizer = getattr(student_tokenizer, "tokenizer", student_tokenizer)  # a processor's
-    teacher_tokenizer = load_tokenizer(teacher_ref_path)
+    teacher_tokenizer = load_tokenizer(teacher_ref_path, trust=trust)
     if teacher_tokenizer.get_vocab() != student_tokenizer.get_vocab():
         raise ConfigError(
             f"teacher {teacher_ref_path!r} tokenizes differently from the student; "

@@ -41,11 +41,12 @@ def run(session: RunSession) -> None:
             f"{checkpoint.name}; remove stages/train.done to train again"
         )
     lora, head = session.cfg.student.lora, task_of(session.cfg).HEAD
-    tokenizer = load_preprocessor(str(checkpoint), head)
+    trust = session.cfg.student.trust_remote_code
+    tokenizer = load_preprocessor(str(checkpoint), head, trust=trust)
     if lora is None:
-        _save(session, load_model(str(checkpoint), head), tokenizer, run_dir.model)
+        _save(session, load_model(str(checkpoint), head, trust=trust), tokenizer, run_dir.model)
     else:  # the checkpoint holds the adapter; its config names the base model
-        adapted = load_model(str(checkpoint), head, merge=False)
+        adapted = load_model(str(checkpoint), head, merge=False, trust=trust)
         _save(session, adapted, tokenizer, run_dir.adapter)
         if lora.merge:
             _save(session, adapted.merge_and_unload(), tokenizer, run_dir.model)

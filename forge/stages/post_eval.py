@@ -13,9 +13,10 @@ from forge.tasks import task_of
 def run(session: RunSession) -> None:
     model_dir = str(session.run.final_model)
     head = task_of(session.cfg).HEAD
-    model = load_model(model_dir, head)
+    trust = session.cfg.student.trust_remote_code
+    model = load_model(model_dir, head, trust=trust)
     step = TrainingState.load(session.run).global_step
-    results = evaluate_model(session, model, load_preprocessor(model_dir, head), "post_eval", step=step)
+    results = evaluate_model(session, model, load_preprocessor(model_dir, head, trust=trust), "post_eval", step=step)
     summary = {f"post_eval/{s}/{k}": v for s, m in results.items() for k, v in m.items() if k != "samples"}
     session.tracker.update_summary(summary)
     mark_stage_done(session.run, "post_eval")

@@ -34,7 +34,7 @@ def cache_teacher_logits(session: RunSession, tokenizer) -> None:
     from forge.run.files import atomic_write_json
 
     cfg, run = session.cfg, session.run
-    check_same_tokenizer(tokenizer, teacher_ref(cfg))
+    check_same_tokenizer(tokenizer, teacher_ref(cfg), cfg.teacher.trust_remote_code)
     train = mnli.load_prepared(run.data)[mnli.TRAIN_SPLIT]
     key, path = kd_cache.ensure(
         load_teacher(cfg, mnli.HEAD),

@@ -83,7 +83,7 @@ def build_trainer(session: RunSession):
         common["args"].remove_unused_columns = False  # keep the teacher_logits column
         teacher = None
     else:
-        check_same_tokenizer(tokenizer, teacher_ref(cfg))
+        check_same_tokenizer(tokenizer, teacher_ref(cfg), cfg.teacher.trust_remote_code)
         teacher = load_teacher(cfg, task.HEAD)
     return DistillationTrainer(
         **common,

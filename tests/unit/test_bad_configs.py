@@ -46,6 +46,7 @@ EXPECTED = {
     "teacher_run_is_itself": "teacher.run names this very run",
     "teacher_run_missing": "teacher.run: file not found:",
     "top_level_list": "top_level_list.yaml: the top level must be a mapping of keys, not list",
+    "trust_remote_code_as_string": "student.trust_remote_code: Input should be a valid boolean",
     "trust_remote_code_typo": "student.trust_remote_codes: unknown key",
     "unknown_precision": "training.precision: Input should be 'fp32', 'bf16' or 'fp16' (got 'fp8')",
     "unknown_task": "task.name: Input should be 'mnli', 'reasoning' or 'ocr' (got 'translation')",

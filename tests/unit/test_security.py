@@ -65,9 +65,25 @@ def test_snakemake_quotes_every_value_it_puts_in_a_shell_command():
             assert field in built or field.endswith(":q"), f"{name}: {{{field}}} in {command!r}"
 
 
-def test_a_model_directory_that_ships_code_loads_without_running_it(tmp_path):
+OWN_CODE = """
+from transformers import DistilBertConfig, DistilBertForSequenceClassification
+
+open({marker!r}, "w").close()
+
+
+class Config(DistilBertConfig):
+    pass
+
+
+class Model(DistilBertForSequenceClassification):
+    config_class = Config
+"""
+
+
+def model_with_own_code(tmp_path):
+    """The tiny model, with a config that maps it to the repository's own code (which
+    leaves a marker file when it runs)."""
     from forge import embedded
-    from forge.models.loading import classifier, load_model
 
     model = tmp_path / "model"
     shutil.copytree(embedded.ensure("embedded:tiny-distilbert"), model)
@@ -78,10 +94,28 @@ def test_a_model_directory_that_ships_code_loads_without_running_it(tmp_path):
     }
     (model / "config.json").write_text(json.dumps(config))
     marker = tmp_path / "ran"
-    (model / "own_code.py").write_text(f"open({str(marker)!r}, 'w').close()\nraise SystemExit('ran')\n")
-    loaded = load_model(str(model), classifier(["a", "b", "c"]))
-    assert type(loaded).__name__ == "DistilBertForSequenceClassification"  # transformers' own class
+    (model / "own_code.py").write_text(OWN_CODE.format(marker=str(marker)))
+    return model, marker
+
+
+def test_a_model_directory_that_ships_code_loads_without_running_it(tmp_path):
+    from forge.config.schema import ModelConfig
+    from forge.models.loading import classifier, load_model
+
+    model, marker = model_with_own_code(tmp_path)
+    for ref in (str(model), ModelConfig(name="m", path=str(model))):  # a path, and a config left at its default
+        loaded = load_model(ref, classifier(["a", "b", "c"]))
+        assert type(loaded).__name__ == "DistilBertForSequenceClassification"  # transformers' own class
     assert not marker.exists()
+
+
+def test_the_repository_code_runs_only_when_the_config_says_so(tmp_path):
+    from forge.config.schema import ModelConfig
+    from forge.models.loading import classifier, load_model
+
+    model, marker = model_with_own_code(tmp_path)
+    loaded = load_model(ModelConfig(name="m", path=str(model), trust_remote_code=True), classifier(["a", "b", "c"]))
+    assert type(loaded).__name__ == "Model" and marker.exists()  # the repository's class
 
 
 @pytest.mark.parametrize("name", ["a/b", "..", ".hidden", "x; rm -rf ~", "$(reboot)", "a b", "~root"])
