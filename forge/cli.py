@@ -196,11 +196,12 @@ def main(argv: list[str] | None = None) -> int:
         debug = args.debug
 
     from forge.errors import EXIT_FAILED, ForgeError
-    from forge.logs import setup_console
+    from forge.logs import console_name, setup_console
     from forge.signals import StopRequest
 
     stop = StopRequest().install()  # before the heavy imports: an early SIGUSR1/SIGTERM is kept
     setup_console(debug)
+    me = console_name()
     try:
         if argv and argv[0] == "stage":
             from forge.pipeline import run_stage
@@ -216,17 +217,21 @@ def main(argv: list[str] | None = None) -> int:
         return _on_all_ranks(lambda: run_pipeline(*loaded, stop=stop))
     except ForgeError as exc:
         for line in str(exc).splitlines():
-            print(f"forge: {line}", file=sys.stderr)
+            print(f"{me}: {line}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("forge: interrupted", file=sys.stderr)
+        print(f"{me}: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # a bug or an environment problem: one line here, the traceback in the log
         if debug:
             raise
         logging.getLogger("forge").debug("unexpected error", exc_info=True)
-        print(f"forge: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-        print("forge: the full traceback is in the run's output.log (or rerun with --debug)", file=sys.stderr)
+        print(f"{me}: failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", file=sys.stderr)
+        if me == "forge":
+            print("forge: the full traceback is in the run's output.log (or rerun with --debug)", file=sys.stderr)
+        else:  # only rank 0 writes output.log; most often another rank ended first and said why
+            print(f"{me}: if another rank failed first, its message says why (rerun with --debug for the traceback)",
+                  file=sys.stderr)  # fmt: skip
         return EXIT_FAILED
     finally:
         stop.settle()

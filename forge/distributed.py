@@ -19,8 +19,12 @@ from datetime import timedelta
 from forge.signals import StopRequest
 
 # Followers wait for rank 0 through whole stages (pre_eval of a real model, finalize):
-# the wait is bounded by the job's time limit, not by a collective's default timeout.
+# forge's own waits (a gloo group of their own) are bounded by the job's time limit, not by
+# a collective's timeout. Training's collectives keep the Trainer's default (ddp_timeout).
 WAIT = timedelta(hours=24)
+TRAINING_TIMEOUT = timedelta(seconds=1800)
+
+_waits = None  # the process group of forge's barriers, broadcasts and stop votes
 
 
 def world_size() -> int:
@@ -40,7 +44,7 @@ def is_distributed() -> bool:
 
 
 def is_main() -> bool:
-    return rank() == 0
+    return not is_distributed() or rank() == 0
 
 
 def init() -> None:
@@ -51,13 +55,15 @@ def init() -> None:
     import torch
     import torch.distributed as dist
 
+    global _waits
     if dist.is_initialized():
         return
     if torch.cuda.is_available():
         torch.cuda.set_device(local_rank())
-        dist.init_process_group(backend="cpu:gloo,cuda:nccl", timeout=WAIT)
+        dist.init_process_group(backend="cpu:gloo,cuda:nccl", timeout=TRAINING_TIMEOUT)
     else:
-        dist.init_process_group(backend="gloo", timeout=WAIT)
+        dist.init_process_group(backend="gloo", timeout=TRAINING_TIMEOUT)
+    _waits = dist.new_group(backend="gloo", timeout=WAIT)
 
 
 def close() -> None:
@@ -67,16 +73,28 @@ def close() -> None:
         return
     import torch.distributed as dist
 
+    global _waits
     if dist.is_initialized():
-        dist.barrier()
+        dist.barrier(group=_waits)
         dist.destroy_process_group()
+        _waits = None
 
 
 def barrier() -> None:
     if is_distributed():
         import torch.distributed as dist
 
-        dist.barrier()
+        dist.barrier(group=_waits)
+
+
+def all_sum(tensor):
+    """`tensor` summed over the ranks, in place (CPU tensors go over gloo, CUDA over NCCL);
+    as is in one process."""
+    if is_distributed():
+        import torch.distributed as dist
+
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
 
 
 def from_main(compute):
@@ -86,7 +104,7 @@ def from_main(compute):
     import torch.distributed as dist
 
     box = [compute() if is_main() else None]
-    dist.broadcast_object_list(box, src=0)
+    dist.broadcast_object_list(box, src=0, group=_waits)
     return box[0]
 
 
@@ -99,7 +117,7 @@ def agree_stop(stop: StopRequest) -> bool:
     import torch.distributed as dist
 
     flag = torch.tensor([stop.signal or 0], dtype=torch.int64)  # CPU: gloo carries it
-    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=_waits)
     agreed = int(flag.item())
     if agreed:
         stop.signal = agreed

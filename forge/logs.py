@@ -22,6 +22,13 @@ class _ConsoleFormatter(logging.Formatter):
         return super().format(record)
 
 
+def console_name() -> str:
+    """How forge signs its console lines: `forge`, or `forge[rank N]` on the other ranks."""
+    from forge import distributed
+
+    return "forge" if distributed.is_main() else f"forge[rank {distributed.rank()}]"
+
+
 def setup_console(debug: bool = False) -> None:
     """forge's messages on stderr. Under torchrun the ranks other than 0 say only
     warnings and errors, marked with their rank (rank 0 tells the story)."""
@@ -31,8 +38,7 @@ def setup_console(debug: bool = False) -> None:
 
     handler = logging.StreamHandler(sys.stderr)
     follower = not distributed.is_main()
-    prefix = f"forge[rank {distributed.rank()}]" if follower else "forge"
-    handler.setFormatter(_ConsoleFormatter(FORMAT if debug else prefix + ": %(message)s"))
+    handler.setFormatter(_ConsoleFormatter(FORMAT if debug else console_name() + ": %(message)s"))
     if follower and not debug:
         handler.setLevel(logging.WARNING)
     handler._forge = True  # type: ignore[attr-defined]

@@ -152,7 +152,7 @@ class TrainPlan:
 
 def train_launcher(python: str, processes: int = 1, nodes: int = 1) -> str:
     """The shell words that start forge for the train rule: forge itself in one process;
-    torchrun with a local rendezvous for several processes on one node; for several
+    torchrun (through forge.launch) with a local rendezvous for several processes on one node; for several
     nodes, one torchrun per node started by `srun`, meeting at this (the job's first)
     node through the c10d rendezvous, on a port derived from the job id.
 
@@ -163,11 +163,11 @@ def train_launcher(python: str, processes: int = 1, nodes: int = 1) -> str:
     forge = f"{shlex.quote(python)} -m forge"
     if processes == 1 and nodes == 1:
         return forge
-    torchrun = f"{shlex.quote(python)} -m torch.distributed.run --nproc-per-node {processes}"
+    torchrun = f"{shlex.quote(python)} -m forge.launch --nproc-per-node {processes}"  # torchrun, deaf to USR1
     if nodes == 1:
         return f"{torchrun} --standalone -m forge"
-    return (
-        f"srun --nodes {nodes} --ntasks {nodes} --ntasks-per-node 1 "
+    return (  # a rank that fails on one node ends the others (not only its own node's)
+        f"srun --kill-on-bad-exit=1 --nodes {nodes} --ntasks {nodes} --ntasks-per-node 1 "
         f"{torchrun} --nnodes {nodes} --rdzv-backend c10d "
         '--rdzv-endpoint "$(hostname)":$((29500 + SLURM_JOB_ID % 2000)) --rdzv-id "$SLURM_JOB_ID" -m forge'
     )

@@ -58,11 +58,34 @@ def start_forge(*args: str, cwd: Path, env: dict | None = None) -> subprocess.Po
     )
 
 
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def write_config(folder: Path, name: str, body: str) -> Path:
     path = folder / name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(textwrap.dedent(body))
     return path
+
+
+# KD with the teacher online (the embedded wide model) and the hidden-state term, whose
+# learned projection is the most state a KD run has to checkpoint, restore and share
+# between ranks. Indented like the config bodies it is added to.
+ONLINE_KD = """
+        teacher:
+          path: embedded:tiny-distilbert-wide
+        distillation:
+          alpha: 0.5
+          teacher_cache: false
+          hidden:
+            weight: 0.5
+"""
 
 
 def short_config(folder: Path, name: str = "short.yaml") -> Path:

@@ -90,23 +90,10 @@ STOP_AFTER_LAST_CHECK = {"post_eval: evaluating the final model"}
 def kd_config(folder: Path) -> Path:
     """tests.conftest.short_config as KD: an online teacher (the embedded wide model) and the
     hidden-state term."""
-    from tests.conftest import short_config, write_config
+    from tests.conftest import ONLINE_KD, short_config, write_config
 
     short_config(folder, "short_sft.yaml")
-    return write_config(
-        folder,
-        "short.yaml",
-        """
-        base: short_sft.yaml
-        teacher:
-          path: embedded:tiny-distilbert-wide
-        distillation:
-          alpha: 0.5
-          teacher_cache: false
-          hidden:
-            weight: 0.5
-        """,
-    )
+    return write_config(folder, "short.yaml", "\n        base: short_sft.yaml" + ONLINE_KD)
 
 
 def rl_warm_start(folder: Path) -> Path:

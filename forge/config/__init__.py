@@ -108,8 +108,11 @@ def to_dict(cfg: ForgeConfig) -> dict[str, Any]:
 
 
 def config_hash(cfg: ForgeConfig) -> str:
-    """A hash of what the config means, not how it is written (comments and order don't count)."""
-    canonical = json.dumps(to_dict(cfg), sort_keys=True, separators=(",", ":"))
+    """A hash of what the config means, not how it is written: comments, order, and keys
+    left at (or set to) their defaults don't count, so a key forge adds later with a
+    default that keeps today's behaviour does not make Snakemake rerun finished runs."""
+    meaning = cfg.model_dump(mode="json", exclude_defaults=True)
+    canonical = json.dumps(meaning, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 

@@ -12,6 +12,7 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
+from forge import distributed
 from forge.run.files import atomic_write_json, read_json
 from forge.run.layout import RunDir
 
@@ -99,7 +100,7 @@ class RunMetadata:
                 "cwd": os.getcwd(),
                 "host": socket.gethostname(),
                 "pid": os.getpid(),
-                "processes": int(os.environ.get("WORLD_SIZE", "1")),  # torchrun's ranks (rank 0 records)
+                "processes": distributed.world_size(),  # torchrun's ranks (rank 0 records)
                 "git_commit": git_commit(),
                 **slurm_info(),
                 "packages": package_versions(),

@@ -125,7 +125,8 @@ def run(session: RunSession) -> None:
         log.info("resuming training from %s on %s", checkpoint.name, on)
     else:
         log.info("training from scratch on %s", on)
-    slurm.arm_time_limit(session.stop)
+    if distributed.is_main():  # its stop is agreed by every rank at the step end
+        slurm.arm_time_limit(session.stop)
     try:
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     finally:

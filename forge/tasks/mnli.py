@@ -71,13 +71,15 @@ def evaluate(session, model, tokenizer, data) -> dict[str, dict[str, float]]:
 
     model.to(default_device()).eval()
     collate = DataCollatorWithPadding(tokenizer)
+    precision = session.cfg.training.precision  # as the Trainer evaluates: autocast to it
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     results = {}
     for split in EVAL_SPLITS:
         batches = DataLoader(data[split], batch_size=session.cfg.training.eval_batch_size, collate_fn=collate)
         loss, correct = 0.0, 0
         for batch in progress(batches, f"evaluating {split}"):
             batch = batch.to(model.device)
-            with torch.no_grad():
+            with torch.no_grad(), torch.autocast(model.device.type, dtype=dtype, enabled=dtype is not None):
                 logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits.float()
             loss += torch.nn.functional.cross_entropy(logits, batch["labels"], reduction="sum").item()
             correct += (logits.argmax(-1) == batch["labels"]).sum().item()

@@ -23,6 +23,7 @@ import os
 
 import torch
 
+from forge import distributed
 from forge.config.schema import HiddenStateConfig
 from forge.kd_cache import COLUMN, COLUMNS, TOPK_INDICES, TOPK_VALUES
 from forge.losses import (
@@ -109,12 +110,9 @@ class DistillationTrainer(FinetuningTrainer):
         world = self.accelerator.num_processes
         if world == 1:
             return mean
-        import torch.distributed as dist
-
         tokens = (mask.sum() if mask is not None else torch.tensor(states.shape[0] * states.shape[1])).float()
-        total = tokens.detach().clone().to(states.device)
-        dist.all_reduce(total, op=dist.ReduceOp.SUM)
-        return mean * tokens.to(states.device) * world / total
+        tokens = tokens.to(states.device)
+        return mean * tokens * world / distributed.all_sum(tokens.detach().clone())
 
     def _kd_term(self, student_logits, inputs, cached, mask, want_hidden, num_items_in_batch):
         """(the KL term, the teacher's outputs when it ran on this batch)."""
@@ -135,7 +133,9 @@ class DistillationTrainer(FinetuningTrainer):
         if "loss" in logs and self._parts["n"]:
             n = self._parts["n"] / self.args.gradient_accumulation_steps
             parts = ("ce", "kd", "hidden") if self.hidden is not None else ("ce", "kd")
-            logs = {**logs, **{k: self._parts[k].item() / n for k in parts}}
+            # every rank logs at the same steps: the parts are the mean over the ranks, like the loss
+            values = distributed.all_sum(torch.stack([self._parts[k] for k in parts])) / self.accelerator.num_processes
+            logs = {**logs, **{k: v.item() / n for k, v in zip(parts, values, strict=True)}}
             self._reset_parts()
         super().log(logs, *args, **kwargs)
 
@@ -151,18 +151,22 @@ class DistillationTrainer(FinetuningTrainer):
             optimizer.add_param_group({"params": self._projection_parameters(), "weight_decay": 0.0})
             # The Trainer zeroes only the model's gradients after a step; do the same for P.
             optimizer.register_step_post_hook(lambda *_: self.projection.zero_grad(set_to_none=True))
-            if self.accelerator.num_processes > 1:  # P is outside DDP: average its gradients as DDP does
-                optimizer.register_step_pre_hook(lambda *_: self._average_projection_grads())
         return optimizer
 
-    def _average_projection_grads(self) -> None:
-        import torch.distributed as dist
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        if self.accelerator.num_processes > 1:
+            self._average_projection_grads()
+        return loss
 
+    def _average_projection_grads(self) -> None:
+        """P is outside DDP: average its gradients over the ranks after each backward, as DDP
+        does for the student's (before any step, so fp16's overflow check agrees on every
+        rank; averaging the running sum again after each micro-batch keeps it the average)."""
         for parameter in self._projection_parameters():
             if parameter.grad is None:
                 parameter.grad = torch.zeros_like(parameter)
-            dist.all_reduce(parameter.grad, op=dist.ReduceOp.SUM)
-            parameter.grad /= self.accelerator.num_processes
+            distributed.all_sum(parameter.grad).div_(self.accelerator.num_processes)
 
     def _save_checkpoint(self, model, trial) -> None:
         super()._save_checkpoint(model, trial)

@@ -28,9 +28,10 @@ class FinetuningTrainer(Trainer):
         return (loss, outputs) if return_outputs else loss
 
     def per_process(self, loss, num_items_in_batch):
-        """With several processes the Trainer counts `num_items_in_batch` over all of them,
-        and DDP averages the gradients over them: scale a loss divided by that count by
-        the number of processes, as `Trainer.compute_loss` does (a no-op in one process)."""
+        """With several processes (DDP) the Trainer counts `num_items_in_batch` over all of
+        them, and DDP averages the gradients over them: scale a loss divided by that count
+        by the number of processes, as `Trainer.compute_loss` does. A no-op in one process
+        (DataParallel included: forge's loss sees the whole gathered batch and its count)."""
         if num_items_in_batch is None or not self.args.average_tokens_across_devices:
             return loss
-        return loss * (self.accelerator.num_processes if self.args.n_gpu <= 1 else self.args.n_gpu)
+        return loss * self.accelerator.num_processes

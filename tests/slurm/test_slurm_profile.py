@@ -16,14 +16,16 @@ pytestmark = pytest.mark.slurm
 TIMEOUT = 900  # every Snakemake call is bounded; `timeout -k` also ends a hung one
 
 
-def slurm_cmd(folder, cluster, *extra: str, timeout: int = TIMEOUT) -> list[str]:
-    """The slurm profile, with the local cluster's partition and status polling."""
+def slurm_cmd(folder, cluster, *extra: str, timeout: int = TIMEOUT, train: tuple[str, ...] = ()) -> list[str]:
+    """The slurm profile, with the local cluster's partition and status polling; `train`:
+    more resources of the train rule (name=value)."""
     return [
         "timeout", "-k", "10", str(timeout),
         *snakemake_cmd(folder, profile="slurm"),
         "--default-resources", f"slurm_partition={cluster.partition}", "runtime=20", "mem_mb=1000",
         "cpus_per_task=2",
         "--set-resources", "train:runtime=20", "train:cpus_per_task=2", "prepare_data:mem_mb=1000",
+        *(f"train:{resource}" for resource in train),
         "--set-threads", "train=2", "pre_eval=2", "post_eval=2",
         "--slurm-status-command", "squeue",
         "--slurm-init-seconds-before-status-checks", "2",
@@ -54,11 +56,11 @@ def test_the_slurm_profile_runs_the_whole_pipeline(slurm_cluster, folder, refere
     assert all(jobs.values()) and len(set(jobs.values())) == 5  # one SLURM job per stage
 
 
-def test_a_requeued_train_job_resumes_and_the_pipeline_completes(slurm_cluster, folder, reference):
-    run = run_dir(folder)
-    proc = subprocess.Popen(
-        slurm_cmd(folder, slurm_cluster), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+def requeue_mid_training(run, command: list[str], env: dict | None = None) -> str:
+    """Run the profile; once the train job has a checkpoint, requeue it (SLURM sends it
+    SIGTERM and starts it again under its id). The Snakemake run must still succeed;
+    returns the train job's id."""
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
         wait_for(run.latest_checkpoint.exists, timeout=600, proc=proc)
         job = attempts(run)[-1]["slurm_job_id"]
@@ -70,12 +72,37 @@ def test_a_requeued_train_job_resumes_and_the_pipeline_completes(slurm_cluster, 
             proc.kill()
             proc.wait()
     assert proc.returncode == 0, out[-5000:]
+    return job
+
+
+def test_a_requeued_train_job_resumes_and_the_pipeline_completes(slurm_cluster, folder, reference):
+    run = run_dir(folder)
+    job = requeue_mid_training(run, slurm_cmd(folder, slurm_cluster))
     assert run.complete.exists()
     assert_bitwise_equal(run, reference)
     train = [a for a in attempts(run) if a["stage"] == "train"]
     assert [a["exit_reason"] for a in train] == ["preempted (SIGTERM)", "stage done"]
     assert train[0]["slurm_job_id"] == train[1]["slurm_job_id"] == job  # requeued, not resubmitted
     assert train[1]["slurm_restart_count"] == 1
+
+
+def test_a_two_process_train_job_is_requeued_and_resumes_on_two_processes(slurm_cluster, folder):
+    """`processes: 2` for the train rule: torchrun inside the SLURM job. SLURM's requeue
+    sends SIGTERM to the job; torchrun passes it on, both ranks save the same step and
+    stop; the job comes back under its id and resumes with two processes."""
+    from forge.run.state import checkpoint_world_size
+
+    run = run_dir(folder)
+    command = slurm_cmd(folder, slurm_cluster, train=("processes=2",))
+    job = requeue_mid_training(run, command, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert run.complete.exists()
+    train = [a for a in attempts(run) if a["stage"] == "train"]
+    assert [(a["exit_reason"], a["processes"]) for a in train] == [("preempted (SIGTERM)", 2), ("stage done", 2)]
+    assert train[0]["slurm_job_id"] == train[1]["slurm_job_id"] == job
+    (step, newest), *_ = run.checkpoints()
+    assert step == 120 and checkpoint_world_size(newest) == 2
+    log = (run.root / "logs" / "train.log").read_text()
+    assert "resuming training from checkpoint-" in log
 
 
 def test_the_time_limit_warning_requeues_the_job_until_training_is_done(slurm_cluster, folder):

@@ -295,3 +295,12 @@ def test_a_run_cannot_be_its_own_teacher_or_starting_point(tmp_path):
     path = write_config(tmp_path, "policy.yaml", RL_BASE.replace("path: embedded:tiny-causal-lm", "run: policy.yaml"))
     with pytest.raises(ConfigError, match="student.run names this very run"):
         upstream.run_config(load_config(path), "student")
+
+
+def test_hash_ignores_keys_at_their_default_so_new_keys_rerun_nothing(tmp_path):
+    """A key forge adds later (with a default that keeps today's behaviour) is absent from
+    older configs: their hash must not change, or Snakemake would rerun finished runs."""
+    a = load_config(write_config(tmp_path, "x/run.yaml", BASE))
+    spelled_out = load_config(write_config(tmp_path, "y/run.yaml", BASE), {"student.trust_remote_code": False})
+    opted_in = load_config(write_config(tmp_path, "z/run.yaml", BASE), {"student.trust_remote_code": True})
+    assert config_hash(a) == config_hash(spelled_out) != config_hash(opted_in)

@@ -12,6 +12,7 @@ from forge import distributed
 from forge.errors import ConfigError
 from forge.signals import StopRequest
 from forge.workflow import train_launcher
+from tests.conftest import free_port
 
 
 def _rank(rank: int, port: int, signals: list[int | None], results) -> None:
@@ -30,13 +31,9 @@ def _rank(rank: int, port: int, signals: list[int | None], results) -> None:
 
 
 def test_a_stop_one_rank_saw_is_agreed_by_all_and_rank_0_decides_for_all():
-    import socket
-
     import torch.multiprocessing as mp
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     ctx = mp.get_context("spawn")
     results = ctx.Queue()
     signals = [None, signal.SIGUSR1, signal.SIGTERM]
@@ -51,7 +48,7 @@ def test_a_stop_one_rank_saw_is_agreed_by_all_and_rank_0_decides_for_all():
     assert got[0] == got[1] == expected
 
 
-def test_one_process_never_touches_torch_distributed(monkeypatch):
+def test_in_one_process_every_function_answers_alone(monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     stop = StopRequest()
     assert not distributed.is_distributed() and distributed.is_main()
@@ -67,9 +64,11 @@ def test_the_train_launcher_is_forge_torchrun_or_srun_with_a_rendezvous():
     python = "/opt/my env/bin/python"
     assert train_launcher(python) == "'/opt/my env/bin/python' -m forge"
     local = train_launcher(python, processes=4)
-    assert local == "'/opt/my env/bin/python' -m torch.distributed.run --nproc-per-node 4 --standalone -m forge"
+    assert local == "'/opt/my env/bin/python' -m forge.launch --nproc-per-node 4 --standalone -m forge"
     nodes = train_launcher(python, processes=4, nodes=2)
-    assert nodes.startswith("srun --nodes 2 --ntasks 2 --ntasks-per-node 1 '/opt/my env/bin/python' -m torch")
+    assert nodes.startswith(
+        "srun --kill-on-bad-exit=1 --nodes 2 --ntasks 2 --ntasks-per-node 1 '/opt/my env/bin/python'"
+    )
     assert "--nnodes 2 --rdzv-backend c10d" in nodes and '--rdzv-id "$SLURM_JOB_ID"' in nodes
     assert "--standalone" not in nodes
     with pytest.raises(ConfigError, match="at least 1"):
