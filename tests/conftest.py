@@ -107,6 +107,37 @@ def short_config(folder: Path, name: str = "short.yaml") -> Path:
     )
 
 
+REASONING_TINY = ROOT / "configs" / "reasoning" / "gsm8k" / "tiny"
+GRPO_STEPS = 12
+
+
+def short_grpo_config(configs: Path, name: str, output_root: Path, student_run: str | Path, lora: bool = False) -> Path:
+    """configs/<name>.yaml: 12 GRPO steps (16 completions, 4 a prompt, a checkpoint every 4)
+    from the final model of the run `student_run`."""
+    return write_config(
+        configs,
+        f"{name}.yaml",
+        f"""
+        base: {REASONING_TINY / "01_grpo.yaml"}
+        run_name: {name}
+        output_root: {output_root}
+        student:
+          run: {student_run}
+          lora: {"{r: 4, alpha: 8}" if lora else "null"}
+        task:
+          max_eval_samples: 40
+        rl:
+          num_generations: 4
+          max_completion_length: 24
+        training:
+          max_steps: {GRPO_STEPS}
+          batch_size: 16
+          save_steps: 4
+          logging_steps: 2
+        """,
+    )
+
+
 def run_dir(folder: Path, name: str = "short"):
     from forge.run.layout import RunDir
 

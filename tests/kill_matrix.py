@@ -116,28 +116,9 @@ def rl_warm_start(folder: Path) -> Path:
 
 
 def rl_config(folder: Path, warm_start: Path) -> Path:
-    from tests.conftest import write_config
+    from tests.conftest import short_grpo_config
 
-    return write_config(
-        folder,
-        "short.yaml",
-        f"""
-        base: {ROOT / "configs" / "reasoning" / "gsm8k" / "tiny" / "01_grpo.yaml"}
-        output_root: {folder / "outputs"}
-        student:
-          run: {warm_start}
-        task:
-          max_eval_samples: 40
-        rl:
-          num_generations: 4
-          max_completion_length: 24
-        training:
-          max_steps: 12
-          batch_size: 16
-          save_steps: 4
-          logging_steps: 2
-        """,
-    )
+    return short_grpo_config(folder, "short", folder / "outputs", warm_start)
 
 
 def rl_run_dir(folder: Path):

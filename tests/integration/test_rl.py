@@ -10,13 +10,22 @@ import subprocess
 
 import pytest
 
-from tests.conftest import ROOT, assert_bitwise_equal, run_forge, start_forge, wait_for, write_config
+from tests.conftest import (
+    GRPO_STEPS,
+    REASONING_TINY,
+    assert_bitwise_equal,
+    run_forge,
+    short_grpo_config,
+    start_forge,
+    wait_for,
+    write_config,
+)
 from tests.integration.test_snakemake import snakemake_cmd
 
 pytestmark = pytest.mark.integration
 
-TINY = ROOT / "configs" / "reasoning" / "gsm8k" / "tiny"
-STEPS = 12
+TINY = REASONING_TINY
+STEPS = GRPO_STEPS
 
 
 def rl_chain(folder, grpo_name: str = "grpo", lora: bool = False):
@@ -36,28 +45,7 @@ def rl_chain(folder, grpo_name: str = "grpo", lora: bool = False):
           eval_steps: 75
         """,
     )
-    return write_config(
-        configs,
-        f"{grpo_name}.yaml",
-        f"""
-        base: {TINY / "01_grpo.yaml"}
-        run_name: {grpo_name}
-        output_root: {folder / "outputs"}
-        student:
-          run: sft.yaml
-          lora: {"{r: 4, alpha: 8}" if lora else "null"}
-        task:
-          max_eval_samples: 40
-        rl:
-          num_generations: 4
-          max_completion_length: 24
-        training:
-          max_steps: {STEPS}
-          batch_size: 16
-          save_steps: 4
-          logging_steps: 2
-        """,
-    )
+    return short_grpo_config(configs, grpo_name, folder / "outputs", "sft.yaml", lora)
 
 
 def run_of(folder, name: str):
