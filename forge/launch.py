@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import runpy
 import signal
-import sys
 
 if __name__ == "__main__":
     signal.signal(signal.SIGUSR1, signal.SIG_IGN)
-    sys.argv[0] = "torchrun"
     runpy.run_module("torch.distributed.run", run_name="__main__", alter_sys=True)
