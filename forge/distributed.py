@@ -7,8 +7,8 @@ HF Trainer); the other stages run on rank 0 while the others wait for it.
 
 Decisions are agreed, never guessed: a stop request seen by any rank stops every
 rank (`agree_stop`), and what rank 0 reads from the run directory reaches the
-others by broadcast (`from_main`). One process (WORLD_SIZE unset or 1) never
-imports torch.distributed here and every function is a no-op.
+others by broadcast (`from_main`). In one process (WORLD_SIZE unset or 1) nothing
+here imports torch.distributed: each function answers from this process alone.
 """
 
 from __future__ import annotations

@@ -113,11 +113,11 @@ def run(session: RunSession) -> None:
     run_dir = session.run
     trainer = build_trainer(session)
     checkpoint = distributed.from_main(lambda: _resume_point(run_dir))
-    if checkpoint and checkpoint_world_size(checkpoint) != distributed.world_size():
+    written_by = checkpoint_world_size(checkpoint) if checkpoint else distributed.world_size()
+    if written_by != distributed.world_size():
         raise ForgeError(
-            f"{checkpoint}: written by {checkpoint_world_size(checkpoint)} process(es), resumed by "
-            f"{distributed.world_size()}: resume with the same number of processes (each one's data "
-            "position and random state are its own)"
+            f"{checkpoint}: written by {written_by} process(es), resumed by {distributed.world_size()}: "
+            "resume with the same number of processes (each one's data position and random state are its own)"
         )
     device = trainer.args.device
     on = f"{device}" + (f" ({_device_name(device)})" if device.type == "cuda" else "")
