@@ -68,7 +68,7 @@ def worker(variant: str, steps: int, work: Path, teacher: Path) -> dict:
 
 def build_teacher(work: Path) -> Path:
     from forge import embedded
-    from forge.models.tiny import build_tiny_distilbert
+    from forge.embedded.tiny import build_tiny_distilbert
 
     out = work / "teacher-512x6"
     build_tiny_distilbert(

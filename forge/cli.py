@@ -170,7 +170,7 @@ def _on_all_ranks(work) -> int:
     together after a success or an agreed stop. A rank that fails leaves at once: the
     launcher then stops the others."""
     from forge import distributed
-    from forge.run.session import Preempted
+    from forge.errors import Preempted
 
     distributed.init()
     try:

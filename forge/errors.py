@@ -30,3 +30,11 @@ class RunBusyError(ForgeError):
 
 class HubUnreachableError(ForgeError):
     exit_code = EXIT_FAILED
+
+
+class Preempted(ForgeError):
+    """Training stopped on a signal after a safe checkpoint; running again resumes it."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_PREEMPTED):
+        super().__init__(message)
+        self.exit_code = exit_code

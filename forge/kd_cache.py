@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from forge.home import forge_home
 from forge.logs import progress
-from forge.run.registry import forge_home
 
 log = logging.getLogger("forge.kd_cache")
 

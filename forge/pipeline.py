@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from pathlib import Path
 
 from forge import distributed
 from forge.config import ForgeConfig
-from forge.errors import EXIT_OK, ForgeError
-from forge.run.layout import STAGES, RunDir
-from forge.run.session import Preempted, RunSession, run_dir_of
+from forge.errors import EXIT_OK, ForgeError, Preempted
+from forge.run import upstream
+from forge.run.layout import STAGES, RunDir, run_dir_of
+from forge.run.session import RunSession
 from forge.run.state import plan, stage_done
 from forge.signals import StopRequest
 from forge.stages import stage_function
@@ -33,15 +35,19 @@ def _prepare_environment(cfg: ForgeConfig) -> None:
 
 
 def run_pipeline(
-    cfg: ForgeConfig, config_path: str | None, run: RunDir | None = None, stop: StopRequest | None = None
+    cfg: ForgeConfig,
+    config_path: str | None,
+    run: RunDir | None = None,
+    stop: StopRequest | None = None,
+    _chain: tuple[Path, ...] = (),
 ) -> int:
     run = run or run_dir_of(cfg)
     if run.complete.exists():
         log.info("%s is already complete; nothing to do", run.root)
         return EXIT_OK
-    _run_upstream_first(cfg, stop, chain=(run.root.resolve(),))
+    links = _run_upstream_first(cfg, run, stop, chain=(*_chain, run.root.resolve()))
     _prepare_environment(cfg)
-    session = RunSession(cfg, config_path, run=run, stop=stop)
+    session = RunSession(cfg, config_path, run=run, stop=stop, upstream_runs=links)
     with _requeue_on_time_limit(session), session:
         log.info("plan: %s", plan(run).describe())
         for stage in STAGES:
@@ -63,21 +69,24 @@ def _run(session: RunSession, stage: str) -> None:
     distributed.barrier()
 
 
-def _run_upstream_first(cfg: ForgeConfig, stop: StopRequest | None, chain: tuple) -> None:
-    """Runs whose final model this run loads (teacher.run, student.run): finish them
-    first, in this process."""
-    from forge.models import upstream
-
-    for role, path in upstream.upstream_configs(cfg).items():
-        other = upstream.run_config(cfg, role)
-        other_run = run_dir_of(other)
-        if other_run.root.resolve() in chain:
-            raise ForgeError(f"{path}: {role}.run: these runs form a cycle")
-        if other_run.complete.exists():
-            continue
-        log.info("the %s run %s is not complete: running it first", role, other_run.root)
-        _run_upstream_first(other, stop, (*chain, other_run.root.resolve()))
-        run_pipeline(other, path, stop=stop)
+def _run_upstream_first(
+    cfg: ForgeConfig, run: RunDir, stop: StopRequest | None, chain: tuple
+) -> dict[str, upstream.Upstream] | None:
+    """Runs whose final model this run loads (teacher.run, student.run): finish them first,
+    in this process (`chain`: the runs waiting on this one, to refuse a cycle). Returns them
+    as resolved, or None for a run that recorded them when it was created (it needs their
+    configs no more)."""
+    if upstream.recorded(run) is not None:
+        return None
+    links = upstream.load(cfg, run)
+    for role, (link, other) in links.items():
+        other_run = RunDir(Path(link.run_dir))
+        if other_run.root in chain:
+            raise ForgeError(f"{link.config}: {role}.run: these runs form a cycle")
+        if not other_run.complete.exists():
+            log.info("the %s run %s is not complete: running it first", role, other_run.root)
+            run_pipeline(other, link.config, run=other_run, stop=stop, _chain=chain)
+    return {role: link for role, (link, _) in links.items()}
 
 
 @contextlib.contextmanager

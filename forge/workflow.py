@@ -9,13 +9,12 @@ planning thousands of runs stays fast; `forge stage` validates the whole config.
 from __future__ import annotations
 
 import functools
-import os
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from forge.config.loader import BASE_KEY, read_yaml
 from forge.errors import ConfigError
+from forge.run.layout import run_dir_of
 
 FRAGMENT_NAME = "base.yaml"
 
@@ -24,36 +23,6 @@ FRAGMENT_NAME = "base.yaml"
 class RunEntry:
     config: str  # path of the run's config file
     run_dir: str  # <output_root>/<task>/<model>/<run_name>
-
-
-def _placement(path: Path, stack: tuple[str, ...] = ()) -> dict:
-    """output_root, task.name, student.name and run_name of a config, following `base:`."""
-    key = os.path.abspath(path)  # no syscalls: this runs for every config of a plan
-    if key in stack:
-        raise ConfigError(f"{path}: {BASE_KEY}: inheritance cycle")
-    data = read_yaml(key)
-    found: dict = {}
-    bases = data.get(BASE_KEY) or []
-    for base in [bases] if isinstance(bases, str) else bases:
-        found.update(_placement(Path(os.path.dirname(key), base), (*stack, key)))
-    if "output_root" in data:
-        found["output_root"] = data["output_root"]
-    for section in ("task", "student"):
-        if isinstance(data.get(section), dict) and "name" in data[section]:
-            found[section] = data[section]["name"]
-    if "run_name" in data:
-        found["run_name"] = data["run_name"]
-    return found
-
-
-def run_dir_of_config(path: str | Path) -> str:
-    path = Path(path)
-    placed = _placement(path)
-    missing = [k for k in ("task", "student") if k not in placed]
-    if missing:
-        raise ConfigError(f"{path}: {', '.join(k + '.name' for k in missing)}: required key is missing")
-    parts = (placed.get("output_root", "outputs"), placed["task"], placed["student"], placed.get("run_name", path.stem))
-    return str(Path(*parts))
 
 
 def run_configs(folder: str | Path) -> list[Path]:
@@ -71,7 +40,7 @@ def index(config_root: str = "configs") -> dict[str, RunEntry]:
     """run directory -> its config, for every run config under `config_root`."""
     entries: dict[str, RunEntry] = {}
     for path in run_configs(config_root):
-        run_dir = run_dir_of_config(path)
+        run_dir = str(run_dir_of(path).root)
         if run_dir in entries:
             raise ConfigError(f"{path} and {entries[run_dir].config} both write to {run_dir}; give one a run_name")
         entries[run_dir] = RunEntry(str(path), run_dir)
@@ -117,13 +86,12 @@ def upstream_targets(run_dir: str, config_root: str = "configs") -> list[str]:
     """A run that loads another run's final model (a KD teacher run, a student's
     `run:`) depends on that run's `pipeline_complete`: the DAG trains it first. A
     teacher counts only when the run distils (otherwise it is never loaded)."""
-    from forge.models.upstream import upstream_configs
+    from forge.run.upstream import refuse_self
 
     found = []
-    for role, path in upstream_configs(_load(run_dir, config_root)).items():
-        other = run_dir_of_config(path)
-        if other == str(Path(run_dir)):
-            raise ConfigError(f"{path}: {role}.run names this very run; a run cannot build on itself")
+    for role, path in _load(run_dir, config_root).upstream_runs.items():
+        other = str(run_dir_of(path).root)
+        refuse_self(role, path, other, run_dir)
         _upstream_runs.setdefault(other, RunEntry(path, other))
         found.append(f"{other}/pipeline_complete")
     return found

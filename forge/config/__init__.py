@@ -51,9 +51,7 @@ def validate(raw: RawConfig, check_upstream: bool = True) -> ForgeConfig:
         raise ConfigError("\n".join(_explain(err, raw) for err in exc.errors())) from None
     problems = rule_violations(cfg)
     if check_upstream and not problems:
-        from forge.models.upstream import upstream_configs
-
-        for role, path in upstream_configs(cfg).items():
+        for role, path in cfg.upstream_runs.items():
             if not Path(path).is_file():
                 problems.append(((role, "run"), f"file not found: {path} (the config of the run to train first)"))
     if problems:

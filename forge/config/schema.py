@@ -184,6 +184,18 @@ class ForgeConfig(Strict):
             return "rl"
         return "kd" if self.distillation.distils else "sft"
 
+    @property
+    def upstream_runs(self) -> dict[str, str]:
+        """role ("teacher", "student") -> the config file of each run whose final model this
+        run loads (forge/run/upstream.py). A teacher counts only when the run distils
+        (otherwise it is never loaded)."""
+        found = {}
+        if self.mode == "kd" and self.teacher.run is not None:
+            found["teacher"] = self.teacher.run
+        if self.student.run is not None:
+            found["student"] = self.student.run
+        return found
+
 
 def rule_violations(cfg: ForgeConfig) -> list[tuple[tuple[str, ...], str]]:
     """Rules between fields, as (key the message is about, message)."""

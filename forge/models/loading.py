@@ -1,7 +1,7 @@
 """Load students, teachers and final models through `from_pretrained`, whatever their
 source: a Hub id, a local directory in Hub format, an embedded model forge builds, a
 PEFT adapter directory (`adapter_config.json`: its base is loaded, then the adapter),
-or another forge run's final model (`student.run`).
+or another forge run's final model (resolved by forge/run/upstream.py into a plain path).
 
 What is loaded on top of the weights is the task's `Head`: a sequence classifier with
 its labels (mnli), a causal LM (reasoning), an image-to-text model (OCR); and with it
@@ -13,11 +13,14 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from forge import embedded
-from forge.config.schema import ModelConfig
 from forge.errors import ConfigError
 from forge.hub import is_hub_id, unreachable
+
+if TYPE_CHECKING:
+    from forge.config.schema import LoraConfig
 
 log = logging.getLogger("forge.models")
 
@@ -85,31 +88,29 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def model_ref(model: ModelConfig | str) -> tuple[str, str | None]:
-    """(what `from_pretrained` loads, revision) of a model config or a plain reference."""
-    if isinstance(model, str):
-        return model, None
-    if model.run is not None:
-        from forge.models.upstream import final_model_of
+@dataclass(frozen=True)
+class ModelSource:
+    """What to load: a Hub id, a local directory in Hub format, "embedded:<name>" or an
+    adapter directory; the Hub revision; and whether the repository's own code may run
+    (`trust_remote_code`: a checkpoint or final model inherits it from the model it came
+    from). A run's student and teacher become sources in forge/run/upstream.py."""
 
-        return final_model_of(model.run, "student"), None
-    return model.path, model.revision
-
-
-def trusts_code(model: ModelConfig | str, trust: bool | None) -> bool:
-    """A model config's own `trust_remote_code`, unless the caller says (for a checkpoint or a
-    final model: the config of the model it came from)."""
-    return bool(getattr(model, "trust_remote_code", False)) if trust is None else trust
+    ref: str
+    revision: str | None = None
+    trust_remote_code: bool = False
 
 
-def load_tokenizer(model: ModelConfig | str, auto_class: str = "AutoTokenizer", *, trust: bool | None = None):
+def source_of(model: ModelSource | str) -> ModelSource:
+    return model if isinstance(model, ModelSource) else ModelSource(str(model))
+
+
+def load_tokenizer(model: ModelSource | str, auto_class: str = "AutoTokenizer"):
     """The tokenizer (or, with auto_class AutoProcessor, the processor) of a model; an
     adapter without its own uses its base's."""
     import transformers
 
-    trust = trusts_code(model, trust)
-
-    ref, revision = model_ref(model)
+    source = source_of(model)
+    ref, revision, trust = source.ref, source.revision, source.trust_remote_code
     base = adapter_base(ref)
     if base is not None and not (Path(ref).expanduser() / "tokenizer_config.json").is_file():
         ref, revision = base, None
@@ -117,9 +118,9 @@ def load_tokenizer(model: ModelConfig | str, auto_class: str = "AutoTokenizer", 
     return _from_pretrained(getattr(transformers, auto_class), ref, kind, trust, revision=revision)
 
 
-def load_preprocessor(model: ModelConfig | str, head: Head, *, trust: bool | None = None):
+def load_preprocessor(model: ModelSource | str, head: Head):
     """What turns a task's inputs into the model's: its tokenizer or its processor."""
-    return load_tokenizer(model, head.preprocessor, trust=trust)
+    return load_tokenizer(model, head.preprocessor)
 
 
 def _pretrained(ref: str, head: Head, revision: str | None, trust: bool = False):
@@ -139,16 +140,14 @@ def _pretrained(ref: str, head: Head, revision: str | None, trust: bool = False)
     return model, fresh
 
 
-def load_model(
-    model: ModelConfig | str, head: Head, revision: str | None = None, *, merge: bool = True, trust: bool | None = None
-):
+def load_model(model: ModelSource | str, head: Head, *, merge: bool = True):
     """The model as the task's `head` (a classifier gets a fresh head for its labels when
     the checkpoint has none).
 
     An adapter directory loads its base, then the adapter: merged into the base
     (`merge=True`, a plain model) or as a `PeftModel`."""
-    ref, own_revision = model_ref(model)
-    revision, trust = revision or own_revision, trusts_code(model, trust)
+    source = source_of(model)
+    ref, revision, trust = source.ref, source.revision, source.trust_remote_code
     base = adapter_base(ref)
     if base is None:
         return _pretrained(ref, head, revision, trust)[0]
@@ -159,12 +158,12 @@ def load_model(
     return adapted.merge_and_unload() if merge else adapted
 
 
-def load_student(model: ModelConfig, head: Head):
+def load_student(model: ModelSource, head: Head, lora: LoraConfig | None = None):
     """The student (or policy) to train: its weights (an adapter is merged in first),
-    with LoRA on top when `model.lora` is set."""
-    if model.lora is None:
+    with LoRA on top when `lora` is set."""
+    if lora is None:
         return load_model(model, head)
-    ref, revision = model_ref(model)
+    ref = model.ref
     if adapter_base(ref) is not None:
         raise ConfigError(
             f"student {ref!r} is an adapter and student.lora adds another: "
@@ -172,5 +171,5 @@ def load_student(model: ModelConfig, head: Head):
         )
     from forge.models.lora import apply_lora
 
-    student, fresh = _pretrained(ref, head, revision, model.trust_remote_code)
-    return apply_lora(student, model.lora, fresh, head.peft_task)
+    student, fresh = _pretrained(ref, head, model.revision, model.trust_remote_code)
+    return apply_lora(student, lora, fresh, head.peft_task)

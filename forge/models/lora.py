@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
-from forge.config.schema import LoraConfig
+if TYPE_CHECKING:
+    from forge.config.schema import LoraConfig
 
 log = logging.getLogger("forge.models")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -42,3 +43,10 @@ def read_json(path: Path, default: Any = None) -> Any:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
         return default
+
+
+def replace_dir(tmp: Path, final: Path) -> None:
+    """Move a fully written directory into place (the old one, if any, goes first)."""
+    if final.exists():
+        shutil.rmtree(final)
+    tmp.rename(final)

@@ -2,7 +2,9 @@
 
 outputs/<task>/<model>/<run_name>/
   config.yaml            the resolved config (stages read only this)
-  run_metadata.json      attempts, command lines, hosts, versions, W&B id
+  run_metadata.json      attempts (each with its exit record), command lines, hosts, versions, W&B id
+  upstream.json          the runs this one builds on (teacher.run, student.run): run dir, final model,
+                         config hash, resolved once when the run was created
   training_state.json    stage progress, global step, peak metrics
   output.log             forge's and the trainer's logs, appended per attempt
   data/                  the tokenized dataset (prepare_data)
@@ -36,6 +38,10 @@ class RunDir:
     @property
     def metadata(self) -> Path:
         return self.root / "run_metadata.json"
+
+    @property
+    def upstream(self) -> Path:
+        return self.root / "upstream.json"
 
     @property
     def state(self) -> Path:
@@ -113,5 +119,13 @@ def checkpoint_step(path: Path) -> int | None:
     return None
 
 
-def run_dir_for(output_root: str | Path, task: str, model: str, run_name: str) -> RunDir:
-    return RunDir(Path(output_root) / task / model / run_name)
+def run_dir_of(config) -> RunDir:
+    """Where a run lives: <output_root>/<task.name>/<student.name>/<run_name>. `config` is a
+    validated ForgeConfig, or the path of a config file, of which only those keys are read
+    (cheap enough to place every run of a large plan)."""
+    if isinstance(config, (str, Path)):
+        from forge.config.loader import placement
+
+        placed = placement(config)
+        return RunDir(Path(placed["output_root"], placed["task"], placed["student"], placed["run_name"]))
+    return RunDir(Path(config.output_root, config.task.name, config.student.name, config.run_name))

@@ -7,16 +7,12 @@ so concurrent runs never write the same file.
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from pathlib import Path
 from typing import Any
 
+from forge.home import forge_home
 from forge.run.files import atomic_write_json, read_json
-
-
-def forge_home() -> Path:
-    return Path(os.environ.get("FORGE_HOME", Path.home() / ".cache" / "forge"))
 
 
 def _entry(run_root: Path) -> Path:

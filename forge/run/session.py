@@ -4,8 +4,6 @@ record the attempt in run_metadata.json, and register the run until it completes
 from __future__ import annotations
 
 import logging
-import shutil
-from pathlib import Path
 
 import yaml
 
@@ -20,28 +18,16 @@ from forge.config import (
     validate,
 )
 from forge.config.loader import RawConfig
-from forge.errors import EXIT_OK, EXIT_PREEMPTED, ConfigError, ForgeError
+from forge.errors import EXIT_OK, ConfigError, ForgeError, Preempted
 from forge.logs import attach_run_log, detach_run_log
-from forge.run import registry
-from forge.run.layout import STAGES, RunDir, run_dir_for
+from forge.run import registry, upstream
+from forge.run.layout import STAGES, RunDir, run_dir_of
 from forge.run.lock import RunLock
 from forge.run.metadata import RunMetadata
 from forge.run.state import mark_pipeline_complete, stage_done
 from forge.signals import StopRequest
 
 log = logging.getLogger("forge.run")
-
-
-class Preempted(ForgeError):
-    """Training stopped on a signal after a safe checkpoint; running again resumes it."""
-
-    def __init__(self, message: str, exit_code: int = EXIT_PREEMPTED):
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
-def run_dir_of(cfg: ForgeConfig) -> RunDir:
-    return run_dir_for(cfg.output_root, cfg.task.name, cfg.student.name, cfg.run_name)
 
 
 def load_stored_config(run: RunDir) -> ForgeConfig:
@@ -75,8 +61,10 @@ class RunSession:
         stage: str | None = None,
         run: RunDir | None = None,
         stop: StopRequest | None = None,
+        upstream_runs: dict[str, upstream.Upstream] | None = None,
     ):
         self.cfg = cfg
+        self._upstream_runs = upstream_runs  # resolved by the caller already (forge.py)
         self.config_path = config_path
         self.stage = stage
         self.run = run or run_dir_of(cfg)
@@ -104,6 +92,8 @@ class RunSession:
         existed = run.config.is_file()
         if existed:  # refuse before touching anything
             changes = check_resumable(load_stored_config(run), self.cfg, run)
+        elif self._upstream_runs is None:  # a new run: its upstream runs resolve before anything is created
+            self._upstream_runs = {role: u for role, (u, _) in upstream.load(self.cfg, run).items()}
         run.root.mkdir(parents=True, exist_ok=True)
         self._lock.acquire()
         try:
@@ -119,6 +109,7 @@ class RunSession:
                     run.config.write_text(dump_yaml(self.cfg))
                     self.metadata.note("config_hash", config_hash(self.cfg))
                 log.info("resuming run in %s", run.root)
+            upstream.ensure_recorded(self.cfg, run, self._upstream_runs)
             # what `forge status` shows (max_steps may have changed since the last attempt)
             cfg = self.cfg
             self.metadata.data["identity"] = {
@@ -178,6 +169,10 @@ class RunSession:
             self._tracker = Tracker(self.cfg, self.metadata.wandb_run_id, self.run.wandb, to_dict(self.cfg))
         return self._tracker
 
+    def source(self, role: str):
+        """The ModelSource of this run's student (or policy) or teacher (`role`)."""
+        return upstream.model_source(self.cfg, self.run, role)
+
     def check_stop(self) -> None:
         """Every rank calls it at the same point; a stop any rank saw stops them all."""
         if distributed.agree_stop(self.stop):
@@ -193,10 +188,3 @@ class RunSession:
         registry.unregister(self.run.root)
         log.info("pipeline complete: %s", self.run.root)
         return True
-
-
-def replace_dir(tmp: Path, final: Path) -> None:
-    """Move a fully written directory into place (the old one, if any, goes first)."""
-    if final.exists():
-        shutil.rmtree(final)
-    tmp.rename(final)

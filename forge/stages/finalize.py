@@ -9,10 +9,10 @@ import shutil
 
 from forge.config import to_dict
 from forge.errors import ForgeError
-from forge.models.loading import load_model, load_preprocessor
-from forge.run.files import read_json
+from forge.models.loading import ModelSource, load_model, load_preprocessor
+from forge.run.files import read_json, replace_dir
 from forge.run.layout import checkpoint_step
-from forge.run.session import RunSession, replace_dir
+from forge.run.session import RunSession
 from forge.run.state import TrainingState, find_resume_checkpoint, mark_stage_done
 from forge.tasks import task_of
 
@@ -41,12 +41,12 @@ def run(session: RunSession) -> None:
             f"{checkpoint.name}; remove stages/train.done to train again"
         )
     lora, head = session.cfg.student.lora, task_of(session.cfg).HEAD
-    trust = session.cfg.student.trust_remote_code
-    tokenizer = load_preprocessor(str(checkpoint), head, trust=trust)
+    source = ModelSource(str(checkpoint), trust_remote_code=session.cfg.student.trust_remote_code)
+    tokenizer = load_preprocessor(source, head)
     if lora is None:
-        _save(session, load_model(str(checkpoint), head, trust=trust), tokenizer, run_dir.model)
+        _save(session, load_model(source, head), tokenizer, run_dir.model)
     else:  # the checkpoint holds the adapter; its config names the base model
-        adapted = load_model(str(checkpoint), head, merge=False, trust=trust)
+        adapted = load_model(source, head, merge=False)
         _save(session, adapted, tokenizer, run_dir.adapter)
         if lora.merge:
             _save(session, adapted.merge_and_unload(), tokenizer, run_dir.model)

@@ -15,11 +15,11 @@ def run(session: RunSession) -> None:
     cfg = session.cfg
     set_seed(cfg.seed)  # a fresh classification head starts as it will in training
     head = task_of(cfg).HEAD
-    model = load_model(cfg.student, head)
-    tokenizer = load_preprocessor(cfg.student, head)
+    model = load_model(session.source("student"), head)
+    tokenizer = load_preprocessor(session.source("student"), head)
     evaluate_model(session, model, tokenizer, "pre_eval", step=0)
     if cfg.mode == "kd":  # the teacher's metrics, beside the student's baseline
         from forge.models.teacher import load_teacher
 
-        evaluate_model(session, load_teacher(cfg, head), tokenizer, "teacher_pre_eval", step=0)
+        evaluate_model(session, load_teacher(session.source("teacher"), head), tokenizer, "teacher_pre_eval", step=0)
     mark_stage_done(session.run, "pre_eval")

@@ -6,40 +6,41 @@ from __future__ import annotations
 import logging
 
 from forge.models.loading import load_preprocessor
-from forge.run.session import RunSession, replace_dir
+from forge.run.files import replace_dir
+from forge.run.session import RunSession
 from forge.run.state import mark_stage_done
-from forge.tasks import mnli, task_of
+from forge.tasks import task_of
 
 log = logging.getLogger("forge.stages")
 
 
 def run(session: RunSession) -> None:
-    cfg, out = session.cfg, session.run.data
-    tokenizer = load_preprocessor(cfg.student, task_of(cfg).HEAD)
+    cfg, out, task = session.cfg, session.run.data, task_of(session.cfg)
+    tokenizer = load_preprocessor(session.source("student"), task.HEAD)
     tmp = out.with_name(out.name + ".tmp")
-    sizes = task_of(cfg).prepare(cfg, tokenizer, tmp)
+    sizes = task.prepare(cfg, tokenizer, tmp)
     replace_dir(tmp, out)
     log.info("prepared %s", ", ".join(f"{k}: {v}" for k, v in sizes.items()))
     if cfg.mode == "kd" and cfg.distillation.teacher_cache:
-        cache_teacher_logits(session, tokenizer)
+        cache_teacher_logits(session, tokenizer, task)
     mark_stage_done(session.run, "prepare_data")
 
 
-def cache_teacher_logits(session: RunSession, tokenizer) -> None:
+def cache_teacher_logits(session: RunSession, tokenizer, task) -> None:
     """Run the teacher once over the training split; training reads the cache."""
     from transformers import DataCollatorWithPadding
 
     from forge import kd_cache
-    from forge.models.teacher import check_same_tokenizer, load_teacher, teacher_ref
+    from forge.models.teacher import check_same_tokenizer, load_teacher
     from forge.run.files import atomic_write_json
 
-    cfg, run = session.cfg, session.run
-    check_same_tokenizer(tokenizer, teacher_ref(cfg), cfg.teacher.trust_remote_code)
-    train = mnli.load_prepared(run.data)[mnli.TRAIN_SPLIT]
+    cfg, run, teacher = session.cfg, session.run, session.source("teacher")
+    check_same_tokenizer(tokenizer, teacher)
+    train = task.load_prepared(run.data)[task.TRAIN_SPLIT]
     key, path = kd_cache.ensure(
-        load_teacher(cfg, mnli.HEAD),
+        load_teacher(teacher, task.HEAD),
         train,
-        run.data / mnli.TRAIN_SPLIT,
+        run.data / task.TRAIN_SPLIT,
         DataCollatorWithPadding(tokenizer),
         cfg.training.eval_batch_size,
         cfg.distillation.cache_top_k,

@@ -41,8 +41,9 @@ def build_trainer(session: RunSession):
     task = task_of(cfg)
     data = task.load_prepared(run.data)
     tracker = session.tracker
-    tokenizer = load_preprocessor(cfg.student, task.HEAD)
-    model = load_student(cfg.student, task.HEAD)
+    student = session.source("student")
+    tokenizer = load_preprocessor(student, task.HEAD)
+    model = load_student(student, task.HEAD, cfg.student.lora)
     callbacks = [
         StepMetricsCallback(tracker, run),
         CheckpointMarkerCallback(run, cfg.training.keep_checkpoints),
@@ -67,7 +68,7 @@ def build_trainer(session: RunSession):
 
         return FinetuningTrainer(**common, next_token=task.HEAD == CAUSAL_LM)
 
-    from forge.models.teacher import check_same_tokenizer, load_teacher, teacher_ref
+    from forge.models.teacher import check_same_tokenizer, load_teacher
     from forge.trainers.distillation import DistillationTrainer
 
     teacher_metrics = read_json(run.metrics / "teacher_pre_eval.json", {}).get(task.EVAL_SPLITS[0], {})
@@ -83,8 +84,8 @@ def build_trainer(session: RunSession):
         common["args"].remove_unused_columns = False  # keep the teacher_logits column
         teacher = None
     else:
-        check_same_tokenizer(tokenizer, teacher_ref(cfg), cfg.teacher.trust_remote_code)
-        teacher = load_teacher(cfg, task.HEAD)
+        check_same_tokenizer(tokenizer, session.source("teacher"))
+        teacher = load_teacher(session.source("teacher"), task.HEAD)
     return DistillationTrainer(
         **common,
         teacher=teacher,

@@ -13,7 +13,7 @@ import numpy as np
 
 from forge.config.schema import ForgeConfig
 from forge.models.loading import classifier
-from forge.tasks import hub_layout
+from forge.tasks import sources
 
 LABELS = ("entailment", "neutral", "contradiction")
 HEAD = classifier(LABELS)
@@ -26,10 +26,10 @@ def prepare(cfg: ForgeConfig, tokenizer, out: Path) -> dict[str, int]:
     """Tokenize the train and evaluation splits and save them to `out`; returns split sizes."""
     from datasets import DatasetDict
 
-    raw = hub_layout.load(cfg.task.dataset, cfg.task.dataset_config or DEFAULT_CONFIG, (TRAIN_SPLIT, *EVAL_SPLITS))
-    splits = {TRAIN_SPLIT: hub_layout.subset(raw[TRAIN_SPLIT], cfg.task.max_train_samples, cfg.seed)}
+    raw = sources.load(cfg.task.dataset, cfg.task.dataset_config or DEFAULT_CONFIG, (TRAIN_SPLIT, *EVAL_SPLITS))
+    splits = {TRAIN_SPLIT: sources.subset(raw[TRAIN_SPLIT], cfg.task.max_train_samples, cfg.seed)}
     for name in EVAL_SPLITS:
-        splits[name] = hub_layout.subset(raw[name], cfg.task.max_eval_samples, cfg.seed)
+        splits[name] = sources.subset(raw[name], cfg.task.max_eval_samples, cfg.seed)
 
     def tokenize(batch):
         return tokenizer(batch["premise"], batch["hypothesis"], truncation=True, max_length=cfg.task.max_length)

@@ -23,7 +23,7 @@ from forge.errors import ForgeError
 from forge.logs import progress
 from forge.models.loading import IMAGE_TO_TEXT
 from forge.ocr_metrics import ocr_metrics
-from forge.tasks import hub_layout
+from forge.tasks import sources
 
 log = logging.getLogger("forge.tasks")
 
@@ -80,14 +80,14 @@ def prepare(cfg: ForgeConfig, processor, out: Path) -> dict[str, int]:
     from datasets import DatasetDict
 
     task = cfg.task
-    raw = hub_layout.load(task.dataset, task.dataset_config, (TRAIN_SPLIT, EVAL_SPLIT))
+    raw = sources.load(task.dataset, task.dataset_config, (TRAIN_SPLIT, EVAL_SPLIT))
     tokenizer = processor.tokenizer
     prepared = {}
     for name, limit in ((TRAIN_SPLIT, task.max_train_samples), (EVAL_SPLIT, task.max_eval_samples)):
         missing = {task.image_column, task.text_column} - set(raw[name].column_names)
         if missing:
             raise ForgeError(f"dataset {task.dataset!r}: split {name} lacks the column(s) {', '.join(sorted(missing))}")
-        split = _checked(hub_layout.subset(raw[name], limit, cfg.seed), name, cfg)
+        split = _checked(sources.subset(raw[name], limit, cfg.seed), name, cfg)
         split = split.select_columns([task.image_column, task.text_column])
         split = split.rename_columns({task.image_column: "image", task.text_column: "text"})
 

@@ -21,7 +21,7 @@ from forge.config.schema import ForgeConfig
 from forge.logs import progress
 from forge.models.loading import CAUSAL_LM
 from forge.rewards import extract_answer, format_reward
-from forge.tasks import hub_layout
+from forge.tasks import sources
 
 HEAD = CAUSAL_LM
 TRAIN_SPLIT, EVAL_SPLIT = "train", "test"
@@ -87,13 +87,13 @@ def prepare(cfg: ForgeConfig, tokenizer, out: Path) -> dict[str, int]:
     keeps `question` and `answer` (greedy accuracy) beside its SFT form (eval loss)."""
     from datasets import DatasetDict
 
-    raw = hub_layout.load(cfg.task.dataset, cfg.task.dataset_config or DEFAULT_CONFIG, (TRAIN_SPLIT, EVAL_SPLIT))
+    raw = sources.load(cfg.task.dataset, cfg.task.dataset_config or DEFAULT_CONFIG, (TRAIN_SPLIT, EVAL_SPLIT))
     for split in (TRAIN_SPLIT, EVAL_SPLIT):
         missing = {"question", "answer"} - set(raw[split].column_names)
         if missing:
             raise ValueError(f"dataset {cfg.task.dataset!r}: split {split} lacks the column(s) {', '.join(missing)}")
-    train = hub_layout.subset(raw[TRAIN_SPLIT], cfg.task.max_train_samples, cfg.seed)
-    test = hub_layout.subset(raw[EVAL_SPLIT], cfg.task.max_eval_samples, cfg.seed)
+    train = sources.subset(raw[TRAIN_SPLIT], cfg.task.max_train_samples, cfg.seed)
+    test = sources.subset(raw[EVAL_SPLIT], cfg.task.max_eval_samples, cfg.seed)
 
     def sft_form(row):
         return sft_features(tokenizer, row["question"], row["answer"], cfg.task.max_length)

@@ -48,7 +48,7 @@ def write_glue_mnli(root, rows: int = 64) -> None:
 
 
 def test_hub_layout_model_and_glue_parquet_train_through_the_real_config(tmp_path):
-    from forge.models.tiny import build_tiny_distilbert
+    from forge.embedded.tiny import build_tiny_distilbert
 
     model_dir = tmp_path / "hub" / "distilbert-base-uncased"
     build_tiny_distilbert(model_dir, ["a person walks in the park", "someone walks", "it is sunny", "nobody"])

@@ -53,7 +53,7 @@ def metrics(run, name: str) -> dict:
 def test_a_short_ocr_run_completes_and_its_final_model_transcribes(tmp_path):
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from forge.tasks import synthetic_ocr
+    from forge.embedded import synthetic_ocr
 
     config = write_config(tmp_path, "ocr.yaml", short_run(tmp_path, LINES / "tiny/00_sft.yaml", "ocr"))
     result = run_forge("--config", str(config), cwd=tmp_path, timeout=600)

@@ -87,6 +87,12 @@ def test_the_offline_sft_to_grpo_chain_completes_through_forge_py(chain):
     assert "rewards/correctness/mean=" in log and "rewards/format/mean=" in log
     assert json.loads(grpo.state.read_text())["global_step"] == STEPS
 
+    # the warm start was resolved once, when the GRPO run was created, and recorded
+    (link,) = json.loads(grpo.upstream.read_text()).values()
+    assert link["role"] == "student" and link["run_dir"] == str(sft.root.resolve())
+    assert link["final_model"] == str(sft.model.resolve())
+    assert json.loads(sft.metadata.read_text())["config_hash"] == link["config_hash"]
+
 
 def test_the_final_policy_loads_with_transformers_and_generates(chain):
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -118,7 +124,12 @@ def test_a_grpo_run_killed_mid_training_resumes_at_its_checkpoint_to_the_same_we
     assert not run.stage_marker("train").exists(), "killed too late to test anything"
     before = run.log.read_text()
 
-    result = run_forge("--resume", str(run.root), cwd=folder, env=env, timeout=600)
+    # the run resumes from its own directory: the configs it (and its warm start) came from are not read
+    (folder / "configs").rename(folder / "configs.away")
+    try:
+        result = run_forge("--resume", str(run.root), cwd=folder, env=env, timeout=600)
+    finally:
+        (folder / "configs.away").rename(folder / "configs")
     assert result.returncode == 0, result.stderr
     resumed_from = int(re.search(r"resuming training from checkpoint-(\d+)", result.stderr).group(1))
     assert 0 < resumed_from < STEPS

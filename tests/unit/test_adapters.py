@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from forge.config.schema import LoraConfig, ModelConfig
+from forge.config.schema import LoraConfig
 from forge.errors import ConfigError
-from forge.models.loading import adapter_base, classifier, load_student, load_tokenizer
+from forge.models.loading import ModelSource, adapter_base, classifier, load_student, load_tokenizer
 from forge.models.lora import peft_config
 
 
@@ -46,9 +46,8 @@ def test_adapter_directories_name_their_base(tmp_path):
 
 def test_an_adapter_student_with_lora_on_top_is_refused_before_loading_anything(tmp_path):
     adapter = write_adapter(tmp_path / "adapter", str(tmp_path / "missing-base"))
-    student = ModelConfig(name="s", path=str(adapter), lora=LoraConfig())
     with pytest.raises(ConfigError, match="merge the adapter"):
-        load_student(student, classifier(("a", "b")))
+        load_student(ModelSource(str(adapter)), classifier(("a", "b")), LoraConfig())
 
 
 def test_an_adapter_without_a_tokenizer_uses_its_bases(tmp_path):

@@ -287,14 +287,15 @@ def test_a_teacher_is_a_model_or_a_run_not_both(tmp_path):
 
 
 def test_a_run_cannot_be_its_own_teacher_or_starting_point(tmp_path):
-    from forge.models import upstream
+    from forge.run import upstream
+    from forge.run.layout import run_dir_of
 
     path = write_config(tmp_path, "self.yaml", BASE + "distillation: {alpha: 0.5}\nteacher: {run: ./self.yaml}\n")
     with pytest.raises(ConfigError, match="teacher.run names this very run"):
-        upstream.run_config(load_config(path), "teacher")
+        upstream.load(cfg := load_config(path), run_dir_of(cfg))
     path = write_config(tmp_path, "policy.yaml", RL_BASE.replace("path: embedded:tiny-causal-lm", "run: policy.yaml"))
     with pytest.raises(ConfigError, match="student.run names this very run"):
-        upstream.run_config(load_config(path), "student")
+        upstream.load(cfg := load_config(path), run_dir_of(cfg))
 
 
 def test_hash_ignores_keys_at_their_default_so_new_keys_rerun_nothing(tmp_path):

@@ -185,7 +185,7 @@ def test_sequence_kd_distils_each_decoder_token_and_skips_padding(tmp_path):
 
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from forge.tasks import synthetic_ocr
+    from forge.embedded import synthetic_ocr
     from forge.tasks.ocr import LineCollator
 
     student_dir, teacher_dir = embedded.ensure("embedded:tiny-ocr"), embedded.ensure("embedded:tiny-ocr-wide")

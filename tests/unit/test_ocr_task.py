@@ -7,8 +7,9 @@ import random
 import pytest
 
 from forge.config import load_config
+from forge.embedded import hub_layout, synthetic_ocr
 from forge.errors import ForgeError
-from forge.tasks import hub_layout, ocr, synthetic_ocr
+from forge.tasks import ocr
 from tests.conftest import write_config
 
 
@@ -61,7 +62,7 @@ def test_a_bad_image_stops_prepare_data_naming_its_row(lines_with_a_bad_image):
 
     folder, config = lines_with_a_bad_image
     cfg = load_config(config)
-    processor = load_preprocessor(cfg.student, ocr.HEAD)
+    processor = load_preprocessor(cfg.student.path, ocr.HEAD)
     with pytest.raises(ForgeError, match=r"split train, row 2: unreadable image .*task.skip_bad_images: true"):
         ocr.prepare(cfg, processor, folder / "prepared")
 
@@ -71,7 +72,7 @@ def test_skip_bad_images_drops_the_row_and_keeps_the_rest(lines_with_a_bad_image
 
     folder, config = lines_with_a_bad_image
     cfg = load_config(config, {"task.skip_bad_images": True})
-    processor = load_preprocessor(cfg.student, ocr.HEAD)
+    processor = load_preprocessor(cfg.student.path, ocr.HEAD)
     sizes = ocr.prepare(cfg, processor, folder / "prepared")
     assert sizes == {"train": 3, "test": 1}
     assert "skipping train row 2: unreadable image" in caplog.text

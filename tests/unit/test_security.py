@@ -99,22 +99,20 @@ def model_with_own_code(tmp_path):
 
 
 def test_a_model_directory_that_ships_code_loads_without_running_it(tmp_path):
-    from forge.config.schema import ModelConfig
-    from forge.models.loading import classifier, load_model
+    from forge.models.loading import ModelSource, classifier, load_model
 
     model, marker = model_with_own_code(tmp_path)
-    for ref in (str(model), ModelConfig(name="m", path=str(model))):  # a path, and a config left at its default
+    for ref in (str(model), ModelSource(str(model))):  # a path, and a source left at its default
         loaded = load_model(ref, classifier(["a", "b", "c"]))
         assert type(loaded).__name__ == "DistilBertForSequenceClassification"  # transformers' own class
     assert not marker.exists()
 
 
 def test_the_repository_code_runs_only_when_the_config_says_so(tmp_path):
-    from forge.config.schema import ModelConfig
-    from forge.models.loading import classifier, load_model
+    from forge.models.loading import ModelSource, classifier, load_model
 
     model, marker = model_with_own_code(tmp_path)
-    loaded = load_model(ModelConfig(name="m", path=str(model), trust_remote_code=True), classifier(["a", "b", "c"]))
+    loaded = load_model(ModelSource(str(model), trust_remote_code=True), classifier(["a", "b", "c"]))
     assert type(loaded).__name__ == "Model" and marker.exists()  # the repository's class
 
 

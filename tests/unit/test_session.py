@@ -8,10 +8,10 @@ import time
 import pytest
 
 from forge.config import load_config
-from forge.errors import ConfigError, RunBusyError
+from forge.errors import ConfigError, Preempted, RunBusyError
 from forge.run import registry
 from forge.run.layout import RunDir
-from forge.run.session import Preempted, RunSession
+from forge.run.session import RunSession
 from tests.conftest import ROOT, TINY_CONFIG, write_config
 
 

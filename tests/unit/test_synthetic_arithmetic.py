@@ -3,7 +3,7 @@
 import re
 
 from forge import rewards
-from forge.tasks import synthetic_arithmetic as arithmetic
+from forge.embedded import synthetic_arithmetic as arithmetic
 
 
 def test_every_answer_is_the_value_of_its_worked_steps():

@@ -5,7 +5,7 @@ import random
 
 import numpy as np
 
-from forge.tasks import synthetic_ocr
+from forge.embedded import synthetic_ocr
 
 
 def small(monkeypatch):

@@ -4,7 +4,7 @@ transformers' Auto classes load, that computes a loss on line images and generat
 import random
 
 from forge import embedded
-from forge.tasks import synthetic_ocr
+from forge.embedded import synthetic_ocr
 
 
 def test_the_tiny_ocr_model_loads_learns_and_transcribes():

@@ -1,8 +1,12 @@
-"""The embedded default: a tiny model and a dataset that forge builds itself, offline.
+"""The embedded default: tiny models and datasets that forge builds itself, offline.
 
 Configs name them as `embedded:<name>`; they are built once, deterministically,
 into $FORGE_HOME/embedded/<name>-v<version>/ in Hub format, and from there load
 through the same `from_pretrained` / `load_dataset` calls as a Hub id would.
+
+    synthetic_nli.py, synthetic_arithmetic.py, synthetic_ocr.py   the generated datasets
+    tiny.py                                                       the tiny model builders
+    hub_layout.py                                                 the Hub-layout dataset writer
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from forge.errors import ConfigError
-from forge.run.registry import forge_home
+from forge.home import forge_home
 
 PREFIX = "embedded:"
 VERSION = 3
@@ -23,33 +27,33 @@ DONE = ".forge_built"
 
 
 def _synthetic_glue(out: Path) -> None:
-    from forge.tasks.synthetic_nli import write_hub_layout
+    from forge.embedded.synthetic_nli import write_hub_layout
 
     write_hub_layout(out, seed=0)
 
 
 def _synthetic_arithmetic(out: Path) -> None:
-    from forge.tasks.synthetic_arithmetic import write_hub_layout
+    from forge.embedded.synthetic_arithmetic import write_hub_layout
 
     write_hub_layout(out, seed=0)
 
 
 def _synthetic_ocr(out: Path) -> None:
-    from forge.tasks.synthetic_ocr import write_hub_layout
+    from forge.embedded.synthetic_ocr import write_hub_layout
 
     write_hub_layout(out, seed=0)
 
 
 def _tiny_distilbert(out: Path) -> None:
-    from forge.models.tiny import build_tiny_distilbert
-    from forge.tasks.synthetic_nli import corpus
+    from forge.embedded.synthetic_nli import corpus
+    from forge.embedded.tiny import build_tiny_distilbert
 
     build_tiny_distilbert(out, corpus(seed=0), seed=0)
 
 
 def _tiny_distilbert_wide(out: Path) -> None:
     """A larger sibling (dim 128, 3 layers) with the same tokenizer: the offline KD teacher."""
-    from forge.models.tiny import build_tiny_distilbert
+    from forge.embedded.tiny import build_tiny_distilbert
 
     # seed 2: from seed 1 this model stalled at 0.68 accuracy on the generated MNLI,
     # below the small student (0.77); from seed 2 it reaches 0.84 in the same 600 steps.
@@ -58,23 +62,23 @@ def _tiny_distilbert_wide(out: Path) -> None:
 
 def _tiny_causal_lm(out: Path) -> None:
     """The offline policy of the RL path: a tiny Llama-family LM that knows the word problems' text."""
-    from forge.models.tiny import build_tiny_causal_lm
-    from forge.tasks.synthetic_arithmetic import corpus
+    from forge.embedded.synthetic_arithmetic import corpus
+    from forge.embedded.tiny import build_tiny_causal_lm
 
     build_tiny_causal_lm(out, corpus(seed=0), seed=0)
 
 
 def _tiny_ocr(out: Path) -> None:
     """The offline model of the OCR path: a tiny ViT + TrOCR decoder that knows the lines' text."""
-    from forge.models.tiny import build_tiny_ocr
-    from forge.tasks.synthetic_ocr import corpus
+    from forge.embedded.synthetic_ocr import corpus
+    from forge.embedded.tiny import build_tiny_ocr
 
     build_tiny_ocr(out, corpus(seed=0), seed=0)
 
 
 def _tiny_ocr_wide(out: Path) -> None:
     """A larger sibling (dim 128, 3 layers) with the same processor: the offline OCR KD teacher."""
-    from forge.models.tiny import build_tiny_ocr
+    from forge.embedded.tiny import build_tiny_ocr
 
     build_tiny_ocr(out, [], seed=0, dim=128, layers=3, processor_from=ensure(PREFIX + "tiny-ocr"))
 
