@@ -20,10 +20,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from forge import tasks
 from forge.run import steplog
 from forge.run.layout import RunDir
 from forge.status import RunStatus, display_name, main_metric, status_of
-from forge.tasks import MAIN_METRICS
 
 _LOG_LINE = re.compile(r"forge\.train: step (\d+)/\d+ (.*)$")
 
@@ -70,7 +70,7 @@ def collect(roots: list[Path], cwd: Path) -> list[RunReport]:
     reports = []
     for root in roots:
         status = status_of(root)
-        teacher = main_metric(root, "teacher_pre_eval", MAIN_METRICS.get(status.task))
+        teacher = main_metric(root, "teacher_pre_eval", tasks.main_metric(status.task))
         curves = curves_of(step_records(RunDir(root)))
         reports.append(RunReport(display_name(root, cwd), status, teacher, curves))
     return reports

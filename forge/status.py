@@ -32,9 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from forge import tasks
 from forge.run import registry
 from forge.run.layout import LOCK_OWNER, STAGES, checkpoint_step
-from forge.tasks import MAIN_METRICS
 
 INCOMPLETE = ("running", "silent", "killed", "preempted", "failed", "interrupted", "pending", "fresh")
 FAILED = ("failed", "killed", "silent")
@@ -108,7 +108,7 @@ def status_of(root: Path | str) -> RunStatus:
     attempts = [a for a in meta.get("attempts") or [] if isinstance(a, dict)]
     state_file = _json(os.path.join(root, "training_state.json")) or {}
     done = _done_stages(root)
-    metric = MAIN_METRICS.get(identity.get("task"))
+    metric = tasks.main_metric(identity.get("task"))
     return RunStatus(
         run=root,
         mode=identity.get("mode"),

@@ -10,7 +10,9 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+from pydantic_core import PydanticCustomError
 
+from forge import tasks
 from forge.errors import ConfigError
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
@@ -25,10 +27,10 @@ class Strict(BaseModel):
 
 
 class TaskConfig(Strict):
-    # mnli: sentence-pair classification (GLUE MNLI); reasoning: word problems answered
-    # by a causal LM (GSM8K's layout), for SFT warm starts and RL; ocr: line images
-    # transcribed by a vision encoder-decoder.
-    name: Literal["mnli", "reasoning", "ocr"]
+    # A task of forge/tasks/: mnli (sentence-pair classification, GLUE MNLI), reasoning
+    # (word problems answered by a causal LM, GSM8K's layout, for SFT warm starts and RL),
+    # ocr (line images transcribed by a vision encoder-decoder).
+    name: str
     # A Hub dataset id ("nyu-mll/glue"), a local directory in Hub format, or
     # "embedded:<name>" for a dataset forge generates offline.
     dataset: str
@@ -43,6 +45,15 @@ class TaskConfig(Strict):
     skip_bad_images: bool = False
     max_train_samples: PositiveInt | None = None
     max_eval_samples: PositiveInt | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _a_known_task(cls, value: str) -> str:
+        if value not in tasks.TASKS:
+            known = [repr(n) for n in tasks.names()]
+            choices = f"{', '.join(known[:-1])} or {known[-1]}" if len(known) > 1 else known[0]
+            raise PydanticCustomError("task_name", f"Input should be {choices}")
+        return value
 
 
 class LoraConfig(Strict):
@@ -197,14 +208,29 @@ class ForgeConfig(Strict):
         return found
 
 
+def _listing(names: list[str]) -> str:
+    return " and ".join(names) if len(names) < 3 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _unsupported(task: str, feature: str) -> str | None:
+    """Why `task` cannot do `feature`, or None when it can."""
+    spec = tasks.spec(task)
+    if feature in spec.supports:
+        return None
+    own = spec.why_not.get(feature)
+    return own or f"{tasks.FEATURES[feature]} is available for the {_listing(tasks.supporting(feature))} task(s)"
+
+
 def rule_violations(cfg: ForgeConfig) -> list[tuple[tuple[str, ...], str]]:
-    """Rules between fields, as (key the message is about, message)."""
+    """Rules between fields, as (key the message is about, message). What a task supports
+    comes from the task (its TaskSpec in forge/tasks/)."""
     found = []
-    kd = cfg.distillation
+    kd, task = cfg.distillation, cfg.task.name
     if (cfg.student.path is None) == (cfg.student.run is None):
         found.append((("student",), "set exactly one of path (a model) or run (another forge run's config)"))
-    if cfg.rl is not None and cfg.task.name != "reasoning":
-        found.append((("rl",), f"RL needs a task a policy can answer (task.name: reasoning), not {cfg.task.name!r}"))
+    if cfg.rl is not None and _unsupported(task, "rl"):
+        choices = " or ".join(tasks.supporting("rl"))
+        found.append((("rl",), f"RL needs a task a policy can answer (task.name: {choices}), not {task!r}"))
     if cfg.rl is not None and cfg.teacher is not None:
         found.append((("teacher",), "an RL run learns from its rewards, not from a teacher: remove `teacher:`"))
     if cfg.rl is not None and cfg.training.batch_size % cfg.rl.num_generations:
@@ -215,22 +241,19 @@ def rule_violations(cfg: ForgeConfig) -> list[tuple[tuple[str, ...], str]]:
                 f"rl.num_generations ({cfg.rl.num_generations})",
             )
         )
-    if cfg.rl is None and kd.distils and cfg.task.name not in ("mnli", "ocr"):
-        found.append(
-            (("distillation",), f"distillation is available for the mnli and ocr tasks, not {cfg.task.name!r}")
-        )
-    if cfg.rl is None and kd.distils and cfg.task.name == "ocr":
-        # The cache holds one row of logits per example; OCR has one per decoder token.
-        if kd.teacher_cache:
+    if cfg.rl is None and kd.distils and _unsupported(task, "distillation"):
+        listed = _listing(tasks.supporting("distillation"))
+        found.append((("distillation",), f"distillation is available for the {listed} tasks, not {task!r}"))
+    elif cfg.rl is None and kd.distils:
+        if kd.teacher_cache and (why := _unsupported(task, "teacher_cache")):
             found.append(
-                (
-                    ("distillation", "teacher_cache"),
-                    "the teacher-logit cache holds one distribution per example (classification); "
-                    "OCR distils every decoder token: set distillation.teacher_cache: false (online KD)",
-                )
+                (("distillation", "teacher_cache"), f"{why}: set distillation.teacher_cache: false (online KD)")
             )
-        if kd.hidden.weight > 0:
-            found.append((("distillation", "hidden", "weight"), "the hidden-state loss is available for mnli only"))
+        if kd.hidden.weight > 0 and _unsupported(task, "hidden_states"):
+            listed = _listing(tasks.supporting("hidden_states"))
+            found.append(
+                (("distillation", "hidden", "weight"), f"the hidden-state loss is available for {listed} only")
+            )
     if cfg.rl is not None and not cfg.rl.rewards:
         found.append((("rl", "rewards"), "RL needs at least one reward function"))
     if cfg.rl is not None:

@@ -8,18 +8,26 @@ layout — by the same call.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from forge.config.schema import ForgeConfig
 from forge.models.loading import classifier
-from forge.tasks import sources
+from forge.tasks import TaskSpec, sources
+
+if TYPE_CHECKING:
+    from forge.config.schema import ForgeConfig
 
 LABELS = ("entailment", "neutral", "contradiction")
 HEAD = classifier(LABELS)
 TRAIN_SPLIT = "train"
 EVAL_SPLITS = ("validation_matched", "validation_mismatched")
 DEFAULT_CONFIG = "mnli"
+SPEC = TaskSpec(
+    TRAIN_SPLIT,
+    EVAL_SPLITS,
+    metric="accuracy",
+    larger_is_better=True,
+    supports=frozenset({"distillation", "teacher_cache", "hidden_states"}),
+)
 
 
 def prepare(cfg: ForgeConfig, tokenizer, out: Path) -> dict[str, int]:
@@ -89,6 +97,8 @@ def evaluate(session, model, tokenizer, data) -> dict[str, dict[str, float]]:
 
 
 def compute_metrics(eval_pred) -> dict[str, float]:
+    import numpy as np
+
     logits, labels = eval_pred
     predictions = np.argmax(logits, axis=-1)
     return {"accuracy": float((predictions == labels).mean())}

@@ -17,13 +17,16 @@ from __future__ import annotations
 import io
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from forge.config.schema import ForgeConfig
 from forge.errors import ForgeError
 from forge.logs import progress
 from forge.models.loading import IMAGE_TO_TEXT
 from forge.ocr_metrics import ocr_metrics
-from forge.tasks import sources
+from forge.tasks import TaskSpec, sources
+
+if TYPE_CHECKING:
+    from forge.config.schema import ForgeConfig
 
 log = logging.getLogger("forge.tasks")
 
@@ -31,6 +34,17 @@ HEAD = IMAGE_TO_TEXT
 TRAIN_SPLIT, EVAL_SPLIT = "train", "test"
 EVAL_SPLITS = (EVAL_SPLIT,)
 PEAK_METRICS = {"eval_loss": False}  # CER needs generation: pre_eval and post_eval measure it
+SPEC = TaskSpec(
+    TRAIN_SPLIT,
+    EVAL_SPLITS,
+    metric="cer",
+    larger_is_better=False,
+    supports=frozenset({"distillation"}),  # per decoder token, online
+    why_not={
+        "teacher_cache": "the teacher-logit cache holds one distribution per example (classification); "
+        "OCR distils every decoder token",
+    },
+)
 
 
 def image_problem(value) -> str | None:

@@ -16,17 +16,21 @@ answers (a warm start); RL (GRPO) samples answers to the prompts and rewards the
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from forge.config.schema import ForgeConfig
 from forge.logs import progress
 from forge.models.loading import CAUSAL_LM
 from forge.rewards import extract_answer, format_reward
-from forge.tasks import sources
+from forge.tasks import TaskSpec, sources
+
+if TYPE_CHECKING:
+    from forge.config.schema import ForgeConfig
 
 HEAD = CAUSAL_LM
 TRAIN_SPLIT, EVAL_SPLIT = "train", "test"
 EVAL_SPLITS = (EVAL_SPLIT,)
 DEFAULT_CONFIG = "main"
+SPEC = TaskSpec(TRAIN_SPLIT, EVAL_SPLITS, metric="accuracy", larger_is_better=True, supports=frozenset({"rl"}))
 # SFT evaluates the loss on the held-out worked answers while it trains; accuracy
 # needs generation and is measured by pre_eval and post_eval.
 PEAK_METRICS = {"eval_loss": False}
