@@ -32,13 +32,13 @@ STATES = ("complete", "preempted", "failed", "killed", "pending")
 
 
 def make_runs(root: Path, n: int, identity: bool) -> None:
-    from forge.config import dump_yaml, load_config, to_dict
+    from forge.config import dump_yaml, load_config
     from forge.run.layout import STAGES
+    from forge.run.metadata import identity as identity_of
     from forge.run.metadata import package_versions
-    from forge.status import identity_of
 
     cfg = load_config(ROOT / "configs/classification/mnli/tiny/00_sft.yaml")
-    config_text, ident = dump_yaml(cfg), identity_of(to_dict(cfg))
+    config_text, ident = dump_yaml(cfg), identity_of(cfg)
     packages = package_versions()
     log = "x" * 100 + "\n"
     for i in range(n):

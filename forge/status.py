@@ -33,8 +33,9 @@ from pathlib import Path
 from typing import Any
 
 from forge import tasks
-from forge.run import registry
-from forge.run.layout import LOCK_OWNER, STAGES, checkpoint_step
+from forge.run import layout, registry
+from forge.run.layout import STAGES, checkpoint_step
+from forge.run.metadata import Outcome
 
 INCOMPLETE = ("running", "silent", "killed", "preempted", "failed", "interrupted", "pending", "fresh")
 FAILED = ("failed", "killed", "silent")
@@ -77,7 +78,7 @@ def find_runs(paths: Iterable[Path]) -> list[Path]:
 
 
 def _walk(path: Path) -> Iterator[Path]:
-    if (path / "run_metadata.json").is_file() and (path / "config.yaml").is_file():
+    if (path / layout.METADATA).is_file() and (path / layout.CONFIG).is_file():
         yield path
         return
     try:
@@ -101,12 +102,12 @@ def default_runs(cwd: Path) -> list[Path]:
 def status_of(root: Path | str) -> RunStatus:
     # Plain string paths and open(): pathlib's overhead was a third of the time over 1,000 runs.
     root = os.fspath(root)
-    meta = _json(os.path.join(root, "run_metadata.json")) or {}
+    meta = _json(os.path.join(root, layout.METADATA)) or {}
     identity = meta.get("identity")
     if not isinstance(identity, dict):
         identity = _identity_from_config(root)
     attempts = [a for a in meta.get("attempts") or [] if isinstance(a, dict)]
-    state_file = _json(os.path.join(root, "training_state.json")) or {}
+    state_file = _json(os.path.join(root, layout.STATE)) or {}
     done = _done_stages(root)
     metric = tasks.main_metric(identity.get("task"))
     return RunStatus(
@@ -148,60 +149,35 @@ def _json(path: str) -> dict | None:
 
 
 def _identity_from_config(root: str) -> dict[str, Any]:
-    """task, model, mode and max_steps of a run whose metadata lacks them."""
-    import yaml
+    """task, model, mode and max_steps of a run whose metadata lacks them (made before forge
+    recorded them), from its config.yaml, the way a run records them; {} when it no longer validates."""
+    from forge.run.layout import RunDir
+    from forge.run.metadata import identity
+    from forge.run.session import load_stored_config
 
-    text = _read(os.path.join(root, "config.yaml"))
     try:
-        cfg = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) if text else None
-    except yaml.YAMLError:
+        return identity(load_stored_config(RunDir(Path(root))))
+    except Exception:  # damaged, or a config of an older forge: show what is known
         return {}
-    return identity_of(cfg) if isinstance(cfg, dict) else {}
-
-
-def identity_of(cfg: dict[str, Any]) -> dict[str, Any]:
-    """What status shows of a config (a plain dict, as config.yaml holds it)."""
-
-    def block(name: str) -> dict:
-        value = cfg.get(name)
-        return value if isinstance(value, dict) else {}
-
-    def positive(value) -> bool:
-        try:
-            return float(value) > 0
-        except (TypeError, ValueError):
-            return False
-
-    distillation = block("distillation")
-    hidden = distillation.get("hidden")
-    if cfg.get("rl") is not None:
-        mode = "rl"
-    elif positive(distillation.get("alpha")) or (isinstance(hidden, dict) and positive(hidden.get("weight"))):
-        mode = "kd"
-    else:
-        mode = "sft"
-    max_steps = block("training").get("max_steps")
-    return {
-        "task": block("task").get("name"),
-        "model": block("student").get("name"),
-        "mode": mode,
-        "max_steps": max_steps if isinstance(max_steps, int) and max_steps > 0 else None,
-    }
 
 
 def _done_stages(root: str) -> set[str]:
     try:
-        return {name.removesuffix(".done") for name in os.listdir(os.path.join(root, "stages"))}
+        return {
+            name.removesuffix(layout.STAGE_MARKER_SUFFIX)
+            for name in os.listdir(os.path.join(root, layout.STAGE_MARKERS))
+        }
     except OSError:
         return set()
 
 
 def _stopped_safely(attempt: dict) -> bool:
-    return str(attempt.get("exit_reason") or "").startswith(("preempted", "time limit"))
+    outcome = Outcome.of(attempt)
+    return outcome is not None and outcome.stopped_safely
 
 
 def _state(root: str, attempts: list[dict]) -> str:
-    if os.path.exists(os.path.join(root, "pipeline_complete")):
+    if os.path.exists(os.path.join(root, layout.COMPLETE)):
         return "complete"
     holder = _holder(root)
     if holder != "none":
@@ -209,14 +185,14 @@ def _state(root: str, attempts: list[dict]) -> str:
     if not attempts:
         return "fresh"
     last = attempts[-1]
-    reason = str(last.get("exit_reason") or "")
     if last.get("ended_at") is None:
         return "killed"
-    if _stopped_safely(last):
+    outcome = Outcome.of(last)
+    if outcome is not None and outcome.stopped_safely:
         return "preempted"
-    if reason.startswith(("failed", "error")):
+    if outcome in (Outcome.FAILED, Outcome.ERROR):
         return "failed"
-    if reason == "interrupted":
+    if outcome is Outcome.INTERRUPTED:
         return "interrupted"
     return "pending"
 
@@ -226,7 +202,7 @@ def _holder(root: str) -> str:
     host held it and has written nothing for SILENT_AFTER_S, "none" otherwise. The owner
     file is removed on release and left behind by a killed holder, so its pid is checked
     on this host; another host's pid cannot be, so its last write stands in."""
-    owner = _json(os.path.join(root, LOCK_OWNER))
+    owner = _json(os.path.join(root, layout.LOCK_OWNER))
     if owner is None:
         return "none"
     if owner.get("host") != socket.gethostname():
@@ -244,7 +220,7 @@ def _holder(root: str) -> str:
 def _safe_step(root: str) -> int | None:
     """The step of the checkpoint `latest_checkpoint` names (forge writes it only once
     the checkpoint is complete)."""
-    name = _read(os.path.join(root, "latest_checkpoint"))
+    name = _read(os.path.join(root, layout.LATEST_CHECKPOINT))
     return checkpoint_step(Path(name.strip())) if name else None
 
 
@@ -252,7 +228,7 @@ def main_metric(root: Path | str, name: str, metric) -> float | None:
     """The task's main metric in metrics/<name>.json (pre_eval, post_eval, teacher_pre_eval)."""
     if metric is None:
         return None
-    data = _json(os.path.join(root, "metrics", f"{name}.json"))
+    data = _json(os.path.join(root, layout.METRICS, f"{name}.json"))
     try:
         return float(data[metric.split][metric.name])
     except (TypeError, KeyError, ValueError):
@@ -264,7 +240,7 @@ def _wandb(root: str, meta: dict) -> str | None:
     if run_id is None:
         return None
     try:
-        names = os.listdir(os.path.join(root, "wandb"))
+        names = os.listdir(os.path.join(root, layout.WANDB))
     except OSError:
         return run_id
     if any(n.startswith("offline-run-") for n in names):
@@ -276,7 +252,7 @@ def _wandb(root: str, meta: dict) -> str | None:
 
 def _updated(root: str) -> float | None:
     times = []
-    for name in ("output.log", "training_state.json", "run_metadata.json"):
+    for name in (layout.LOG, layout.STATE, layout.METADATA):
         with contextlib.suppress(OSError):
             times.append(os.stat(os.path.join(root, name)).st_mtime)
     return max(times) if times else None

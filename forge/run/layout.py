@@ -24,7 +24,25 @@ from pathlib import Path
 
 STAGES = ("prepare_data", "pre_eval", "train", "finalize", "post_eval")
 CHECKPOINT_PREFIX = "checkpoint-"
+
+# The names of a run's files and folders: RunDir below, and `forge status`, which reads
+# many runs with plain string paths (os.path.join(root, METADATA)), use these.
+CONFIG = "config.yaml"
+METADATA = "run_metadata.json"
+UPSTREAM = "upstream.json"
+STATE = "training_state.json"
+LOG = "output.log"
+LOCK = ".lock"
 LOCK_OWNER = ".lock.owner"
+DATA = "data"
+METRICS = "metrics"
+MODEL = "model"
+ADAPTER = "adapter"
+WANDB = "wandb"
+LATEST_CHECKPOINT = "latest_checkpoint"
+COMPLETE = "pipeline_complete"
+STAGE_MARKERS = "stages"
+STAGE_MARKER_SUFFIX = ".done"
 
 
 @dataclass(frozen=True)
@@ -33,27 +51,27 @@ class RunDir:
 
     @property
     def config(self) -> Path:
-        return self.root / "config.yaml"
+        return self.root / CONFIG
 
     @property
     def metadata(self) -> Path:
-        return self.root / "run_metadata.json"
+        return self.root / METADATA
 
     @property
     def upstream(self) -> Path:
-        return self.root / "upstream.json"
+        return self.root / UPSTREAM
 
     @property
     def state(self) -> Path:
-        return self.root / "training_state.json"
+        return self.root / STATE
 
     @property
     def log(self) -> Path:
-        return self.root / "output.log"
+        return self.root / LOG
 
     @property
     def lock(self) -> Path:
-        return self.root / ".lock"
+        return self.root / LOCK
 
     @property
     def lock_owner(self) -> Path:
@@ -63,19 +81,19 @@ class RunDir:
 
     @property
     def data(self) -> Path:
-        return self.root / "data"
+        return self.root / DATA
 
     @property
     def metrics(self) -> Path:
-        return self.root / "metrics"
+        return self.root / METRICS
 
     @property
     def model(self) -> Path:
-        return self.root / "model"
+        return self.root / MODEL
 
     @property
     def adapter(self) -> Path:
-        return self.root / "adapter"
+        return self.root / ADAPTER
 
     @property
     def final_model(self) -> Path:
@@ -84,20 +102,20 @@ class RunDir:
 
     @property
     def wandb(self) -> Path:
-        return self.root / "wandb"
+        return self.root / WANDB
 
     @property
     def latest_checkpoint(self) -> Path:
-        return self.root / "latest_checkpoint"
+        return self.root / LATEST_CHECKPOINT
 
     @property
     def complete(self) -> Path:
-        return self.root / "pipeline_complete"
+        return self.root / COMPLETE
 
     def stage_marker(self, stage: str) -> Path:
         if stage not in STAGES:
             raise ValueError(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")
-        return self.root / "stages" / f"{stage}.done"
+        return self.root / STAGE_MARKERS / f"{stage}{STAGE_MARKER_SUFFIX}"
 
     def checkpoint(self, step: int) -> Path:
         return self.root / f"{CHECKPOINT_PREFIX}{step}"

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from enum import Enum
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,38 @@ from forge.run.files import atomic_write_json, read_json
 from forge.run.layout import RunDir
 
 PACKAGES = ("forge", "torch", "transformers", "datasets", "tokenizers", "accelerate", "peft", "trl", "wandb")
+
+
+class Outcome(str, Enum):
+    """How an attempt ended: the `outcome` of its record in run_metadata.json, beside the
+    exit code and a sentence for people (`exit_reason`). `forge status` reads this."""
+
+    COMPLETED = "completed"  # the run is complete
+    STAGE_DONE = "stage done"  # the stages it was asked for are done (a Snakemake job)
+    PREEMPTED = "preempted"  # stopped by SIGTERM at a safe checkpoint
+    TIME_LIMIT = "time limit"  # stopped by SIGUSR1 or forge's SLURM timer at a safe checkpoint
+    INTERRUPTED = "interrupted"  # Ctrl-C
+    ERROR = "error"  # a problem forge names (a bad input, a missing file)
+    FAILED = "failed"  # an unexpected exception
+
+    @property
+    def stopped_safely(self) -> bool:
+        return self in (Outcome.PREEMPTED, Outcome.TIME_LIMIT)
+
+    @classmethod
+    def of(cls, attempt: dict) -> Outcome | None:
+        """An ended attempt's outcome (None while it has not ended). Attempts recorded before
+        forge kept the outcome have only their exit_reason, whose first words name it."""
+        value = attempt.get("outcome")
+        if value is not None:
+            try:
+                return cls(value)
+            except ValueError:
+                return None
+        reason = attempt.get("exit_reason")
+        if not isinstance(reason, str):
+            return None
+        return next((o for o in cls if reason.startswith(o.value)), None)
 
 
 def _now() -> str:
@@ -68,6 +101,16 @@ def _restart_count(job: str) -> int | None:
     return None
 
 
+def identity(cfg) -> dict[str, Any]:
+    """What `forge status` shows of a run's config (a ForgeConfig): task, model, mode, max_steps."""
+    return {
+        "task": cfg.task.name,
+        "model": cfg.student.name,
+        "mode": cfg.mode,
+        "max_steps": cfg.training.max_steps if cfg.training.max_steps > 0 else None,
+    }
+
+
 class RunMetadata:
     def __init__(self, run: RunDir):
         self.run = run
@@ -108,9 +151,9 @@ class RunMetadata:
         )
         self.save()
 
-    def end_attempt(self, reason: str, exit_code: int) -> None:
+    def end_attempt(self, outcome: Outcome, reason: str, exit_code: int) -> None:
         attempt = self.data["attempts"][-1]
-        attempt.update(ended_at=_now(), exit_reason=reason, exit_code=exit_code)
+        attempt.update(ended_at=_now(), outcome=outcome.value, exit_reason=reason, exit_code=exit_code)
         self.save()
 
     def note(self, key: str, value: Any) -> None:

@@ -23,7 +23,7 @@ from forge.logs import attach_run_log, detach_run_log
 from forge.run import registry, upstream
 from forge.run.layout import STAGES, RunDir, run_dir_of
 from forge.run.lock import RunLock
-from forge.run.metadata import RunMetadata
+from forge.run.metadata import Outcome, RunMetadata, identity
 from forge.run.state import mark_pipeline_complete, stage_done
 from forge.signals import StopRequest
 
@@ -111,13 +111,7 @@ class RunSession:
                 log.info("resuming run in %s", run.root)
             upstream.ensure_recorded(self.cfg, run, self._upstream_runs)
             # what `forge status` shows (max_steps may have changed since the last attempt)
-            cfg = self.cfg
-            self.metadata.data["identity"] = {
-                "task": cfg.task.name,
-                "model": cfg.student.name,
-                "mode": cfg.mode,
-                "max_steps": cfg.training.max_steps if cfg.training.max_steps > 0 else None,
-            }
+            self.metadata.data["identity"] = identity(self.cfg)
             self.metadata.start_attempt(self.stage)
             registry.register(run.root, task=self.cfg.task.name, model=self.cfg.student.name)
             self.stop.install()
@@ -130,19 +124,20 @@ class RunSession:
             self._close()
             return
         if exc_type is None:
-            reason, code = "completed" if self.run.complete.exists() else "stage done", EXIT_OK
+            outcome = Outcome.COMPLETED if self.run.complete.exists() else Outcome.STAGE_DONE
+            reason, code = outcome.value, EXIT_OK
         elif isinstance(exc, Preempted):
-            kind = "time limit" if self.stop.for_time_limit else "preempted"
-            reason, code = f"{kind} ({self.stop.describe()})", exc.exit_code
+            outcome = Outcome.TIME_LIMIT if self.stop.for_time_limit else Outcome.PREEMPTED
+            reason, code = f"{outcome.value} ({self.stop.describe()})", exc.exit_code
         elif isinstance(exc, KeyboardInterrupt):
-            reason, code = "interrupted", 130
+            outcome, reason, code = Outcome.INTERRUPTED, "interrupted", 130
         elif isinstance(exc, ForgeError):
-            reason, code = f"error: {exc}", exc.exit_code
+            outcome, reason, code = Outcome.ERROR, f"error: {exc}", exc.exit_code
         else:
-            reason, code = f"failed: {exc_type.__name__}: {exc}", 1
+            outcome, reason, code = Outcome.FAILED, f"failed: {exc_type.__name__}: {exc}", 1
             log.error("attempt failed", exc_info=(exc_type, exc, tb))
         try:
-            self.metadata.end_attempt(reason, code)
+            self.metadata.end_attempt(outcome, reason, code)
             if self._tracker is not None:
                 self._tracker.finish(exit_code=code)
         finally:

@@ -7,11 +7,14 @@ import socket
 from forge import status
 from forge.cli import main
 
+IDENTITY = {"task": "ocr", "model": "tiny", "mode": "sft", "max_steps": 50}
+
 
 def fake_run(root, attempts=(), owner=None, **files):
     root.mkdir(parents=True)
     (root / "config.yaml").write_text("task: {name: ocr}\nstudent: {name: tiny}\ntraining: {max_steps: 50}\n")
-    (root / "run_metadata.json").write_text(json.dumps({"wandb_run_id": "abc", "attempts": list(attempts)}))
+    meta = {"wandb_run_id": "abc", "identity": IDENTITY, "attempts": list(attempts)}
+    (root / "run_metadata.json").write_text(json.dumps(meta))
     if owner is not None:
         (root / ".lock.owner").write_text(json.dumps(owner))
     for name, text in files.items():
@@ -20,12 +23,29 @@ def fake_run(root, attempts=(), owner=None, **files):
     return root
 
 
-def test_mode_comes_from_the_config_blocks():
-    assert status.identity_of({"task": {"name": "mnli"}, "student": {"name": "s"}})["mode"] == "sft"
-    assert status.identity_of({"distillation": {"alpha": 0.5}})["mode"] == "kd"
-    assert status.identity_of({"distillation": {"alpha": 0, "hidden": {"weight": 0.1}}})["mode"] == "kd"
-    assert status.identity_of({"rl": {"rewards": ["format"]}})["mode"] == "rl"
-    assert status.identity_of({"training": {"max_steps": -1}})["max_steps"] is None
+def test_a_run_older_than_the_recorded_identity_gets_it_from_its_config_as_a_run_would(tmp_path):
+    from forge.config import dump_yaml, load_config
+    from tests.conftest import ROOT
+
+    for name, mode in (("classification/mnli/tiny/01_kd.yaml", "kd"), ("reasoning/gsm8k/tiny/01_grpo.yaml", "rl")):
+        run = fake_run(tmp_path / mode)
+        (run / "run_metadata.json").write_text(json.dumps({"attempts": []}))  # no identity
+        (run / "config.yaml").write_text(dump_yaml(load_config(ROOT / "configs" / name)))
+        row = status.status_of(run)
+        assert (row.mode, row.model, row.max_steps) == (
+            mode,
+            "tiny",
+            load_config(ROOT / "configs" / name).training.max_steps,
+        )
+
+
+def test_the_state_comes_from_the_attempts_outcome_not_its_wording(tmp_path):
+    worded = {"outcome": "preempted", "exit_reason": "stopped, as it happens", "ended_at": "t"}
+    assert status.status_of(fake_run(tmp_path / "a", [worded])).state == "preempted"
+    failed = {"outcome": "error", "exit_reason": "preempted? no", "ended_at": "t"}
+    assert status.status_of(fake_run(tmp_path / "b", [failed])).state == "failed"
+    legacy = {"exit_reason": "time limit (SIGUSR1)", "ended_at": "t"}  # recorded before outcomes
+    assert status.status_of(fake_run(tmp_path / "c", [legacy])).state == "preempted"
 
 
 def test_runs_are_found_without_descending_into_them(tmp_path):
@@ -74,8 +94,6 @@ def test_damaged_files_give_what_can_be_read_not_a_crash(tmp_path):
     (run / "metrics" / "pre_eval.json").write_text('{"test": {"cer": "many"}}')
     row = status.status_of(run)
     assert (row.state, row.attempts, row.mode, row.pre, row.max_steps) == ("killed", 1, None, None, None)
-    assert status.identity_of({"distillation": {"alpha": "0.5"}})["mode"] == "kd"  # as YAML may give it
-    assert status.identity_of({"distillation": 3, "training": "x"})["mode"] == "sft"
 
 
 def test_a_holder_on_another_host_is_running_while_it_writes_then_silent(tmp_path):
