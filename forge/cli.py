@@ -2,7 +2,8 @@
 
 forge --config CONFIG [--max_steps N] [--epochs E] [--run_name NAME] [--debug]
 forge --resume RUN_DIR [--max_steps N] [--epochs E]
-forge stage STAGE --run-dir RUN_DIR        (one stage; what the Snakemake rules call)
+forge stage STAGE --config CONFIG          (one stage; what the Snakemake rules call)
+forge stage STAGE --run-dir RUN_DIR        (one stage of an existing run)
 forge status [PATH ...] [--incomplete] [--failed] [--json]
 forge report PATH ... [--out DIR]
 """
@@ -14,7 +15,8 @@ import logging
 import sys
 from pathlib import Path
 
-STAGES = ("prepare_data", "pre_eval", "train", "finalize", "post_eval")  # == forge.run.layout.STAGES
+from forge.run.layout import STAGES  # a module of names: importing it costs nothing
+
 DEBUG_TRAIN_SAMPLES = 512
 DEBUG_EVAL_SAMPLES = 200
 

@@ -17,7 +17,7 @@ from tests.kill_matrix import (
     rl_warm_start,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.heavy]
 
 
 def ids(matrix) -> list[str]:

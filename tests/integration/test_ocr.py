@@ -77,6 +77,7 @@ def test_a_short_ocr_run_completes_and_its_final_model_transcribes(tmp_path):
 LEARN_STEPS = 1200
 
 
+@pytest.mark.heavy  # a long recipe: it trains until the model reads
 def test_an_ocr_run_killed_mid_training_resumes_and_learns_to_read(tmp_path):
     """The shipped offline recipe, shortened; CER on the 200 test lines must fall."""
     config = write_config(
@@ -103,6 +104,7 @@ def test_an_ocr_run_killed_mid_training_resumes_and_learns_to_read(tmp_path):
     assert post["test"]["cer"] < pre["cer"]
 
 
+@pytest.mark.heavy  # two OCR runs through Snakemake
 def test_ocr_kd_from_another_ocr_run_goes_through_snakemake_teacher_first(tmp_path):
     configs = tmp_path / "configs"
     write_config(configs, "teacher.yaml", short_run(tmp_path, LINES / "tiny_wide/00_sft.yaml", "teacher"))

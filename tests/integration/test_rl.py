@@ -167,6 +167,7 @@ def test_lora_on_the_policy_saves_an_adapter_and_a_merged_policy_that_agree(chai
         torch.testing.assert_close(merged(**batch).logits, adapted(**batch).logits, rtol=0, atol=1e-5)
 
 
+@pytest.mark.heavy  # the whole chain again, through Snakemake
 def test_the_chain_runs_through_snakemake_warm_start_first(tmp_path):
     rl_chain(tmp_path)
     sft, grpo = run_of(tmp_path, "sft"), run_of(tmp_path, "grpo")

@@ -30,7 +30,7 @@ from tests.conftest import (
     write_config,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.heavy]
 
 # Each process one thread: two ranks on a 2-core machine, and the same in every run compared.
 ENV = {"OMP_NUM_THREADS": "1"}

@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import assert_bitwise_equal, run_dir, wait_for
 from tests.integration.test_snakemake import snakemake_cmd
 
-pytestmark = pytest.mark.slurm
+pytestmark = [pytest.mark.slurm, pytest.mark.heavy]
 
 TIMEOUT = 900  # every Snakemake call is bounded; `timeout -k` also ends a hung one
 

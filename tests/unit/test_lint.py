@@ -9,7 +9,7 @@ from tests.conftest import ROOT
 
 BIN = Path(sys.executable).parent
 
-# Lints of `snakemake --lint` the project accepts, and why (see README, "Snakemake"):
+# Lints of `snakemake --lint` the project accepts, and why (see docs/slurm.md):
 ACCEPTED_LINTS = {
     # forge runs in the project's own environment (pip install -e .), not per-rule conda envs
     "Specify a conda environment or container for each rule.",
