@@ -4,6 +4,7 @@ warnings go to output.log (and to stderr too with --debug). Tracebacks go to out
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -11,6 +12,17 @@ FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 LIBRARIES = ("transformers", "datasets", "peft", "trl", "py.warnings")
 
 log = logging.getLogger("forge")
+
+# Terminal control sequences (colours, bold: transformers' load report uses them): CSI and
+# OSC sequences, and lone escapes.
+ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
+
+
+class _PlainTextFormatter(logging.Formatter):
+    """output.log is plain text: terminal codes in a message (a library's colours) are dropped."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return ANSI.sub("", super().format(record))
 
 
 class _ConsoleFormatter(logging.Formatter):
@@ -71,7 +83,7 @@ def quiet_libraries(debug: bool = False) -> None:
 def attach_run_log(path: Path, debug: bool = False) -> logging.Handler:
     """Append forge's and the libraries' logs to `path` until `detach_run_log`."""
     handler = logging.FileHandler(path, mode="a", encoding="utf-8")
-    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.setFormatter(_PlainTextFormatter(FORMAT))
     handler.setLevel(logging.DEBUG if debug else logging.INFO)
     for name in ("forge", *LIBRARIES):
         logger = logging.getLogger(name)
