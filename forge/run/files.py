@@ -1,4 +1,7 @@
-"""Small, crash-safe file writes: a reader sees the old file or the new one, never half of one."""
+"""Small, crash-safe file writes: a reader sees the old file or the new one, never half of one.
+Every file forge leaves in a run directory has the modes the user's umask gives a new file
+(a teammate reading a teacher run's final model needs that), also where a library wrote
+it with tighter ones (transformers 5 saves model.safetensors with 0600)."""
 
 from __future__ import annotations
 
@@ -18,11 +21,36 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def umask() -> int:
+    """This process's umask, read without changing it (Linux); else set and restored at once."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def follow_umask(path: Path) -> None:
+    """Give `path` (and everything below a directory) the modes of a newly created file or
+    directory under the umask: rw-r--r-- / rwxr-xr-x under 022, rw------- / rwx------ under 077."""
+    path, mask = Path(path), umask()
+    for item in [path, *path.rglob("*")] if path.is_dir() else [path]:
+        if item.is_symlink():
+            continue
+        os.chmod(item, (0o777 if item.is_dir() else 0o666) & ~mask)
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~umask())  # mkstemp's 0600 is for the temporary name only
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
             fh.flush()

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from forge.run.files import atomic_write_json, atomic_write_text, fsync_dir, read_json
+from forge.run.files import atomic_write_json, atomic_write_text, follow_umask, fsync_dir, read_json
 from forge.run.layout import STAGES, RunDir
 
 log = logging.getLogger("forge.run")
@@ -41,6 +41,7 @@ TRAINER_STATE = "trainer_state.json"
 def mark_checkpoint_complete(path: Path, step: int, world_size: int = 1) -> None:
     """Flush every file of a finished checkpoint to disk, then record it as complete
     (with the number of processes that wrote it: one RNG state file each)."""
+    follow_umask(path)  # the trainer's files as readable as the user's umask allows
     files: dict[str, int] = {}
     for file in sorted(p for p in path.rglob("*") if p.is_file() and p.name != COMPLETE_MARK):
         with file.open("rb") as fh:

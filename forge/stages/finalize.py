@@ -10,7 +10,7 @@ import shutil
 from forge.config import to_dict
 from forge.errors import ForgeError
 from forge.models.loading import ModelSource, load_model, load_preprocessor
-from forge.run.files import read_json, replace_dir
+from forge.run.files import follow_umask, read_json, replace_dir
 from forge.run.layout import checkpoint_step
 from forge.run.session import RunSession
 from forge.run.state import TrainingState, find_resume_checkpoint, mark_stage_done
@@ -26,6 +26,7 @@ def _save(session: RunSession, model, tokenizer, target) -> None:
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     shutil.copyfile(session.run.config, tmp / "forge_config.yaml")
+    follow_umask(tmp)
     replace_dir(tmp, target)
 
 
