@@ -18,6 +18,7 @@ from forge.errors import ConfigError
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]  # what numpy, torch and datasets accept
 
 Mode = Literal["sft", "kd", "rl"]
 
@@ -45,6 +46,10 @@ class TaskConfig(Strict):
     skip_bad_images: bool = False
     max_train_samples: PositiveInt | None = None
     max_eval_samples: PositiveInt | None = None
+    # Draws the max_train_samples / max_eval_samples subsets. Apart from `seed` (the model's
+    # initialisation, dropout, the data order) so that runs over several seeds see the same
+    # examples; vary it to measure how much the choice of examples matters.
+    data_seed: Seed = 42
 
     @field_validator("name")
     @classmethod
@@ -178,7 +183,7 @@ class WandbConfig(Strict):
 
 class ForgeConfig(Strict):
     run_name: Name
-    seed: int = 42
+    seed: Seed = 42
     output_root: str = "outputs"
     debug: bool = False
     task: TaskConfig

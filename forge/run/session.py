@@ -112,6 +112,7 @@ class RunSession:
             upstream.ensure_recorded(self.cfg, run, self._upstream_runs)
             # what `forge status` shows (max_steps may have changed since the last attempt)
             self.metadata.data["identity"] = identity(self.cfg)
+            self.metadata.data["seeds"] = {"seed": self.cfg.seed, "data_seed": self.cfg.task.data_seed}
             self.metadata.start_attempt(self.stage)
             registry.register(run.root, task=self.cfg.task.name, model=self.cfg.student.name)
             self.stop.install()

@@ -35,9 +35,9 @@ def prepare(cfg: ForgeConfig, tokenizer, out: Path) -> dict[str, int]:
     from datasets import DatasetDict
 
     raw = sources.load(cfg.task.dataset, cfg.task.dataset_config or DEFAULT_CONFIG, (TRAIN_SPLIT, *EVAL_SPLITS))
-    splits = {TRAIN_SPLIT: sources.subset(raw[TRAIN_SPLIT], cfg.task.max_train_samples, cfg.seed)}
+    splits = {TRAIN_SPLIT: sources.subset(raw[TRAIN_SPLIT], cfg.task.max_train_samples, cfg.task.data_seed)}
     for name in EVAL_SPLITS:
-        splits[name] = sources.subset(raw[name], cfg.task.max_eval_samples, cfg.seed)
+        splits[name] = sources.subset(raw[name], cfg.task.max_eval_samples, cfg.task.data_seed)
 
     def tokenize(batch):
         return tokenizer(batch["premise"], batch["hypothesis"], truncation=True, max_length=cfg.task.max_length)

@@ -101,7 +101,7 @@ def prepare(cfg: ForgeConfig, processor, out: Path) -> dict[str, int]:
         missing = {task.image_column, task.text_column} - set(raw[name].column_names)
         if missing:
             raise ForgeError(f"dataset {task.dataset!r}: split {name} lacks the column(s) {', '.join(sorted(missing))}")
-        split = _checked(sources.subset(raw[name], limit, cfg.seed), name, cfg)
+        split = _checked(sources.subset(raw[name], limit, cfg.task.data_seed), name, cfg)
         split = split.select_columns([task.image_column, task.text_column])
         split = split.rename_columns({task.image_column: "image", task.text_column: "text"})
 

@@ -96,8 +96,8 @@ def prepare(cfg: ForgeConfig, tokenizer, out: Path) -> dict[str, int]:
         missing = {"question", "answer"} - set(raw[split].column_names)
         if missing:
             raise ValueError(f"dataset {cfg.task.dataset!r}: split {split} lacks the column(s) {', '.join(missing)}")
-    train = sources.subset(raw[TRAIN_SPLIT], cfg.task.max_train_samples, cfg.seed)
-    test = sources.subset(raw[EVAL_SPLIT], cfg.task.max_eval_samples, cfg.seed)
+    train = sources.subset(raw[TRAIN_SPLIT], cfg.task.max_train_samples, cfg.task.data_seed)
+    test = sources.subset(raw[EVAL_SPLIT], cfg.task.max_eval_samples, cfg.task.data_seed)
 
     def sft_form(row):
         return sft_features(tokenizer, row["question"], row["answer"], cfg.task.max_length)

@@ -40,6 +40,8 @@ EXPECTED = {
     "run_name_with_dotdot": "run_name: String should match pattern",
     "run_name_with_semicolon": "run_name: String should match pattern",
     "run_name_with_slash": "run_name: String should match pattern",
+    "seed_out_of_range": "seed: Input should be less than or equal to 4294967295 (got 4294967296)",
+    "data_seed_negative": "task.data_seed: Input should be greater than or equal to 0 (got -1)",
     "section_is_a_list": "training: Input should be a valid dictionary",
     "student_path_and_run": "student_path_and_run.yaml: student: set exactly one of path (a model) or run",
     "student_run_missing": "student.run: file not found:",

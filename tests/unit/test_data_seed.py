@@ -1,0 +1,39 @@
+"""`seed` changes the model's initialisation and the data order, not which examples a
+limited-label run sees: `task.data_seed` draws the subset."""
+
+from __future__ import annotations
+
+import json
+
+from forge.config import load_config
+from forge.tasks import mnli
+from tests.conftest import TINY_CONFIG, write_config
+
+
+def prepared_rows(tmp_path, name: str, **overrides) -> list[list[int]]:
+    from forge.models.loading import load_preprocessor
+
+    config = write_config(
+        tmp_path, f"{name}.yaml", f"base: {TINY_CONFIG}\ntask: {{max_train_samples: 40, max_eval_samples: 20}}\n"
+    )
+    cfg = load_config(config, overrides)
+    mnli.prepare(cfg, load_preprocessor(cfg.student.path, mnli.HEAD), tmp_path / name)
+    data = mnli.load_prepared(tmp_path / name)
+    return [data[split]["input_ids"] for split in (mnli.TRAIN_SPLIT, *mnli.EVAL_SPLITS)]
+
+
+def test_the_subset_stays_when_only_the_seed_changes_and_moves_with_the_data_seed(tmp_path):
+    first = prepared_rows(tmp_path, "a", seed=1)
+    assert prepared_rows(tmp_path, "b", seed=2) == first
+    other = prepared_rows(tmp_path, "c", seed=1, **{"task.data_seed": 7})
+    assert all(len(x) == len(y) for x, y in zip(other, first, strict=True)) and other[0] != first[0]
+
+
+def test_both_seeds_are_recorded_in_run_metadata(tmp_path):
+    from forge.run.session import RunSession
+
+    config = write_config(tmp_path, "run.yaml", f"base: {TINY_CONFIG}\noutput_root: {tmp_path / 'out'}\nseed: 3\n")
+    cfg = load_config(config, {"task.data_seed": 11})
+    with RunSession(cfg) as session:
+        pass
+    assert json.loads(session.run.metadata.read_text())["seeds"] == {"seed": 3, "data_seed": 11}
