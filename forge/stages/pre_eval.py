@@ -19,7 +19,6 @@ def run(session: RunSession) -> None:
     tokenizer = load_preprocessor(session.source("student"), head)
     evaluate_model(session, model, tokenizer, "pre_eval", step=0)
     if cfg.mode == "kd":  # the teacher's metrics, beside the student's baseline
-        from forge.models.teacher import load_teacher
-
-        evaluate_model(session, load_teacher(session.source("teacher"), head), tokenizer, "teacher_pre_eval", step=0)
+        evaluate_model(session, session.teacher(head), tokenizer, "teacher_pre_eval", step=0)
+        session.forget_teacher()  # training loads its own (online KD) or reads the cache
     mark_stage_done(session.run, "pre_eval")

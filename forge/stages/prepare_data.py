@@ -31,14 +31,14 @@ def cache_teacher_logits(session: RunSession, tokenizer, task) -> None:
     from transformers import DataCollatorWithPadding
 
     from forge import kd_cache
-    from forge.models.teacher import check_same_tokenizer, load_teacher
+    from forge.models.teacher import check_same_tokenizer
     from forge.run.files import atomic_write_json
 
     cfg, run, teacher = session.cfg, session.run, session.source("teacher")
     check_same_tokenizer(tokenizer, teacher)
     train = task.load_prepared(run.data)[task.TRAIN_SPLIT]
     key, path = kd_cache.ensure(
-        load_teacher(teacher, task.HEAD),
+        session.teacher(task.HEAD),
         train,
         run.data / task.TRAIN_SPLIT,
         DataCollatorWithPadding(tokenizer),
