@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import random
+
 from transformers import Trainer
 from transformers.trainer_callback import PrinterCallback
 
@@ -21,6 +24,13 @@ class FinetuningTrainer(Trainer):
         # forge's StepMetricsCallback logs every step to the console and output.log.
         self.remove_callback(PrinterCallback)
 
+    def evaluate(self, *args, **kwargs):
+        """An evaluation during training leaves the random state as it found it, so how
+        often a run evaluates never changes what it trains (its DataLoader draws a seed from
+        torch's generator, which would shift every dropout mask after it)."""
+        with random_state_kept():
+            return super().evaluate(*args, **kwargs)
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         labels = inputs.pop("labels")
         outputs = model(**inputs)
@@ -35,3 +45,21 @@ class FinetuningTrainer(Trainer):
         if num_items_in_batch is None or not self.args.average_tokens_across_devices:
             return loss
         return loss * self.accelerator.num_processes
+
+
+@contextlib.contextmanager
+def random_state_kept():
+    """Restore Python's, numpy's and torch's (CPU and CUDA) random states on the way out."""
+    import numpy as np
+    import torch
+
+    saved = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    try:
+        yield
+    finally:
+        random.setstate(saved[0])
+        np.random.set_state(saved[1])
+        torch.set_rng_state(saved[2])
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)

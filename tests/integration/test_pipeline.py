@@ -19,6 +19,7 @@ from tests.conftest import (
     short_config,
     start_forge,
     wait_for,
+    write_config,
 )
 
 pytestmark = pytest.mark.integration
@@ -186,3 +187,20 @@ def test_the_readme_first_command_produces_a_complete_run(tmp_path):
 
     assert AutoModelForSequenceClassification.from_pretrained(run / "model").num_labels == 3
     assert AutoTokenizer.from_pretrained(run / "model")("a", "b")["input_ids"]
+
+
+@pytest.mark.parametrize(
+    "training",
+    [
+        "eval_steps: 1000",  # no evaluation during training (the reference evaluates at steps 60 and 120)
+        "eval_steps: 20",
+        "save_steps: 30",  # checkpoints at other steps (the reference saves every 20)
+    ],
+)
+def test_how_often_a_run_evaluates_or_saves_does_not_change_what_it_trains(tmp_path, reference, training):
+    short_config(tmp_path, "short_base.yaml")
+    config = write_config(tmp_path, "short.yaml", f"base: short_base.yaml\ntraining:\n  {training}\n")
+    result = run_forge("--config", str(config), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert run_dir(tmp_path).complete.exists()
+    assert_bitwise_equal(run_dir(tmp_path), reference)
