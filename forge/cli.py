@@ -35,8 +35,16 @@ examples:
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a misused command line refused like every other bad input: one line
+    (the problem, and where the usage is), exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message} (usage: {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="forge",
         description="Fine-tune a Hugging Face model from a YAML config; resumable by design.",
         epilog=EPILOG,
@@ -53,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _stage_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="forge stage", description="Run one stage of a run (used by Snakemake).")
+    p = _Parser(prog="forge stage", description="Run one stage of a run (used by Snakemake).")
     p.add_argument("stage", choices=STAGES)
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--config", help="the run's config (creates the run directory if needed)")
@@ -62,7 +70,7 @@ def _stage_parser() -> argparse.ArgumentParser:
 
 
 def _status_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="forge status",
         description="A table of runs: state, stage, last safe step, attempts, pre -> post metric, W&B run.",
     )
@@ -95,7 +103,7 @@ def _status(argv: list[str]) -> int:
 
 
 def _report(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="forge report",
         description="Compare runs: a table of pre, post and teacher metrics, loss and metric curves "
         "(PNG), one Markdown and one self-contained HTML page. Offline, from the run directories alone.",
@@ -144,7 +152,7 @@ def _debug_overrides(raw) -> None:
 
 def _load(args: argparse.Namespace):
     from forge.config import validate
-    from forge.config.loader import RawConfig, apply_override, load_raw
+    from forge.config.loader import apply_override, load_raw, load_stored
     from forge.errors import ConfigError
     from forge.run.layout import RunDir
 
@@ -154,12 +162,12 @@ def _load(args: argparse.Namespace):
         run = RunDir(Path(args.resume))
         if not run.config.is_file():
             raise ConfigError(f"--resume: {run.root} is not a forge run directory (no config.yaml)")
-        import yaml
-
-        raw = RawConfig(data=yaml.safe_load(run.config.read_text()) or {}, leaf_file=str(run.config))
+        raw = load_stored(run.config)
         for key, value in _overrides(args).items():
             apply_override(raw, key, value)
         return validate(raw, check_upstream=False), None, run
+    if args.run_name is not None and not args.run_name.strip():
+        raise ConfigError("--run_name: must not be empty (leave it out to name the run after the config file)")
     raw = load_raw(args.config, _overrides(args))
     raw.data["run_name"] = args.run_name or raw.data.get("run_name") or Path(args.config).stem
     if args.debug:

@@ -73,8 +73,13 @@ def _explain(err: dict[str, Any], raw: RawConfig) -> str:
     if kind == "missing":
         return f"{source}: {key}: required key is missing"
     value = err.get("input")
-    shown = f" (got {value!r})" if not isinstance(value, (dict, list)) else ""
+    shown = f" (got {_cut(repr(value))})" if not isinstance(value, (dict, list)) else ""
     return f"{source}: {key}: {err['msg']}{shown}"
+
+
+def _cut(text: str, limit: int = 80) -> str:
+    """A value as a message shows it: a long one cut, with its length said."""
+    return text if len(text) <= limit else f"{text[: limit - 1]}… ({len(text):,} characters)"
 
 
 def _fields_at(model: type[BaseModel], path: tuple[str, ...]) -> set[str]:

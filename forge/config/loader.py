@@ -6,6 +6,7 @@ validation error can name the file a user has to edit.
 
 from __future__ import annotations
 
+import copy
 import functools
 import os
 from dataclasses import dataclass, field
@@ -60,6 +61,70 @@ try:  # libyaml's loader: the same safe subset of YAML, many times faster
 except AttributeError:  # pragma: no cover - PyYAML built without libyaml
     _SafeLoader = yaml.SafeLoader
 
+# Nodes a document may hold once its aliases are expanded: a config has hundreds; a
+# "billion laughs" file, built from a few nested aliases, has billions.
+ALIAS_BUDGET = 100_000
+
+
+class _StrictSafeLoader(_SafeLoader):
+    """The safe loader, stricter: a key twice in one mapping is an error naming both lines
+    (YAML would let the later one win silently), and a document whose aliases expand beyond
+    ALIAS_BUDGET nodes is refused before anything is built from it."""
+
+    def get_single_data(self):
+        node = self.get_single_node()
+        if node is None:
+            return None
+        _check_expansion(node)
+        return self.construct_document(node)
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                if isinstance(key, (str, int, float, bool)) or key is None:
+                    if key in seen:
+                        raise yaml.constructor.ConstructorError(
+                            None,
+                            None,
+                            f"key {str(key)[:60]!r} appears twice in one mapping (lines {seen[key] + 1} "
+                            f"and {key_node.start_mark.line + 1}); keep one",
+                            key_node.start_mark,
+                        )
+                    seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _check_expansion(root) -> None:
+    """Count the nodes of `root` with every alias expanded (each shared node once, by id)."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in open_nodes:
+            raise yaml.constructor.ConstructorError(None, None, "an alias refers to itself", node.start_mark)
+        open_nodes.add(key)
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            total += sum(size(child) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            total += sum(size(k) + size(v) for k, v in node.value)
+        open_nodes.discard(key)
+        sizes[key] = total
+        if total > ALIAS_BUDGET:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"its aliases expand to more than {ALIAS_BUDGET:,} values", node.start_mark
+            )
+        return total
+
+    size(root)
+
 
 def _read_yaml(path: Path, referrer: str | None) -> dict[str, Any]:
     """The mapping in a YAML file. Parsed once per file version: planning thousands of
@@ -75,9 +140,11 @@ def _read_yaml(path: Path, referrer: str | None) -> dict[str, Any]:
 def _parse_yaml(path: str, _mtime_ns: int, _size: int) -> dict[str, Any]:
     try:
         with open(path, encoding="utf-8") as fh:
-            data = yaml.load(fh, Loader=_SafeLoader)
+            data = yaml.load(fh, Loader=_StrictSafeLoader)
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not a YAML file (not UTF-8 text)") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid YAML: nested too deeply") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" (line {mark.line + 1})" if mark is not None else ""
@@ -92,6 +159,11 @@ def _parse_yaml(path: str, _mtime_ns: int, _size: int) -> dict[str, Any]:
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
     return _read_yaml(Path(path), None)
+
+
+def load_stored(path: str | Path) -> RawConfig:
+    """A run's own resolved config.yaml (no `base:` chain), as a RawConfig to validate."""
+    return RawConfig(data=copy.deepcopy(read_yaml(path)), leaf_file=str(path))
 
 
 def _resolve_path_value(value: Any, file: Path) -> Any:

@@ -9,25 +9,42 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, StrictBool, field_validator
 from pydantic_core import PydanticCustomError
 
 from forge import tasks
 from forge.errors import ConfigError
 
-Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
-PositiveInt = Annotated[int, Field(gt=0)]
-PositiveFloat = Annotated[float, Field(gt=0)]
-Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]  # what numpy, torch and datasets accept
+# A folder name: no separators, no leading dot, not too long for any filesystem.
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=100)]
+
+
+# Numbers are what they say: a YAML boolean is never a number (`batch_size: true` is not 1),
+# an int takes no float, and a float takes an int but never inf or nan (Strict below).
+def _spelled_number(value):
+    """YAML 1.1 reads `5e-5` (an exponent without a dot) as a string: it counts as the number it spells."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value  # refused below, with pydantic's message
+    return value
+
+
+Float = Annotated[float, BeforeValidator(_spelled_number), Strict()]
+BIG = 2**31 - 1  # steps, sizes and counts beyond it overflow torch's and the Trainer's ints
+PositiveInt = Annotated[int, Strict(), Field(gt=0, le=BIG)]
+PositiveFloat = Annotated[Float, Field(gt=0)]
+Seed = Annotated[int, Strict(), Field(ge=0, le=2**32 - 1)]  # what numpy, torch and datasets accept
 
 Mode = Literal["sft", "kd", "rl"]
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
-class TaskConfig(Strict):
+class TaskConfig(Section):
     # A task of forge/tasks/: mnli (sentence-pair classification, GLUE MNLI), reasoning
     # (word problems answered by a causal LM, GSM8K's layout, for SFT warm starts and RL),
     # ocr (line images transcribed by a vision encoder-decoder).
@@ -43,7 +60,7 @@ class TaskConfig(Strict):
     # skipped (with a warning naming them) instead of stopping prepare_data.
     image_column: str = "image"
     text_column: str = "text"
-    skip_bad_images: bool = False
+    skip_bad_images: StrictBool = False
     max_train_samples: PositiveInt | None = None
     max_eval_samples: PositiveInt | None = None
     # Draws the max_train_samples / max_eval_samples subsets. Apart from `seed` (the model's
@@ -61,21 +78,21 @@ class TaskConfig(Strict):
         return value
 
 
-class LoraConfig(Strict):
+class LoraConfig(Section):
     # LoRA through peft: only the low-rank adapters (and modules_to_save) train.
     r: PositiveInt = 8
     alpha: PositiveInt = 16
-    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    dropout: Annotated[Float, Field(ge=0, lt=1)] = 0.0
     # Module names to adapt; unset: every linear layer except the ones saved whole.
     target_modules: list[str] | None = None
     # Modules trained and saved whole. Layers the checkpoint lacks (a fresh
     # classification head) are always added, or the adapter would not reproduce them.
     modules_to_save: list[str] = []
     # finalize saves <run>/adapter; merge: true also saves the merged <run>/model.
-    merge: bool = True
+    merge: StrictBool = True
 
 
-class ModelConfig(Strict):
+class ModelConfig(Section):
     # Short name used in the run directory: outputs/<task>/<name>/<run_name>.
     name: Name
     # Exactly one of: `path`, a Hub model id, a local directory in Hub format or
@@ -90,7 +107,7 @@ class ModelConfig(Strict):
     trust_remote_code: StrictBool = False  # a YAML true/false, never a string
 
 
-class TeacherConfig(Strict):
+class TeacherConfig(Section):
     # Exactly one of: `path`, a Hub id, a local directory in Hub format or
     # "embedded:<name>"; or `run`, the config file of another forge run, whose
     # final model is the teacher (Snakemake and forge.py run it first).
@@ -100,21 +117,21 @@ class TeacherConfig(Strict):
     trust_remote_code: StrictBool = False  # as for the student
 
 
-class HiddenStateConfig(Strict):
+class HiddenStateConfig(Section):
     # loss += weight * distance(project(student last hidden state), teacher last hidden
     # state), over the tokens that are not padding. The projection is learned
     # (a linear map) when the widths differ, and is not part of the final model.
-    weight: Annotated[float, Field(ge=0)] = 0.0
+    weight: Annotated[Float, Field(ge=0)] = 0.0
     loss: Literal["cosine", "mse"] = "cosine"
 
 
-class DistillationConfig(Strict):
+class DistillationConfig(Section):
     # Weight of the distillation loss: loss = (1 - alpha) * CE + alpha * KD.
-    alpha: Annotated[float, Field(ge=0, le=1)] = 0.0
+    alpha: Annotated[Float, Field(ge=0, le=1)] = 0.0
     temperature: PositiveFloat = 2.0
     # true: the teacher runs once over the training data in prepare_data (forge/kd_cache.py);
     # false: online KD, the teacher runs on every training batch.
-    teacher_cache: bool = True
+    teacher_cache: StrictBool = True
     # Cache only the k largest teacher logits per item (large vocabularies); unset: all.
     cache_top_k: PositiveInt | None = None
     hidden: HiddenStateConfig = HiddenStateConfig()
@@ -124,10 +141,10 @@ class DistillationConfig(Strict):
         return self.alpha > 0 or self.hidden.weight > 0
 
 
-class RLConfig(Strict):
+class RLConfig(Section):
     # reward name -> weight (a list of names: weight 1 each). Names: the built-ins of
     # forge/rewards.py (correctness, format) or package.module:function.
-    rewards: dict[str, float]
+    rewards: dict[str, Float]
 
     @field_validator("rewards", mode="before")
     @classmethod
@@ -136,23 +153,24 @@ class RLConfig(Strict):
 
     # Completions sampled per prompt (the group whose rewards are compared);
     # training.batch_size counts completions, so it must be a multiple of this.
-    num_generations: Annotated[int, Field(ge=2)] = 4
+    num_generations: Annotated[int, Strict(), Field(ge=2, le=BIG)] = 4
     max_completion_length: PositiveInt = 64
     temperature: PositiveFloat = 1.0
     # KL penalty against the starting policy; 0 loads no reference model.
-    beta: Annotated[float, Field(ge=0)] = 0.0
+    beta: Annotated[Float, Field(ge=0)] = 0.0
     # trl's loss formulations (GRPOConfig.loss_type).
     loss_type: Literal["grpo", "dr_grpo", "dapo", "bnpo"] = "dapo"
 
 
-class TrainingConfig(Strict):
+class TrainingConfig(Section):
     epochs: PositiveFloat = 3.0
-    max_steps: int = Field(-1, ge=-1)  # -1: train for `epochs`; otherwise overrides them
+    # -1: train for `epochs`; otherwise overrides them
+    max_steps: Annotated[int, Strict(), Field(ge=-1, le=BIG)] = -1
     batch_size: PositiveInt = 32
     eval_batch_size: PositiveInt = 64
     learning_rate: PositiveFloat = 5e-5
-    weight_decay: Annotated[float, Field(ge=0)] = 0.0
-    warmup_steps: Annotated[float, Field(ge=0)] = 0  # < 1: a fraction of all steps
+    weight_decay: Annotated[Float, Field(ge=0)] = 0.0
+    warmup_steps: Annotated[Float, Field(ge=0)] = 0  # < 1: a fraction of all steps
     lr_scheduler: Literal[
         "linear",
         "cosine",
@@ -163,29 +181,29 @@ class TrainingConfig(Strict):
         "inverse_sqrt",
     ] = "linear"
     gradient_accumulation_steps: PositiveInt = 1
-    max_grad_norm: Annotated[float, Field(ge=0)] = 1.0
+    max_grad_norm: Annotated[Float, Field(ge=0)] = 1.0
     logging_steps: PositiveInt = 10
     save_steps: PositiveInt = 500
     eval_steps: PositiveInt | None = None  # None: evaluate at every save
     keep_checkpoints: PositiveInt = 2
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     # Recompute activations in the backward pass: less memory for large models, slower.
-    activation_checkpointing: bool = False
-    dataloader_num_workers: Annotated[int, Field(ge=0)] = 0
+    activation_checkpointing: StrictBool = False
+    dataloader_num_workers: Annotated[int, Strict(), Field(ge=0)] = 0
 
 
-class WandbConfig(Strict):
+class WandbConfig(Section):
     # auto: online when WANDB_API_KEY is set, offline otherwise. WANDB_MODE wins.
     mode: Literal["auto", "online", "offline", "disabled"] = "auto"
     project: str = "forge"
     entity: str | None = None
 
 
-class ForgeConfig(Strict):
+class ForgeConfig(Section):
     run_name: Name
     seed: Seed = 42
-    output_root: str = "outputs"
-    debug: bool = False
+    output_root: Annotated[str, Field(min_length=1)] = "outputs"
+    debug: StrictBool = False
     task: TaskConfig
     student: ModelConfig
     teacher: TeacherConfig | None = None

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import logging
 
-import yaml
-
 from forge import distributed
 from forge.config import (
     RESUME_SAFE_KEYS,
@@ -17,7 +15,7 @@ from forge.config import (
     to_dict,
     validate,
 )
-from forge.config.loader import RawConfig
+from forge.config.loader import load_stored
 from forge.errors import EXIT_OK, ConfigError, ForgeError, Preempted
 from forge.logs import attach_run_log, detach_run_log
 from forge.run import registry, upstream
@@ -34,8 +32,7 @@ def load_stored_config(run: RunDir) -> ForgeConfig:
     """The resolved config.yaml of an existing run."""
     if not run.config.is_file():
         raise ConfigError(f"{run.root}: not a forge run directory (no config.yaml)")
-    data = yaml.safe_load(run.config.read_text()) or {}
-    return validate(RawConfig(data=data, leaf_file=str(run.config)), check_upstream=False)
+    return validate(load_stored(run.config), check_upstream=False)
 
 
 def check_resumable(stored: ForgeConfig, new: ForgeConfig, run: RunDir) -> list[str]:

@@ -42,6 +42,20 @@ EXPECTED = {
     "run_name_with_slash": "run_name: String should match pattern",
     "seed_out_of_range": "seed: Input should be less than or equal to 4294967295 (got 4294967296)",
     "data_seed_negative": "task.data_seed: Input should be greater than or equal to 0 (got -1)",
+    "learning_rate_nan": "training.learning_rate: Input should be a finite number (got nan)",
+    "epochs_inf": "training.epochs: Input should be a finite number (got inf)",
+    "epochs_overflow": "training.epochs: Input should be a finite number (got inf)",
+    "batch_size_boolean": "training.batch_size: Input should be a valid integer (got True)",
+    "max_steps_huge": "training.max_steps: Input should be less than or equal to 2147483647",
+    "max_steps_float": "training.max_steps: Input should be a valid integer (got 10.5)",
+    "duplicate_key": "(line 5): invalid YAML: key 'max_steps' appears twice in one mapping (lines 3 and 5)",
+    "output_root_empty": "output_root: String should have at least 1 character",
+    "run_name_too_long": "run_name: String should have at most 100 characters (got 'rrrr",
+    "teacher_cache_as_string": "distillation.teacher_cache: Input should be a valid boolean (got 'false')",
+    "reward_weight_nan": "rl.rewards.correctness: Input should be a finite number (got nan)",
+    "alias_bomb": "(line 7): invalid YAML: its aliases expand to more than 100,000 values",
+    "alias_refers_to_itself": "(line 2): invalid YAML: an alias refers to itself",
+    "deeply_nested": "(line 2): invalid YAML: exceeded maximum nesting depth",
     "section_is_a_list": "training: Input should be a valid dictionary",
     "student_path_and_run": "student_path_and_run.yaml: student: set exactly one of path (a model) or run",
     "student_run_missing": "student.run: file not found:",
@@ -90,4 +104,5 @@ def test_a_bad_config_is_one_line_exit_2_and_creates_nothing(stem, tmp_path, mon
     assert len(lines) == 1, lines
     assert lines[0].startswith(f"forge: {CORPUS}/"), lines[0]  # names the file to edit
     assert EXPECTED[stem] in lines[0], lines[0]
+    assert len(lines[0]) < 400, lines[0]  # a long value is cut, not echoed
     assert list(cwd.iterdir()) == [] and not home.exists()  # no outputs/, no run, no registry entry

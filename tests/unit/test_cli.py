@@ -73,6 +73,39 @@ def test_resume_of_a_folder_that_is_not_a_run(tmp_path):
     assert result.returncode == 2 and "not a forge run directory" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--config", str(TINY_CONFIG), "--run_name", ""], "forge: --run_name: must not be empty"),
+        (["--config", str(TINY_CONFIG), "--run_name", "  "], "forge: --run_name: must not be empty"),
+        (["--config", str(TINY_CONFIG), "--max_steps", "ten"], "forge: argument --max_steps: invalid int value: 'ten'"),
+        (["--config"], "forge: argument --config: expected one argument (usage: forge --help)"),
+        (["--resume", "x", "--config", "y"], "forge: argument --config: not allowed with argument --resume"),
+        (["--bogus"], "forge: one of the arguments --config --resume is required"),
+        (["stage", "nope", "--config", "x"], "forge stage: argument stage: invalid choice: 'nope'"),
+        (["status", "--nope"], "forge status: unrecognized arguments: --nope"),
+    ],
+)
+def test_a_misused_command_line_is_one_line_and_exit_2(args, expected, tmp_path):
+    result = run_forge(*args, cwd=tmp_path, timeout=60)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(expected), lines
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("content", [b"task: [unclosed\n", b"\x89PNG\x00\xff\xfe", b"- a list\n"])
+def test_resume_of_a_run_whose_config_is_damaged_names_the_file(content, tmp_path):
+    run = tmp_path / "outputs" / "mnli" / "tiny" / "r"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_bytes(content)
+    result = run_forge("--resume", str(run), cwd=tmp_path, timeout=60)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"forge: {run / 'config.yaml'}"), lines
+    assert sorted(p.name for p in run.iterdir()) == ["config.yaml"]
+
+
 def test_missing_config_file(tmp_path):
     result = run_forge("--config", "nope.yaml", cwd=tmp_path, timeout=60)
     assert result.returncode == 2 and "file not found" in result.stderr

@@ -34,6 +34,11 @@ def test_yaml_is_only_read_with_a_safe_loader():
     for where, node in loads:
         assert "SafeLoader" in (keyword(node, "Loader") or "") or "_SafeLoader" in ast.unparse(node), where
     assert not list(calls("yaml.unsafe_load")) and not list(calls("yaml.full_load"))
+    import yaml
+
+    from forge.config import loader
+
+    assert issubclass(loader._StrictSafeLoader, (yaml.SafeLoader, yaml.CSafeLoader))  # the name does not lie
 
 
 def test_tensors_and_arrays_are_loaded_without_pickle():
