@@ -16,6 +16,7 @@ name to its weight.
 from __future__ import annotations
 
 import importlib
+import inspect
 import re
 from collections.abc import Callable, Sequence
 
@@ -88,7 +89,33 @@ def resolve(name: str) -> Reward:
     function = getattr(module, attribute, None)
     if not callable(function):
         raise ConfigError(f"rl.rewards: {name!r}: {module_name} has no function {attribute!r}")
+    if not takes_reward_arguments(function):
+        raise ConfigError(
+            f"rl.rewards: {name!r} takes {_signature(function)}; a reward function takes "
+            "(prompts, completions, **columns) and returns one number per completion"
+        )
     return function
+
+
+def _signature(function) -> str:
+    try:
+        return str(inspect.signature(function))
+    except (TypeError, ValueError):
+        return "arguments forge cannot see"
+
+
+def takes_reward_arguments(function) -> bool:
+    """Whether `function` can be called as trl calls a reward: everything by keyword
+    (prompts, completions and the dataset's columns, which **columns may ignore). A
+    parameter without a default is taken for one of those names; one that can only be
+    given by position cannot be."""
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature: nothing says it fits
+        return False
+    takes_columns = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+    by_position_only = any(p.kind is inspect.Parameter.POSITIONAL_ONLY and p.default is p.empty for p in parameters)
+    return takes_columns and not by_position_only
 
 
 def checked(name: str, function: Reward) -> Reward:

@@ -33,6 +33,7 @@ EXPECTED = {
     "not_yaml": "not_yaml.yaml (line 3): invalid YAML",
     "python_name_tag": "(line 2): invalid YAML: could not determine a constructor for the tag",
     "python_object_tag": "(line 2): invalid YAML: could not determine a constructor for the tag",
+    "rl_reward_is_not_a_reward": "rl.rewards: 'os:system' takes (command); a reward function takes (prompts",
     "rl_unknown_reward": "rl.rewards: unknown reward 'exactness'",
     "rl_with_teacher": "teacher: an RL run learns from its rewards, not from a teacher",
     "rl_without_rewards": "rl.rewards: RL needs at least one reward function",

@@ -71,3 +71,22 @@ def test_config_weights_keep_their_order():
     assert weights == [0.2, 1.0]
     assert functions[1](["q"], ["#### 3"], answer=["3"]) == [1.0]
     assert [f.__name__ for f in functions] == ["format", "correctness"]
+
+
+def test_only_functions_callable_as_trl_calls_a_reward_are_accepted():
+    import operator
+    import os
+
+    from forge.errors import ConfigError
+
+    def exact(prompts, completions, answer, **columns):
+        return [1.0] * len(completions)
+
+    def no_columns(prompts, completions):
+        return [1.0] * len(completions)
+
+    assert rewards.takes_reward_arguments(rewards.correctness) and rewards.takes_reward_arguments(exact)
+    for wrong in (os.system, operator.add, no_columns, len):
+        assert not rewards.takes_reward_arguments(wrong), wrong
+    with pytest.raises(ConfigError, match=r"'os:system' takes \(command\); a reward function takes"):
+        rewards.resolve("os:system")
