@@ -60,22 +60,37 @@ class Tracker:
         """Log `metrics` at `step`; False (nothing logged) for a step an earlier attempt logged."""
         if step <= self.logged_before:
             return False
-        if self._run is not None:
-            self._run.log(metrics, step=step)
-            if step > self.last_step:
-                self.last_step = step
-                self._step_file.write_text(str(step))
+        if self._call(lambda run: run.log(metrics, step=step)) and step > self.last_step:
+            self.last_step = step
+            self._step_file.write_text(str(step))
         return True
 
     def update_config(self, values: dict[str, Any]) -> None:
-        if self._run is not None:
-            self._run.config.update(values, allow_val_change=True)
+        self._call(lambda run: run.config.update(values, allow_val_change=True))
 
     def update_summary(self, values: dict[str, Any]) -> None:
-        if self._run is not None:
-            self._run.summary.update(values)
+        self._call(lambda run: run.summary.update(values))
 
     def finish(self, exit_code: int = 0) -> None:
-        if self._run is not None:
-            self._run.finish(exit_code=exit_code)
+        self._call(lambda run: run.finish(exit_code=exit_code))
+        self._run = None
+
+    def _call(self, action) -> bool:
+        """Run `action(wandb_run)`; True when it ran. W&B is a mirror: when its own helper
+        process is gone (SLURM signals every process of a job step, W&B's too), forge goes on
+        without it rather than turn a safe stop into a failure; every number is still in
+        output.log and metrics/steps.jsonl."""
+        if self._run is None:
+            return False
+        try:
+            action(self._run)
+            return True
+        except Exception as exc:  # wandb raises what its transport raises (ConnectionResetError, ...)
+            log.warning(
+                "W&B stopped answering (%s: %s); the rest of this attempt is logged to output.log and "
+                "metrics/steps.jsonl only",
+                type(exc).__name__,
+                exc,
+            )
             self._run = None
+            return False

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -11,6 +14,7 @@ import pytest
 from forge.run import registry
 from forge.run.state import checkpoint_problem
 from tests.conftest import (
+    ROOT,
     assert_bitwise_equal,
     kill_mid_training,
     resume_to_completion,
@@ -204,3 +208,34 @@ def test_how_often_a_run_evaluates_or_saves_does_not_change_what_it_trains(tmp_p
     assert result.returncode == 0, result.stderr
     assert run_dir(tmp_path).complete.exists()
     assert_bitwise_equal(run_dir(tmp_path), reference)
+
+
+def test_sigterm_to_every_process_of_the_run_with_wandb_on_is_a_preemption(tmp_path, reference):
+    """What SLURM does on requeue or preemption: SIGTERM to every process of the job step,
+    forge's and W&B's helpers (wandb-core runs in a session of its own, so a signal to the
+    process group would miss it). Their death must not turn a safe stop into a failure."""
+    import os
+
+    import psutil
+
+    run = run_dir(tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "forge.py"), "--config", str(short_config(tmp_path))],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "WANDB_MODE": "offline"},
+    )
+    wait_for(run.latest_checkpoint.exists, proc=proc)
+    everyone = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+    assert len(everyone) > 1, "W&B started no helper process: nothing to test"
+    for process in everyone:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.send_signal(signal.SIGTERM)
+    output = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 75, output
+    attempt = json.loads(run.metadata.read_text())["attempts"][-1]
+    assert (attempt["outcome"], attempt["exit_code"]) == ("preempted", 75), attempt
+    resume_to_completion(run, tmp_path)
+    assert_bitwise_equal(run, reference)

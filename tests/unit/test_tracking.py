@@ -58,3 +58,21 @@ def test_a_resumed_attempt_continues_the_run_without_repeating_steps(fake_wandb,
     assert logged == [False, True]
     assert runs[0].logged == [10, 20, 20, 30] and runs[1].logged == [40]
     assert [i["id"] for i in inits] == ["abc12345", "abc12345"] and inits[1]["resume"] == "allow"
+
+
+def test_a_dead_wandb_helper_is_a_warning_and_the_attempt_goes_on(fake_wandb, tmp_path, caplog):
+    runs, _ = fake_wandb
+    cfg = load_config(TINY_CONFIG)
+    tracker = Tracker(cfg, "abc12345", tmp_path / "wandb", {})
+    assert tracker.log({"loss": 1.0}, 10)
+
+    def gone(*args, **kwargs):
+        raise ConnectionResetError("Connection lost")
+
+    runs[0].log = runs[0].finish = gone  # what wandb raises once SIGTERM took its service process
+    assert tracker.log({"loss": 1.0}, 20)  # no exception: the step is in output.log and steps.jsonl
+    assert "W&B stopped answering (ConnectionResetError: Connection lost)" in caplog.text
+    assert not tracker.enabled
+    tracker.update_summary({"x": 1})
+    tracker.finish(exit_code=75)  # no exception either
+    assert (tmp_path / "wandb" / "forge_last_step").read_text() == "10"  # what W&B really holds
