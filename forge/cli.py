@@ -6,6 +6,7 @@ forge stage STAGE --config CONFIG          (one stage; what the Snakemake rules 
 forge stage STAGE --run-dir RUN_DIR        (one stage of an existing run)
 forge status [PATH ...] [--incomplete] [--failed] [--json]
 forge report PATH ... [--out DIR]
+forge check CONFIG_OR_FOLDER ...           (validate without running or creating anything)
 """
 
 from __future__ import annotations
@@ -130,6 +131,45 @@ def _report(argv: list[str]) -> int:
     return 0
 
 
+def _check(argv: list[str]) -> int:
+    p = _Parser(
+        prog="forge check",
+        description="Validate run configs completely, without training and without creating anything: the "
+        "schema, then what each run will need (models, dataset splits, columns and labels, tokenizers, LoRA "
+        "targets, reward functions, the output folder). One line per good config; one line per problem, exit 2.",
+    )
+    p.add_argument("paths", nargs="+", type=Path, help="config files, or folders of them (base.yaml files are skipped)")
+    args = p.parse_args(argv)
+
+    from forge.config import load_config
+    from forge.errors import ConfigError
+    from forge.run import preflight
+    from forge.workflow import run_configs
+
+    bad = 0
+    for folder in args.paths:
+        try:
+            configs = run_configs(folder)
+        except ConfigError as exc:
+            print(f"forge check: {exc}", file=sys.stderr)
+            bad += 1
+            continue
+        for path in configs:
+            try:
+                findings = preflight.check(load_config(path))
+            except ConfigError as exc:
+                print(*(f"forge check: {line}" for line in str(exc).splitlines()), sep="\n", file=sys.stderr)
+                bad += 1
+                continue
+            for key, message in findings.problems:
+                print(f"forge check: {path}: {key}: {message}", file=sys.stderr)
+            bad += bool(findings.problems)
+            if not findings.problems:
+                notes = f" (not checked yet: {'; '.join(findings.notes)})" if findings.notes else ""
+                print(f"{path}: ok{notes}")
+    return 2 if bad else 0
+
+
 def _overrides(args: argparse.Namespace) -> dict:
     overrides = {}
     if args.max_steps is not None:
@@ -198,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
         return _status(argv[1:])
     if argv and argv[0] == "report":
         return _report(argv[1:])
+    if argv and argv[0] == "check":
+        return _check(argv[1:])
     if argv and argv[0] == "stage":
         args = _stage_parser().parse_args(argv[1:])
         debug = False

@@ -99,6 +99,16 @@ def is_embedded(ref: str) -> bool:
     return ref.startswith(PREFIX)
 
 
+def known(ref: str) -> bool:
+    return ref.removeprefix(PREFIX) in BUILDERS
+
+
+def built(ref: str) -> Path | None:
+    """The directory of an embedded artifact that has been built, else None (nothing is built)."""
+    target = forge_home() / "embedded" / f"{ref.removeprefix(PREFIX)}-v{VERSION}"
+    return target if known(ref) and (target / DONE).exists() else None
+
+
 def ensure(ref: str) -> Path:
     """The local directory of an embedded artifact, built on first use."""
     name = ref.removeprefix(PREFIX)

@@ -69,7 +69,7 @@ def atomic_write_json(path: Path, data: Any) -> None:
 def read_json(path: Path, default: Any = None) -> Any:
     try:
         return json.loads(Path(path).read_text())
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # no such file, or a file where a folder should be
         return default
 
 

@@ -90,8 +90,12 @@ class RunSession:
         existed = run.config.is_file()
         if existed:  # refuse before touching anything
             changes = check_resumable(load_stored_config(run), self.cfg, run)
-        elif self._upstream_runs is None:  # a new run: its upstream runs resolve before anything is created
-            self._upstream_runs = {role: u for role, (u, _) in upstream.load(self.cfg, run).items()}
+        else:  # a new run: checked, and its upstream runs resolved, before anything is created
+            from forge.run import preflight
+
+            preflight.require(self.cfg, self.config_path or str(run.config))
+            if self._upstream_runs is None:
+                self._upstream_runs = {role: u for role, (u, _) in upstream.load(self.cfg, run).items()}
         run.root.mkdir(parents=True, exist_ok=True)
         self._lock.acquire()
         try:

@@ -15,6 +15,8 @@ Every task module offers the same names, which the stages use without knowing th
                                 when the collator reads columns the model does not take)
     PEAK_METRICS                {metric: larger is better} of evaluations during training
     evaluate(session, model, preprocessor, data) -> {split: {metric: value}}
+    data_needs(cfg) -> sources.Needs   splits, columns and labels `forge check` looks for
+                                (optional: without it the dataset is checked when prepared)
 
 Adding a task: a module here with those names, and a line in TASKS.
 A task module imports nothing heavy at import time (torch, datasets, transformers):

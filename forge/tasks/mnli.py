@@ -30,6 +30,16 @@ SPEC = TaskSpec(
 )
 
 
+def data_needs(cfg: ForgeConfig) -> sources.Needs:
+    return sources.Needs(
+        cfg.task.dataset_config or DEFAULT_CONFIG,
+        (TRAIN_SPLIT, *EVAL_SPLITS),
+        ("premise", "hypothesis", "label"),
+        label_column="label",
+        labels=frozenset(range(len(LABELS))),
+    )
+
+
 def prepare(cfg: ForgeConfig, tokenizer, out: Path) -> dict[str, int]:
     """Tokenize the train and evaluation splits and save them to `out`; returns split sizes."""
     from datasets import DatasetDict

@@ -88,6 +88,11 @@ def _checked(split, name: str, cfg: ForgeConfig):
     return raw.select(keep).cast_column(column, Image()) if bad else split
 
 
+def data_needs(cfg: ForgeConfig) -> sources.Needs:
+    task = cfg.task
+    return sources.Needs(task.dataset_config, (TRAIN_SPLIT, EVAL_SPLIT), (task.image_column, task.text_column))
+
+
 def prepare(cfg: ForgeConfig, processor, out: Path) -> dict[str, int]:
     """Check every image, tokenize the transcriptions (labels end with the end token),
     and save the splits, images included, to `out`."""

@@ -85,6 +85,10 @@ def accuracy(completions: list[str], answers: list[str]) -> float:
     return right / len(answers) if answers else 0.0
 
 
+def data_needs(cfg: ForgeConfig) -> sources.Needs:
+    return sources.Needs(cfg.task.dataset_config or DEFAULT_CONFIG, (TRAIN_SPLIT, EVAL_SPLIT), ("question", "answer"))
+
+
 def prepare(cfg: ForgeConfig, tokenizer, out: Path) -> dict[str, int]:
     """Save the splits to `out`. Training rows are the SFT form, or for RL the chat
     `prompt` and reference `answer` GRPO samples and rewards against; the test split

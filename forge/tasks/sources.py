@@ -3,6 +3,9 @@ Hub format, or an embedded dataset forge generates (forge/embedded/)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 from forge import embedded
 from forge.hub import is_hub_id, unreachable
 
@@ -32,3 +35,83 @@ def subset(split, limit: int | None, seed: int):
     if limit is None or limit >= len(split):
         return split
     return split.shuffle(seed=seed).select(range(limit))
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What a task needs of its dataset (its `data_needs(cfg)`), for `forge check`: the
+    dataset config, the splits, their columns, and the values a label column may hold."""
+
+    config: str | None
+    splits: tuple[str, ...]
+    columns: tuple[str, ...]
+    label_column: str | None = None
+    labels: frozenset[int] | None = None
+
+
+def problems(ref: str, needs: Needs) -> tuple[list[str], list[str]]:
+    """(problems, notes) of the dataset `ref` against `needs`, from its layout and parquet
+    metadata (and the label column alone), without loading or converting the data."""
+    if embedded.is_embedded(ref):
+        return ([] if embedded.known(ref) else [f"unknown embedded dataset {ref!r}"]), []
+    if is_hub_id(ref):
+        return _cached_on_this_machine(ref, needs)
+    path = Path(ref).expanduser()
+    if not path.is_dir():
+        return [f"{ref}: no such dataset folder"], []
+    try:
+        from datasets import load_dataset_builder
+
+        files = load_dataset_builder(str(path), needs.config).config.data_files or {}
+    except Exception as exc:  # datasets raises many kinds for a folder it cannot read
+        return [f"{ref}: cannot be read as a dataset ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"], []
+    found, notes = [], []
+    for split in needs.splits:
+        if split not in files:
+            found.append(f"{ref}: no split {split!r} (has: {', '.join(files) or 'none'})")
+            continue
+        if not all(str(f).endswith(".parquet") for f in files[split]):
+            notes.append(f"split {split} is not parquet: its rows are checked when the run prepares its data")
+            continue
+        found.extend(_parquet_problems(ref, split, [str(f) for f in files[split]], needs))
+    return found, notes
+
+
+def _parquet_problems(ref: str, split: str, files: list[str], needs: Needs) -> list[str]:
+    import pyarrow.parquet as pq
+
+    rows, columns = 0, None
+    for file in files:
+        meta = pq.read_metadata(file)
+        rows += meta.num_rows
+        columns = set(meta.schema.names) if columns is None else columns & set(meta.schema.names)
+    missing = [c for c in needs.columns if c not in (columns or ())]
+    if missing:
+        return [f"{ref}: split {split} lacks the column(s) {', '.join(missing)}"]
+    if rows == 0:
+        return [f"{ref}: split {split} is empty"]
+    if needs.label_column is None or needs.labels is None:
+        return []
+    values = set()
+    for file in files:
+        values.update(pq.read_table(file, columns=[needs.label_column]).column(0).to_pylist())
+    outside = sorted(v for v in values if v not in needs.labels)
+    if outside:
+        shown = ", ".join(map(str, outside[:5])) + (", ..." if len(outside) > 5 else "")
+        allowed = f"{min(needs.labels)} to {max(needs.labels)}"
+        return [f"{ref}: split {split}: {needs.label_column} values outside {allowed}: {shown}"]
+    return []
+
+
+def _cached_on_this_machine(ref: str, needs: Needs) -> tuple[list[str], list[str]]:
+    import os
+
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() not in {"1", "true", "yes", "on"}:
+        return [], [f"dataset {ref} is on the Hub: checked when the run loads it"]
+    try:
+        from datasets import load_dataset_builder
+
+        load_dataset_builder(ref, needs.config)
+    except Exception:
+        return [str(unreachable(ref, "dataset"))], []
+    return [], []

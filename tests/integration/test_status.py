@@ -4,11 +4,12 @@ killing and breaking tiny runs."""
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 
 import pytest
 
-from tests.conftest import run_dir, run_forge, short_config, start_forge, wait_for, write_config
+from tests.conftest import run_dir, run_forge, short_config, start_forge, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -38,10 +39,11 @@ def test_status_reports_each_run_as_it_is(tmp_path, reference):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
 
-    # failed: the dataset directory holds no data
-    (tmp_path / "empty").mkdir()
-    broken = write_config(tmp_path, "failed.yaml", f"base: {short_config(tmp_path)}\ntask:\n  dataset: ./empty\n")
-    assert run_forge("--config", str(broken), cwd=tmp_path).returncode == 1
+    # failed: its prepared data vanished before pre_eval (a bad input is refused before a run exists)
+    failed_config, failed = short_config(tmp_path, "failed.yaml"), run_dir(tmp_path, "failed")
+    assert run_forge("stage", "prepare_data", "--config", str(failed_config), cwd=tmp_path).returncode == 0
+    shutil.rmtree(failed.data)
+    assert run_forge("stage", "pre_eval", "--config", str(failed_config), cwd=tmp_path).returncode == 1
 
     # pending: one stage run alone, as a Snakemake job would
     pending_config = short_config(tmp_path, "pending.yaml")
@@ -57,8 +59,8 @@ def test_status_reports_each_run_as_it_is(tmp_path, reference):
     assert rows["preempted"]["stage"] == "train" and rows["preempted"]["step"] >= 20
     assert rows["preempted"]["pre"] is not None and rows["preempted"]["post"] is None
     assert (rows["killed"]["state"], rows["killed"]["stage"]) == ("killed", "train")
-    assert rows["failed"]["state"] == "failed" and rows["failed"]["stage"] == "prepare_data"
-    assert rows["failed"]["step"] is None and "empty" in rows["failed"]["last_exit"]
+    assert rows["failed"]["state"] == "failed" and rows["failed"]["stage"] == "pre_eval"
+    assert rows["failed"]["step"] is None and rows["failed"]["last_exit"].startswith("failed: FileNotFoundError")
     pending = rows["pending"]
     assert (pending["state"], pending["stage"], pending["step"]) == ("pending", "pre_eval", None)
 

@@ -119,10 +119,13 @@ def test_an_unreachable_hub_fails_in_seconds_with_one_sentence(hub_env, tmp_path
     path = write_config(tmp_path, "real.yaml", f"base: {real}\noutput_root: {tmp_path / 'outputs'}\n")
     # transformers alone would retry for ~50 s, then print a traceback
     result = run_forge("--config", str(path), "--max_steps", "10", cwd=tmp_path, timeout=45, env=hub_env)
-    assert result.returncode == 1
-    assert "cannot load tokenizer 'distilbert-base-uncased'" in result.stderr
+    assert result.returncode == 2  # refused before the run exists: the model and the data are not here
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 2 and all(line.startswith(f"forge: {path}: ") for line in lines), lines
+    assert "student.path: cannot load model 'distilbert-base-uncased'" in lines[0]
+    assert "task.dataset: cannot load dataset 'nyu-mll/glue'" in lines[1]
     assert "or point the config at a local directory in Hub format" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "outputs").exists()
 
 
 _SETTLED = """

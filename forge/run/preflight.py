@@ -1,0 +1,180 @@
+"""Preflight: what a run will need that can be checked cheaply, checked before anything is
+created. `forge check CONFIG...` runs it alone; a new run (forge.py, or the first
+`forge stage`) runs it before its run directory exists.
+
+Checked: the student's and the teacher's model (an embedded name forge knows; a local
+directory with a config.json that parses; a Hub id in the local cache when the Hub cannot
+be reached), the dataset (the task's splits, columns and label values, from the dataset's
+layout and parquet metadata), teacher and student tokenizers alike (KD), LoRA's
+target_modules against the student's module names (built on the meta device, no
+weights), `output_root` usable as a folder and the run directory's name valid for a
+filesystem. What cannot be checked without a download or a run that has not happened
+yet (a teacher run still to train) is named in a note, never assumed good.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from forge import embedded, tasks
+from forge.config import ForgeConfig
+from forge.errors import ConfigError
+from forge.hub import go_offline_if_unreachable, is_hub_id, unreachable
+from forge.run.layout import run_dir_of
+
+NAME_MAX = 255  # bytes in one file name (ext4, xfs, most others)
+PATH_MAX = 4096
+
+
+@dataclass
+class Findings:
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (key, message)
+    notes: list[str] = field(default_factory=list)  # what was not checked, and why
+
+
+def check(cfg: ForgeConfig) -> Findings:
+    found = Findings()
+    refs = [cfg.task.dataset, *(m.path for m in _models(cfg).values() if m.path)]
+    go_offline_if_unreachable(refs)  # as a run does: the Hub is asked once, not per check
+    local = {role: _model(role, model, found) for role, model in _models(cfg).items()}
+    _dataset(cfg, found)
+    _same_tokenizer(cfg, local, found)
+    _lora_targets(cfg, local.get("student"), found)
+    _run_dir(cfg, found)
+    return found
+
+
+def require(cfg: ForgeConfig, source: str) -> None:
+    """Raise a ConfigError, one line per problem, when `cfg` would fail for a reason known now."""
+    problems = check(cfg).problems
+    if problems:
+        raise ConfigError("\n".join(f"{source}: {key}: {message}" for key, message in problems))
+
+
+def _models(cfg: ForgeConfig) -> dict:
+    """The models this run loads, by role (a teacher only when it distils)."""
+    return {"student": cfg.student, **({"teacher": cfg.teacher} if cfg.mode == "kd" else {})}
+
+
+def _model(role: str, model, found: Findings) -> Path | None:
+    """The local directory of a model, checked; None when it is not on this machine yet
+    (a run still to train, an embedded model not built yet, a Hub model not cached)."""
+    if model.path is None:
+        found.notes.append(f"{role}.run: its final model is checked when that run is complete")
+        return None
+    ref, key = model.path, f"{role}.path"
+    if embedded.is_embedded(ref):
+        if not embedded.known(ref):
+            names = ", ".join(embedded.PREFIX + n for n in embedded.BUILDERS)
+            found.problems.append((key, f"unknown embedded model {ref!r}; known: {names}"))
+        return embedded.built(ref)
+    if is_hub_id(ref):
+        return _cached(ref, model.revision, key, found)
+    path = Path(ref).expanduser()
+    if not path.is_dir():
+        found.problems.append((key, f"{ref}: no such model directory"))
+        return None
+    for name in ("adapter_config.json", "config.json"):
+        if (path / name).is_file():
+            try:
+                if isinstance(json.loads((path / name).read_text()), dict):
+                    return path
+            except (ValueError, UnicodeDecodeError):
+                pass
+            found.problems.append((key, f"{ref}: {name} is not a JSON object"))
+            return None
+    found.problems.append((key, f"{ref}: no config.json (not a model directory in Hub format)"))
+    return None
+
+
+def _cached(ref: str, revision: str | None, key: str, found: Findings) -> Path | None:
+    if os.environ.get("HF_HUB_OFFLINE") != "1":
+        found.notes.append(f"{key}: {ref} is on the Hub: checked when the run loads it")
+        return None
+    from huggingface_hub import try_to_load_from_cache
+
+    config = try_to_load_from_cache(ref, "config.json", revision=revision)
+    if not isinstance(config, str):
+        found.problems.append((key, str(unreachable(ref, "model"))))
+        return None
+    return Path(config).parent
+
+
+def _dataset(cfg: ForgeConfig, found: Findings) -> None:
+    from forge.tasks import sources
+
+    task = tasks.task_of(cfg)
+    if not hasattr(task, "data_needs"):
+        found.notes.append(f"task {cfg.task.name}: its dataset is checked when the run prepares it")
+        return
+    problems, notes = sources.problems(cfg.task.dataset, task.data_needs(cfg))
+    found.problems.extend(("task.dataset", p) for p in problems)
+    found.notes.extend(notes)
+
+
+def _same_tokenizer(cfg: ForgeConfig, local: dict[str, Path | None], found: Findings) -> None:
+    if "teacher" not in local:
+        return
+    if local["teacher"] is None or local["student"] is None:
+        found.notes.append("teacher and student tokenizers: compared when both models are on this machine")
+        return
+    from forge.models.loading import ModelSource, load_tokenizer
+    from forge.models.teacher import check_same_tokenizer
+
+    try:
+        student = load_tokenizer(ModelSource(str(local["student"]), None, cfg.student.trust_remote_code))
+        check_same_tokenizer(student, ModelSource(str(local["teacher"]), None, cfg.teacher.trust_remote_code))
+    except ConfigError as exc:
+        found.problems.append(("teacher", str(exc)))
+    except Exception as exc:  # a tokenizer transformers cannot load: the run would fail the same way
+        found.problems.append(("teacher", f"cannot load the tokenizers to compare ({type(exc).__name__})"))
+
+
+def _lora_targets(cfg: ForgeConfig, student: Path | None, found: Findings) -> None:
+    lora = cfg.student.lora
+    if lora is None or not lora.target_modules:
+        return
+    if student is None:
+        found.notes.append("student.lora.target_modules: checked when the student model is on this machine")
+        return
+    names = module_names(student, tasks.task_of(cfg).HEAD.auto_class, cfg.student.trust_remote_code)
+    for target in lora.target_modules:
+        if not any(name == target or name.endswith("." + target) for name in names):
+            leaves = sorted({name.rsplit(".", 1)[-1] for name in names if name})
+            shown = ", ".join(leaves[:12]) + (", ..." if len(leaves) > 12 else "")
+            found.problems.append(("student.lora.target_modules", f"{target!r} matches no module ({shown})"))
+
+
+def module_names(model_dir: Path, auto_class: str, trust: bool = False) -> list[str]:
+    """The module names of the model in `model_dir`, built on the meta device (no weights)."""
+    import torch
+    import transformers
+
+    config_dir = model_dir
+    adapter = model_dir / "adapter_config.json"
+    if adapter.is_file():  # an adapter: its base names the modules
+        config_dir = Path(json.loads(adapter.read_text())["base_model_name_or_path"])
+    config = transformers.AutoConfig.from_pretrained(str(config_dir), trust_remote_code=trust)
+    with torch.device("meta"):
+        model = getattr(transformers, auto_class).from_config(config, trust_remote_code=trust)
+    return [name for name, _ in model.named_modules()]
+
+
+def _run_dir(cfg: ForgeConfig, found: Findings) -> None:
+    root = Path(cfg.output_root).expanduser()
+    existing = root
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        found.problems.append(("output_root", f"{existing} is a file, not a folder"))
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        found.problems.append(("output_root", f"{existing} is not writable"))
+    run = run_dir_of(cfg).root
+    long_names = [part for part in run.parts if len(part.encode()) > NAME_MAX]
+    if long_names:
+        found.problems.append(("run_name", f"{long_names[0][:40]}…: longer than {NAME_MAX} bytes, a file name's limit"))
+    if len(str(run.absolute()).encode()) > PATH_MAX - 200:  # room for checkpoint-N/... below it
+        found.problems.append(("output_root", f"the run directory's path is longer than {PATH_MAX - 200} bytes"))
