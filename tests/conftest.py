@@ -191,6 +191,20 @@ def reference(tmp_path_factory):
     return run_dir(folder)
 
 
+@pytest.fixture
+def signals_restored():
+    """forge's main() ignores SIGTERM/SIGUSR1 once its outcome is decided (forge.signals:
+    settle); in a test process that would carry over into every later subprocess."""
+    import signal
+
+    from forge.signals import WATCHED
+
+    saved = {sig: signal.getsignal(sig) for sig in WATCHED}
+    yield
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)
+
+
 @pytest.fixture(scope="session")
 def tiny_policy():
     """(model, tokenizer) of embedded:tiny-causal-lm, the RL path's offline policy."""

@@ -74,20 +74,6 @@ EXPECTED = {
 }
 
 
-@pytest.fixture
-def signals_restored():
-    """forge's main() ignores SIGTERM/SIGUSR1 once its outcome is decided (forge.signals:
-    settle); in this test process that would carry over into every later subprocess."""
-    import signal
-
-    from forge.signals import WATCHED
-
-    saved = {sig: signal.getsignal(sig) for sig in WATCHED}
-    yield
-    for sig, handler in saved.items():
-        signal.signal(sig, handler)
-
-
 def test_the_corpus_and_its_expectations_match():
     assert len(EXPECTED) >= 30
     assert sorted(p.stem for p in CORPUS.glob("*.yaml")) == sorted(EXPECTED)

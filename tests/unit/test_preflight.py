@@ -151,15 +151,3 @@ def test_a_reference_that_does_not_resolve_is_refused_before_anything_is_created
         assert len(err) == (3 if name in ("wrong_columns", "labels_outside") else 1), (name, err)  # 3 splits broken
         assert "Traceback" not in "".join(err) and took < 5, (name, took)
         assert list(cwd.iterdir()) == [] and not (home / "runs").exists(), name  # no run, no registry entry
-
-
-@pytest.fixture
-def signals_restored():
-    import signal
-
-    from forge.signals import WATCHED
-
-    saved = {sig: signal.getsignal(sig) for sig in WATCHED}
-    yield
-    for sig, handler in saved.items():
-        signal.signal(sig, handler)
