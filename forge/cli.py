@@ -161,6 +161,10 @@ def _check(argv: list[str]) -> int:
                 print(*(f"forge check: {line}" for line in str(exc).splitlines()), sep="\n", file=sys.stderr)
                 bad += 1
                 continue
+            except Exception as exc:  # a bug, or something no check foresaw: one line, and the next config
+                print(f"forge check: {path}: cannot be checked: {type(exc).__name__}: {exc}", file=sys.stderr)
+                bad += 1
+                continue
             for key, message in findings.problems:
                 print(f"forge check: {path}: {key}: {message}", file=sys.stderr)
             bad += bool(findings.problems)

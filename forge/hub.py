@@ -24,8 +24,13 @@ def is_hub_id(ref: str) -> bool:
     return not is_embedded(ref) and not Path(ref).expanduser().exists() and not ref.startswith(("/", ".", "~"))
 
 
+def offline_by_setting() -> bool:
+    """HF_HUB_OFFLINE says so (the values huggingface_hub accepts)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
+
+
 def hub_reachable(timeout: float = 3.0) -> bool:
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}:
+    if offline_by_setting():
         return False
     url = urlparse(os.environ.get("HF_ENDPOINT", DEFAULT_ENDPOINT))
     port = url.port or (443 if url.scheme == "https" else 80)

@@ -150,13 +150,14 @@ def _json(path: str) -> dict | None:
 
 def _identity_from_config(root: str) -> dict[str, Any]:
     """task, model, mode and max_steps of a run whose metadata lacks them (made before forge
-    recorded them), from its config.yaml, the way a run records them; {} when it no longer validates."""
-    from forge.run.layout import RunDir
+    recorded them), from its config.yaml, the way a run records them; {} when it no longer validates.
+    The schema alone: the rules between fields would import the run's reward modules."""
+    from forge.config.loader import read_yaml
+    from forge.config.schema import ForgeConfig
     from forge.run.metadata import identity
-    from forge.run.session import load_stored_config
 
     try:
-        return identity(load_stored_config(RunDir(Path(root))))
+        return identity(ForgeConfig.model_validate(read_yaml(os.path.join(root, layout.CONFIG))))
     except Exception:  # damaged, or a config of an older forge: show what is known
         return {}
 

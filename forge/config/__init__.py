@@ -41,15 +41,22 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Fo
     return validate(raw)
 
 
+MAX_NAME = 100  # characters of run_name and student.name in a new config
+
+
 def validate(raw: RawConfig, check_upstream: bool = True) -> ForgeConfig:
-    """The checked config. `check_upstream`: the config files of the runs this one needs
-    first (student.run, a distilling teacher.run) must exist; off for a run's own stored
-    config.yaml, whose later stages need no upstream run."""
+    """The checked config. `check_upstream` (a config a run starts from): the config files of
+    the runs this one needs first (student.run, a distilling teacher.run) must exist, and
+    names are at most MAX_NAME characters; off for a run's own stored config.yaml, whose
+    later stages need no upstream run and whose names were accepted when it began."""
     try:
         cfg = ForgeConfig.model_validate(raw.data)
     except ValidationError as exc:
         raise ConfigError("\n".join(_explain(err, raw) for err in exc.errors())) from None
     problems = rule_violations(cfg)
+    for key, name in ((("run_name",), cfg.run_name), (("student", "name"), cfg.student.name)):
+        if check_upstream and len(name) > MAX_NAME:
+            problems.append((key, f"should have at most {MAX_NAME} characters (got {_cut(repr(name))})"))
     if check_upstream and not problems:
         for role, path in cfg.upstream_runs.items():
             if not Path(path).is_file():

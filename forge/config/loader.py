@@ -69,37 +69,23 @@ ALIAS_BUDGET = 100_000
 class _StrictSafeLoader(_SafeLoader):
     """The safe loader, stricter: a key twice in one mapping is an error naming both lines
     (YAML would let the later one win silently), and a document whose aliases expand beyond
-    ALIAS_BUDGET nodes is refused before anything is built from it."""
+    ALIAS_BUDGET nodes is refused before anything is built from it. Both are checked on the
+    composed document, before construction (merge keys, `<<`, are YAML's own and allowed)."""
 
     def get_single_data(self):
         node = self.get_single_node()
         if node is None:
             return None
-        _check_expansion(node)
+        _check_document(node)
         return self.construct_document(node)
 
-    def construct_mapping(self, node, deep=False):
-        if isinstance(node, yaml.MappingNode):
-            seen: dict = {}
-            for key_node, _ in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge":
-                    continue
-                key = self.construct_object(key_node, deep=True)
-                if isinstance(key, (str, int, float, bool)) or key is None:
-                    if key in seen:
-                        raise yaml.constructor.ConstructorError(
-                            None,
-                            None,
-                            f"key {str(key)[:60]!r} appears twice in one mapping (lines {seen[key] + 1} "
-                            f"and {key_node.start_mark.line + 1}); keep one",
-                            key_node.start_mark,
-                        )
-                    seen[key] = key_node.start_mark.line
-        return super().construct_mapping(node, deep=deep)
+
+MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
-def _check_expansion(root) -> None:
-    """Count the nodes of `root` with every alias expanded (each shared node once, by id)."""
+def _check_document(root) -> None:
+    """Refuse duplicate keys, and count the nodes of `root` with every alias expanded (each
+    shared node counted once per use, computed once per node)."""
     sizes: dict[int, int] = {}
     open_nodes: set[int] = set()
 
@@ -114,6 +100,7 @@ def _check_expansion(root) -> None:
         if isinstance(node, yaml.SequenceNode):
             total += sum(size(child) for child in node.value)
         elif isinstance(node, yaml.MappingNode):
+            _no_duplicate_keys(node)
             total += sum(size(k) + size(v) for k, v in node.value)
         open_nodes.discard(key)
         sizes[key] = total
@@ -124,6 +111,23 @@ def _check_expansion(root) -> None:
         return total
 
     size(root)
+
+
+def _no_duplicate_keys(node) -> None:
+    seen: dict[tuple[str, str], int] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == MERGE_TAG or not isinstance(key_node, yaml.ScalarNode):
+            continue
+        key = (key_node.tag, key_node.value)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"key {key_node.value[:60]!r} appears twice in one mapping (lines {seen[key] + 1} "
+                f"and {key_node.start_mark.line + 1}); keep one",
+                key_node.start_mark,
+            )
+        seen[key] = key_node.start_mark.line
 
 
 def _read_yaml(path: Path, referrer: str | None) -> dict[str, Any]:

@@ -15,8 +15,8 @@ from pydantic_core import PydanticCustomError
 from forge import tasks
 from forge.errors import ConfigError
 
-# A folder name: no separators, no leading dot, not too long for any filesystem.
-Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=100)]
+# A folder name: no separators, no leading dot (its length: forge.config.MAX_NAME).
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 
 
 # Numbers are what they say: a YAML boolean is never a number (`batch_size: true` is not 1),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,8 @@ def follow_umask(path: Path) -> None:
     for item in [path, *path.rglob("*")] if path.is_dir() else [path]:
         if item.is_symlink():
             continue
-        os.chmod(item, (0o777 if item.is_dir() else 0o666) & ~mask)
+        keep = item.stat().st_mode & (stat.S_ISGID | stat.S_ISVTX)  # a shared folder's group and sticky bits
+        os.chmod(item, keep | ((0o777 if item.is_dir() else 0o666) & ~mask))
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -14,15 +14,15 @@ yet (a teacher run still to train) is named in a note, never assumed good.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from forge import embedded, tasks
+from forge import embedded, hub, tasks
 from forge.config import ForgeConfig
 from forge.errors import ConfigError
-from forge.hub import go_offline_if_unreachable, is_hub_id, unreachable
 from forge.run.layout import run_dir_of
 
 NAME_MAX = 255  # bytes in one file name (ext4, xfs, most others)
@@ -33,18 +33,38 @@ PATH_MAX = 4096
 class Findings:
     problems: list[tuple[str, str]] = field(default_factory=list)  # (key, message)
     notes: list[str] = field(default_factory=list)  # what was not checked, and why
+    offline: bool = False  # the Hub cannot be reached: a Hub model or dataset must be cached
+
+    def guarded(self, key: str, check, *args):
+        """Run one check; whatever it raises is a problem line about `key`, not a traceback."""
+        try:
+            return check(*args)
+        except Exception as exc:
+            first = str(exc).splitlines()[0][:200] if str(exc) else ""
+            self.problems.append((key, f"cannot be checked: {type(exc).__name__}: {first}"))
+            return None
 
 
 def check(cfg: ForgeConfig) -> Findings:
-    found = Findings()
     refs = [cfg.task.dataset, *(m.path for m in _models(cfg).values() if m.path)]
-    go_offline_if_unreachable(refs)  # as a run does: the Hub is asked once, not per check
-    local = {role: _model(role, model, found) for role, model in _models(cfg).items()}
-    _dataset(cfg, found)
-    _same_tokenizer(cfg, local, found)
-    _lora_targets(cfg, local.get("student"), found)
-    _run_dir(cfg, found)
+    # Asked once per process, and the environment is left as it is: `forge check` of many
+    # configs must not let one config's answer decide for the next.
+    found = Findings(offline=any(hub.is_hub_id(r) for r in refs) and _hub_out_of_reach())
+    local = {role: found.guarded(f"{role}.path", _model, role, model, found) for role, model in _models(cfg).items()}
+    found.guarded("task.dataset", _dataset, cfg, found)
+    found.guarded("teacher", _same_tokenizer, cfg, local, found)
+    found.guarded("student.lora.target_modules", _lora_targets, cfg, local.get("student"), found)
+    found.guarded("output_root", _run_dir, cfg, found)
     return found
+
+
+@functools.cache
+def _probe() -> bool:
+    return hub.hub_reachable()
+
+
+def _hub_out_of_reach() -> bool:
+    return hub.offline_by_setting() or not _probe()
 
 
 def require(cfg: ForgeConfig, source: str) -> None:
@@ -71,7 +91,7 @@ def _model(role: str, model, found: Findings) -> Path | None:
             names = ", ".join(embedded.PREFIX + n for n in embedded.BUILDERS)
             found.problems.append((key, f"unknown embedded model {ref!r}; known: {names}"))
         return embedded.built(ref)
-    if is_hub_id(ref):
+    if hub.is_hub_id(ref):
         return _cached(ref, model.revision, key, found)
     path = Path(ref).expanduser()
     if not path.is_dir():
@@ -91,14 +111,14 @@ def _model(role: str, model, found: Findings) -> Path | None:
 
 
 def _cached(ref: str, revision: str | None, key: str, found: Findings) -> Path | None:
-    if os.environ.get("HF_HUB_OFFLINE") != "1":
+    if not found.offline:
         found.notes.append(f"{key}: {ref} is on the Hub: checked when the run loads it")
         return None
     from huggingface_hub import try_to_load_from_cache
 
     config = try_to_load_from_cache(ref, "config.json", revision=revision)
     if not isinstance(config, str):
-        found.problems.append((key, str(unreachable(ref, "model"))))
+        found.problems.append((key, str(hub.unreachable(ref, "model"))))
         return None
     return Path(config).parent
 
@@ -110,7 +130,7 @@ def _dataset(cfg: ForgeConfig, found: Findings) -> None:
     if not hasattr(task, "data_needs"):
         found.notes.append(f"task {cfg.task.name}: its dataset is checked when the run prepares it")
         return
-    problems, notes = sources.problems(cfg.task.dataset, task.data_needs(cfg))
+    problems, notes = sources.problems(cfg.task.dataset, task.data_needs(cfg), found.offline)
     found.problems.extend(("task.dataset", p) for p in problems)
     found.notes.extend(notes)
 
@@ -149,15 +169,15 @@ def _lora_targets(cfg: ForgeConfig, student: Path | None, found: Findings) -> No
 
 
 def module_names(model_dir: Path, auto_class: str, trust: bool = False) -> list[str]:
-    """The module names of the model in `model_dir`, built on the meta device (no weights)."""
+    """The module names of the model in `model_dir` (an adapter: of its base), built on the
+    meta device (no weights)."""
     import torch
     import transformers
 
-    config_dir = model_dir
-    adapter = model_dir / "adapter_config.json"
-    if adapter.is_file():  # an adapter: its base names the modules
-        config_dir = Path(json.loads(adapter.read_text())["base_model_name_or_path"])
-    config = transformers.AutoConfig.from_pretrained(str(config_dir), trust_remote_code=trust)
+    from forge.models.loading import adapter_base, resolve
+
+    base = adapter_base(str(model_dir))
+    config = transformers.AutoConfig.from_pretrained(resolve(base or str(model_dir)), trust_remote_code=trust)
     with torch.device("meta"):
         model = getattr(transformers, auto_class).from_config(config, trust_remote_code=trust)
     return [name for name, _ in model.named_modules()]

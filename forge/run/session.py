@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from forge import distributed
+from forge import distributed, embedded
 from forge.config import (
     RESUME_SAFE_KEYS,
     ForgeConfig,
@@ -46,6 +46,19 @@ def check_resumable(stored: ForgeConfig, new: ForgeConfig, run: RunDir) -> list[
             "Resume with the original config, or start a new run with --run_name."
         )
     return [f"{'.'.join(k)}: {old!r} -> {new!r}" for k, old, new in changes]
+
+
+def check_embedded_version(cfg: ForgeConfig, metadata: dict, run: RunDir) -> None:
+    """A run that uses embedded artifacts resumes only with the version it began with: its
+    prepared data, checkpoints and tokenizer come from that version. (Runs made before forge
+    recorded the version began with version 3.)"""
+    uses = [ref for ref in (cfg.student.path, cfg.teacher and cfg.teacher.path, cfg.task.dataset) if ref]
+    began_with = metadata.get("embedded_version", 3)
+    if any(embedded.is_embedded(ref) for ref in uses) and began_with != embedded.VERSION:
+        raise ConfigError(
+            f"{run.root}: began with the embedded artifacts of version {began_with}, this forge builds version "
+            f"{embedded.VERSION}: finish it with the forge that began it, or start it again (--run_name)"
+        )
 
 
 class RunSession:
@@ -90,6 +103,7 @@ class RunSession:
         existed = run.config.is_file()
         if existed:  # refuse before touching anything
             changes = check_resumable(load_stored_config(run), self.cfg, run)
+            check_embedded_version(self.cfg, RunMetadata(run).data, run)
         else:  # a new run: checked, and its upstream runs resolved, before anything is created
             from forge.run import preflight
 
@@ -103,6 +117,8 @@ class RunSession:
             if not existed:
                 run.config.write_text(dump_yaml(self.cfg))
                 self.metadata.create(self.config_path, config_hash(self.cfg))
+                self.metadata.data["seeds"] = {"seed": self.cfg.seed, "data_seed": self.cfg.task.data_seed}
+                self.metadata.data["embedded_version"] = embedded.VERSION
                 log.info("new run in %s", run.root)
             else:
                 self.metadata = RunMetadata(run)
@@ -114,7 +130,6 @@ class RunSession:
             upstream.ensure_recorded(self.cfg, run, self._upstream_runs)
             # what `forge status` shows (max_steps may have changed since the last attempt)
             self.metadata.data["identity"] = identity(self.cfg)
-            self.metadata.data["seeds"] = {"seed": self.cfg.seed, "data_seed": self.cfg.task.data_seed}
             self.metadata.start_attempt(self.stage)
             registry.register(run.root, task=self.cfg.task.name, model=self.cfg.student.name)
             self.stop.install()

@@ -71,12 +71,10 @@ def record(run: RunDir, upstream: dict[str, Upstream]) -> None:
 
 def recorded(run: RunDir) -> dict[str, Upstream] | None:
     """The upstream runs recorded when `run` was created; None for a run without a record."""
-    data = read_json(run.upstream)
-    if not isinstance(data, dict):
-        return None
     try:
-        return {role: Upstream(**fields) for role, fields in data.items()}
-    except TypeError:
+        data = read_json(run.upstream)
+        return None if data is None else {role: Upstream(**fields) for role, fields in data.items()}
+    except (ValueError, TypeError, AttributeError):  # not JSON, not a mapping, not records
         raise ForgeError(f"{run.upstream}: damaged; remove it to resolve the upstream runs again") from None
 
 
@@ -96,5 +94,5 @@ def model_source(cfg: ForgeConfig, run: RunDir, role: str) -> ModelSource:
         return ModelSource(model.path, model.revision, model.trust_remote_code)
     links = recorded(run) or {}
     if role not in links:
-        raise ForgeError(f"{run.upstream}: no {role} run recorded; remove the file to resolve the upstream runs again")
+        raise ForgeError(f"{run.upstream}: no {role} run recorded (remove the file, if any, to resolve them again)")
     return ModelSource(links[role].require_complete(), None, model.trust_remote_code)

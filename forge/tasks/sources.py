@@ -49,13 +49,14 @@ class Needs:
     labels: frozenset[int] | None = None
 
 
-def problems(ref: str, needs: Needs) -> tuple[list[str], list[str]]:
+def problems(ref: str, needs: Needs, offline: bool) -> tuple[list[str], list[str]]:
     """(problems, notes) of the dataset `ref` against `needs`, from its layout and parquet
-    metadata (and the label column alone), without loading or converting the data."""
+    metadata (and the label column alone), without loading or converting the data.
+    `offline`: the Hub cannot be reached, so a Hub dataset must be in the local cache."""
     if embedded.is_embedded(ref):
         return ([] if embedded.known(ref) else [f"unknown embedded dataset {ref!r}"]), []
     if is_hub_id(ref):
-        return _cached_on_this_machine(ref, needs)
+        return _cached_on_this_machine(ref, needs, offline)
     path = Path(ref).expanduser()
     if not path.is_dir():
         return [f"{ref}: no such dataset folder"], []
@@ -64,7 +65,7 @@ def problems(ref: str, needs: Needs) -> tuple[list[str], list[str]]:
 
         files = load_dataset_builder(str(path), needs.config).config.data_files or {}
     except Exception as exc:  # datasets raises many kinds for a folder it cannot read
-        return [f"{ref}: cannot be read as a dataset ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"], []
+        return [f"{ref}: cannot be read as a dataset ({type(exc).__name__}: {_first_line(exc)})"], []
     found, notes = [], []
     for split in needs.splits:
         if split not in files:
@@ -73,8 +74,16 @@ def problems(ref: str, needs: Needs) -> tuple[list[str], list[str]]:
         if not all(str(f).endswith(".parquet") for f in files[split]):
             notes.append(f"split {split} is not parquet: its rows are checked when the run prepares its data")
             continue
-        found.extend(_parquet_problems(ref, split, [str(f) for f in files[split]], needs))
+        try:
+            found.extend(_parquet_problems(ref, split, [str(f) for f in files[split]], needs))
+        except Exception as exc:  # pyarrow's errors for a damaged or empty file
+            found.append(f"{ref}: split {split}: unreadable parquet ({type(exc).__name__}: {_first_line(exc)})")
     return found, notes
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return text[:200]
 
 
 def _parquet_problems(ref: str, split: str, files: list[str], needs: Needs) -> list[str]:
@@ -95,7 +104,7 @@ def _parquet_problems(ref: str, split: str, files: list[str], needs: Needs) -> l
     values = set()
     for file in files:
         values.update(pq.read_table(file, columns=[needs.label_column]).column(0).to_pylist())
-    outside = sorted(v for v in values if v not in needs.labels)
+    outside = sorted((v for v in values if v not in needs.labels), key=str)  # None sorts too
     if outside:
         shown = ", ".join(map(str, outside[:5])) + (", ..." if len(outside) > 5 else "")
         allowed = f"{min(needs.labels)} to {max(needs.labels)}"
@@ -103,15 +112,22 @@ def _parquet_problems(ref: str, split: str, files: list[str], needs: Needs) -> l
     return []
 
 
-def _cached_on_this_machine(ref: str, needs: Needs) -> tuple[list[str], list[str]]:
+def _cached_on_this_machine(ref: str, needs: Needs, offline: bool) -> tuple[list[str], list[str]]:
+    if not offline:
+        return [], [f"dataset {ref} is on the Hub: checked when the run loads it"]
     import os
 
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() not in {"1", "true", "yes", "on"}:
-        return [], [f"dataset {ref} is on the Hub: checked when the run loads it"]
-    try:
-        from datasets import load_dataset_builder
+    from datasets import load_dataset_builder
 
+    saved = os.environ.get("HF_HUB_OFFLINE")
+    os.environ["HF_HUB_OFFLINE"] = "1"  # look in the cache only (no ~50 s of retries)
+    try:
         load_dataset_builder(ref, needs.config)
     except Exception:
         return [str(unreachable(ref, "dataset"))], []
+    finally:
+        if saved is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = saved
     return [], []

@@ -51,7 +51,7 @@ EXPECTED = {
     "max_steps_float": "training.max_steps: Input should be a valid integer (got 10.5)",
     "duplicate_key": "(line 5): invalid YAML: key 'max_steps' appears twice in one mapping (lines 3 and 5)",
     "output_root_empty": "output_root: String should have at least 1 character",
-    "run_name_too_long": "run_name: String should have at most 100 characters (got 'rrrr",
+    "run_name_too_long": "run_name: should have at most 100 characters (got 'rrrr",
     "teacher_cache_as_string": "distillation.teacher_cache: Input should be a valid boolean (got 'false')",
     "reward_weight_nan": "rl.rewards.correctness: Input should be a finite number (got nan)",
     "alias_bomb": "(line 7): invalid YAML: its aliases expand to more than 100,000 values",

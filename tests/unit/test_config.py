@@ -305,3 +305,36 @@ def test_hash_ignores_keys_at_their_default_so_new_keys_rerun_nothing(tmp_path):
     spelled_out = load_config(write_config(tmp_path, "y/run.yaml", BASE), {"student.trust_remote_code": False})
     opted_in = load_config(write_config(tmp_path, "z/run.yaml", BASE), {"student.trust_remote_code": True})
     assert config_hash(a) == config_hash(spelled_out) != config_hash(opted_in)
+
+
+def test_yaml_merge_keys_are_not_duplicate_keys(tmp_path):
+    from forge.config.loader import read_yaml
+
+    path = write_config(
+        tmp_path,
+        "merge.yaml",
+        """
+        defaults: &d
+          learning_rate: 1.0e-3
+          batch_size: 8
+        sets:
+          small: &small
+            <<: *d
+            batch_size: 16
+        training:
+          <<: *small
+        """,
+    )
+    assert read_yaml(path)["training"] == {"learning_rate": 1.0e-3, "batch_size": 16}
+
+
+def test_a_stored_config_keeps_a_name_longer_than_new_configs_may_have(tmp_path):
+    """Names are capped for new configs; a run begun with a longer one still resumes."""
+    from forge.config import validate
+    from forge.config.loader import RawConfig, load_raw
+
+    raw = load_raw(write_config(tmp_path, "run.yaml", BASE))
+    raw.data["run_name"] = "r" * 150
+    assert validate(RawConfig(data=raw.data, leaf_file="config.yaml"), check_upstream=False).run_name == "r" * 150
+    with pytest.raises(ConfigError, match="run_name: should have at most 100 characters"):
+        validate(raw)

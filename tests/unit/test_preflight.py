@@ -27,7 +27,14 @@ def models(tmp_path_factory):
     (root / "not_a_model").mkdir()
     (root / "not_json").mkdir()
     (root / "not_json" / "config.json").write_text("{not json")
+    (root / "no_model_type").mkdir()
+    (root / "no_model_type" / "config.json").write_text('{"architectures": ["X"]}')  # JSON, yet no model
     return root
+
+
+def zero_byte(dataset: Path) -> Path:
+    (dataset / "mnli" / "train-00000-of-00001.parquet").write_bytes(b"")
+    return dataset
 
 
 def glue(root: Path, *, label: int | None = None, columns=("premise", "hypothesis", "label", "idx"), empty=()) -> Path:
@@ -95,6 +102,14 @@ def cases(tmp: Path, models: Path) -> dict[str, tuple[str, str]]:
             f"student: {{path: {models / 'student'}}}\nteacher: {{path: {models / 'other'}}}\n{kd}",
             "teacher: teacher",
         ),
+        "lora_on_a_model_transformers_cannot_build": (
+            f"student: {{path: {models / 'no_model_type'}, lora: {{target_modules: [query]}}}}\n",
+            "student.lora.target_modules: cannot be checked: ValueError",
+        ),
+        "zero_byte_parquet": (
+            f"task: {{dataset: {zero_byte(glue(data / 'zero'))}}}\n",
+            "split train: unreadable parquet",
+        ),
         "output_root_is_a_file": (
             f"output_root: {tmp / 'a_file' / 'outputs'}\n",
             "output_root: " + f"{tmp / 'a_file'} is a file",
@@ -151,3 +166,15 @@ def test_a_reference_that_does_not_resolve_is_refused_before_anything_is_created
         assert len(err) == (3 if name in ("wrong_columns", "labels_outside") else 1), (name, err)  # 3 splits broken
         assert "Traceback" not in "".join(err) and took < 5, (name, took)
         assert list(cwd.iterdir()) == [] and not (home / "runs").exists(), name  # no run, no registry entry
+
+
+def test_checking_leaves_the_hub_setting_as_it_was(monkeypatch, tmp_path):
+    """One config's answer (nothing on the Hub: offline is fine) must not decide for the next."""
+    import os
+
+    from forge.config import load_config
+    from forge.run import preflight
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    assert preflight.check(load_config(TINY_CONFIG)).problems == []
+    assert "HF_HUB_OFFLINE" not in os.environ

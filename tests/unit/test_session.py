@@ -128,3 +128,32 @@ def test_finalize_refuses_a_checkpoint_that_is_not_the_end_of_training(config):
         ):
             finalize.run(session)
         assert not session.run.model.exists()
+
+
+def test_a_run_begun_with_other_embedded_artifacts_is_refused_not_mixed(tmp_path):
+    from forge import embedded
+
+    cfg = load_config(TINY_CONFIG, {"output_root": str(tmp_path / "out")})
+    with RunSession(cfg) as session:
+        pass
+    meta = json.loads(session.run.metadata.read_text())
+    assert meta["embedded_version"] == embedded.VERSION and meta["seeds"] == {"seed": 42, "data_seed": 42}
+    del meta["embedded_version"]  # as a run made before forge recorded it: version 3
+    session.run.metadata.write_text(json.dumps(meta))
+    with pytest.raises(
+        ConfigError,
+        match=f"began with the embedded artifacts of version 3, this forge builds version {embedded.VERSION}",
+    ):
+        RunSession(cfg).__enter__()
+
+
+def test_a_damaged_upstream_record_is_one_line(tmp_path):
+    from forge.errors import ForgeError
+    from forge.run import upstream
+    from forge.run.layout import RunDir
+
+    run = RunDir(tmp_path)
+    for text in ("{not json", "[1, 2]", '{"teacher": {"nope": 1}}'):
+        run.upstream.write_text(text)
+        with pytest.raises(ForgeError, match="upstream.json: damaged; remove it"):
+            upstream.recorded(run)

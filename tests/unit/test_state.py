@@ -154,3 +154,23 @@ def test_training_state_round_trips(run):
         "checkpoint-7",
         state.peak_metrics,
     )
+
+
+def test_following_the_umask_keeps_a_shared_folders_group_bit(tmp_path):
+    import os
+    import stat
+
+    from forge.run.files import follow_umask
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o2770)
+    (shared / "model.safetensors").write_bytes(b"x")
+    os.chmod(shared / "model.safetensors", 0o600)
+    old = os.umask(0o022)
+    try:
+        follow_umask(shared)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o2755
+    assert stat.S_IMODE((shared / "model.safetensors").stat().st_mode) == 0o644
