@@ -27,10 +27,7 @@ def _prepare_environment(cfg: ForgeConfig) -> None:
     from forge.hub import go_offline_if_unreachable
     from forge.logs import quiet_libraries
 
-    refs = [cfg.student.path, cfg.task.dataset]
-    if cfg.mode == "kd":
-        refs.append(cfg.teacher.path)
-    go_offline_if_unreachable([r for r in refs if r])  # before the HF libraries are imported
+    go_offline_if_unreachable(cfg.references)  # before the HF libraries are imported
     quiet_libraries(cfg.debug)
 
 

@@ -219,16 +219,22 @@ class ForgeConfig(Section):
         return "kd" if self.distillation.distils else "sft"
 
     @property
+    def models(self) -> dict[str, ModelConfig | TeacherConfig]:
+        """The models this run loads, by role: the student, and the teacher when the run
+        distils (otherwise a configured teacher is never loaded)."""
+        return {"student": self.student, **({"teacher": self.teacher} if self.mode == "kd" else {})}
+
+    @property
+    def references(self) -> list[str]:
+        """What the run loads by reference (a Hub id, a local directory, "embedded:<name>"):
+        its dataset and the `path` of each model it loads."""
+        return [self.task.dataset, *(m.path for m in self.models.values() if m.path is not None)]
+
+    @property
     def upstream_runs(self) -> dict[str, str]:
         """role ("teacher", "student") -> the config file of each run whose final model this
-        run loads (forge/run/upstream.py). A teacher counts only when the run distils
-        (otherwise it is never loaded)."""
-        found = {}
-        if self.mode == "kd" and self.teacher.run is not None:
-            found["teacher"] = self.teacher.run
-        if self.student.run is not None:
-            found["student"] = self.student.run
-        return found
+        run loads (forge/run/upstream.py)."""
+        return {role: m.run for role, m in self.models.items() if m.run is not None}
 
 
 def _listing(names: list[str]) -> str:

@@ -103,9 +103,13 @@ def known(ref: str) -> bool:
     return ref.removeprefix(PREFIX) in BUILDERS
 
 
+def _target(name: str) -> Path:
+    return forge_home() / "embedded" / f"{name}-v{VERSION}"
+
+
 def built(ref: str) -> Path | None:
     """The directory of an embedded artifact that has been built, else None (nothing is built)."""
-    target = forge_home() / "embedded" / f"{ref.removeprefix(PREFIX)}-v{VERSION}"
+    target = _target(ref.removeprefix(PREFIX))
     return target if known(ref) and (target / DONE).exists() else None
 
 
@@ -114,8 +118,8 @@ def ensure(ref: str) -> Path:
     name = ref.removeprefix(PREFIX)
     if name not in BUILDERS:
         raise ConfigError(f"unknown embedded artifact {ref!r}; known: {', '.join(PREFIX + n for n in BUILDERS)}")
-    root = forge_home() / "embedded"
-    target = root / f"{name}-v{VERSION}"
+    target = _target(name)
+    root = target.parent
     if (target / DONE).exists():
         return target
     root.mkdir(parents=True, exist_ok=True)

@@ -46,11 +46,10 @@ class Findings:
 
 
 def check(cfg: ForgeConfig) -> Findings:
-    refs = [cfg.task.dataset, *(m.path for m in _models(cfg).values() if m.path)]
     # Asked once per process, and the environment is left as it is: `forge check` of many
     # configs must not let one config's answer decide for the next.
-    found = Findings(offline=any(hub.is_hub_id(r) for r in refs) and _hub_out_of_reach())
-    local = {role: found.guarded(f"{role}.path", _model, role, model, found) for role, model in _models(cfg).items()}
+    found = Findings(offline=any(hub.is_hub_id(r) for r in cfg.references) and _hub_out_of_reach())
+    local = {role: found.guarded(f"{role}.path", _model, role, model, found) for role, model in cfg.models.items()}
     found.guarded("task.dataset", _dataset, cfg, found)
     found.guarded("teacher", _same_tokenizer, cfg, local, found)
     found.guarded("student.lora.target_modules", _lora_targets, cfg, local.get("student"), found)
@@ -72,11 +71,6 @@ def require(cfg: ForgeConfig, source: str) -> None:
     problems = check(cfg).problems
     if problems:
         raise ConfigError("\n".join(f"{source}: {key}: {message}" for key, message in problems))
-
-
-def _models(cfg: ForgeConfig) -> dict:
-    """The models this run loads, by role (a teacher only when it distils)."""
-    return {"student": cfg.student, **({"teacher": cfg.teacher} if cfg.mode == "kd" else {})}
 
 
 def _model(role: str, model, found: Findings) -> Path | None:

@@ -52,9 +52,8 @@ def check_embedded_version(cfg: ForgeConfig, metadata: dict, run: RunDir) -> Non
     """A run that uses embedded artifacts resumes only with the version it began with: its
     prepared data, checkpoints and tokenizer come from that version. (Runs made before forge
     recorded the version began with version 3.)"""
-    uses = [ref for ref in (cfg.student.path, cfg.teacher and cfg.teacher.path, cfg.task.dataset) if ref]
     began_with = metadata.get("embedded_version", 3)
-    if any(embedded.is_embedded(ref) for ref in uses) and began_with != embedded.VERSION:
+    if any(embedded.is_embedded(ref) for ref in cfg.references) and began_with != embedded.VERSION:
         raise ConfigError(
             f"{run.root}: began with the embedded artifacts of version {began_with}, this forge builds version "
             f"{embedded.VERSION}: finish it with the forge that began it, or start it again (--run_name)"
