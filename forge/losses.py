@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
 
 def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, num_items_in_batch: int | torch.Tensor | None = None):
-    """Mean cross-entropy over labelled items (label -100 is ignored).
+    """Mean cross-entropy over labelled items (label -100 is ignored; none labelled: 0).
 
     With gradient accumulation, `num_items_in_batch` is the number of labelled
     items in the whole accumulated batch, so the summed loss is divided by it.
@@ -15,9 +17,13 @@ def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, num_items_in_batch
     logits = logits.reshape(-1, logits.size(-1)).float()
     labels = labels.reshape(-1)
     if num_items_in_batch is None:
+        if not (labels != -100).any():  # no labelled item (a batch of a KD transfer set): no loss
+            return logits.sum() * 0.0
         return F.cross_entropy(logits, labels, ignore_index=-100)
     total = F.cross_entropy(logits, labels, ignore_index=-100, reduction="sum")
-    return total / num_items_in_batch
+    if torch.is_tensor(num_items_in_batch):
+        return total / num_items_in_batch.clamp(min=1)
+    return total / max(num_items_in_batch, 1)
 
 
 def next_token_cross_entropy(
@@ -70,12 +76,58 @@ def kl_distillation_topk(
     return _kl_over_items(teacher, student, t, mask, num_items_in_batch)
 
 
-def _kl_over_items(teacher_log_p, student_log_q, t, mask, num_items_in_batch):
-    per_item = (teacher_log_p.exp() * (teacher_log_p - student_log_q)).sum(dim=-1)
+def reverse_kl_distillation(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    temperature: float = 1.0,
+    mask: torch.Tensor | None = None,
+    num_items_in_batch: int | torch.Tensor | None = None,
+):
+    """T² · KL(softmax(student/T) ‖ softmax(teacher/T)), averaged over items as in
+    `kl_distillation`: the reverse direction, mode-seeking (the student puts its mass where
+    the teacher's is, rather than covering all of it), as in MiniLLM and GKD."""
+    t = temperature
+    student = F.log_softmax(student_logits.float() / t, dim=-1)
+    teacher = F.log_softmax(teacher_logits.detach().float() / t, dim=-1)
+    return _over_items(_kl(student, teacher), t, mask, num_items_in_batch)
+
+
+def jsd_distillation(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    beta: float = 0.5,
+    temperature: float = 1.0,
+    mask: torch.Tensor | None = None,
+    num_items_in_batch: int | torch.Tensor | None = None,
+):
+    """T² · the generalised Jensen-Shannon divergence of GKD (Agarwal et al., 2024):
+    β · KL(p ‖ m) + (1 − β) · KL(q ‖ m) with m = β p + (1 − β) q, p the teacher's and q the
+    student's softmax at T; 0 < β < 1 (β 0.5: the symmetric JSD). Averaged over items as
+    in `kl_distillation`."""
+    if not 0 < beta < 1:
+        raise ValueError(f"jsd_distillation: beta must lie strictly between 0 and 1, not {beta}")
+    t = temperature
+    student = F.log_softmax(student_logits.float() / t, dim=-1)
+    teacher = F.log_softmax(teacher_logits.detach().float() / t, dim=-1)
+    mixture = torch.logsumexp(torch.stack([teacher + math.log(beta), student + math.log(1 - beta)]), dim=0)
+    per_item = beta * _kl(teacher, mixture) + (1 - beta) * _kl(student, mixture)
+    return _over_items(per_item, t, mask, num_items_in_batch)
+
+
+def _kl(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
+    """KL(p ‖ q) per item (over the last dimension), from log-probabilities."""
+    return (log_p.exp() * (log_p - log_q)).sum(dim=-1)
+
+
+def _over_items(per_item, t, mask, num_items_in_batch):
     if mask is not None:
         per_item = per_item[mask.bool()]
     items = per_item.numel() if num_items_in_batch is None else num_items_in_batch
     return per_item.sum() * (t * t) / items
+
+
+def _kl_over_items(teacher_log_p, student_log_q, t, mask, num_items_in_batch):
+    return _over_items(_kl(teacher_log_p, student_log_q), t, mask, num_items_in_batch)
 
 
 def hidden_state_loss(

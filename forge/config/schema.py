@@ -102,9 +102,20 @@ class ModelConfig(Section):
     run: str | None = None
     revision: str | None = None
     lora: LoraConfig | None = None
+    # Keep only these layers of the model (increasing indices from 0): a student cut from
+    # its teacher, as DistilBERT was from BERT (e.g. [0, 5] of a 6-layer model). Embeddings,
+    # head and tokenizer stay; the final model is saved with this many layers.
+    layers: list[Annotated[int, Strict(), Field(ge=0, le=BIG)]] | None = None
     # Run the model repository's own Python code (`auto_map` in its config), for models
     # transformers does not know. Off unless set here: that code runs with your rights.
     trust_remote_code: StrictBool = False  # a YAML true/false, never a string
+
+    @field_validator("layers")
+    @classmethod
+    def _increasing(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and (not value or any(a >= b for a, b in zip(value, value[1:], strict=False))):
+            raise PydanticCustomError("layers", "Input should be a non-empty list of increasing layer indices")
+        return value
 
 
 class TeacherConfig(Section):
@@ -129,12 +140,21 @@ class DistillationConfig(Section):
     # Weight of the distillation loss: loss = (1 - alpha) * CE + alpha * KD.
     alpha: Annotated[Float, Field(ge=0, le=1)] = 0.0
     temperature: PositiveFloat = 2.0
+    # The KD term's divergence between the teacher's (p) and the student's (q) softmax at T:
+    # forward_kl KL(p||q) (Hinton et al.), reverse_kl KL(q||p) (mode-seeking, as MiniLLM),
+    # jsd GKD's generalised Jensen-Shannon divergence, with `beta` (0.5: symmetric).
+    loss: Literal["forward_kl", "reverse_kl", "jsd"] = "forward_kl"
+    beta: Annotated[Float, Field(gt=0, lt=1)] = 0.5
     # true: the teacher runs once over the training data in prepare_data (forge/kd_cache.py);
     # false: online KD, the teacher runs on every training batch.
     teacher_cache: StrictBool = True
     # Cache only the k largest teacher logits per item (large vocabularies); unset: all.
     cache_top_k: PositiveInt | None = None
     hidden: HiddenStateConfig = HiddenStateConfig()
+    # A transfer set: this many more training rows, beyond the task.max_train_samples
+    # labelled ones, which the student learns from through the teacher alone (their labels
+    # are dropped: the CE term counts the labelled rows only, the KD term every row).
+    transfer_samples: PositiveInt | None = None
 
     @property
     def distils(self) -> bool:
@@ -310,9 +330,35 @@ def rule_violations(cfg: ForgeConfig) -> list[tuple[tuple[str, ...], str]]:
                 "are not cached: set distillation.teacher_cache: false (online KD)",
             )
         )
+    if kd.transfer_samples is not None:
+        found.extend(_transfer_set_violations(cfg))
+    if kd.distils and kd.teacher_cache and kd.cache_top_k is not None and kd.loss != "forward_kl":
+        found.append(
+            (
+                ("distillation", "loss"),
+                f"is {kd.loss}, but the top-k teacher cache (cache_top_k) distils with forward_kl only: "
+                "drop cache_top_k or set loss: forward_kl",
+            )
+        )
     if cfg.teacher is not None and (cfg.teacher.path is None) == (cfg.teacher.run is None):
         found.append((("teacher",), "set exactly one of path (a model) or run (another forge run's config)"))
     return found
+
+
+def _transfer_set_violations(cfg: ForgeConfig) -> list[tuple[tuple[str, ...], str]]:
+    key = ("distillation", "transfer_samples")
+    if cfg.rl is not None or cfg.distillation.alpha == 0:
+        return [(key, "the transfer set's rows are learned from the teacher alone: it needs distillation.alpha > 0")]
+    if why := _unsupported(cfg.task.name, "transfer_set"):
+        return [(key, why)]
+    if cfg.task.max_train_samples is None:
+        return [
+            (
+                key,
+                "needs task.max_train_samples, the labelled rows: the transfer set is the training rows beyond them",
+            )
+        ]
+    return []
 
 
 # Keys that may differ between a run's stored config.yaml and a resumed

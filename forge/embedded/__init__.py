@@ -6,6 +6,7 @@ through the same `from_pretrained` / `load_dataset` calls as a Hub id would.
 
     synthetic_nli.py, synthetic_arithmetic.py, synthetic_ocr.py   the generated datasets
     tiny.py                                                       the tiny model builders
+    pretrained.py                                                 real pretrained models, from pip packages
     hub_layout.py                                                 the Hub-layout dataset writer
 """
 
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from forge.embedded import pretrained
 from forge.errors import ConfigError
 from forge.home import forge_home
 
@@ -92,7 +94,13 @@ BUILDERS: dict[str, Callable[[Path], None]] = {
     "tiny-causal-lm": _tiny_causal_lm,
     "tiny-ocr": _tiny_ocr,
     "tiny-ocr-wide": _tiny_ocr_wide,
+    "minilm-l6": pretrained.build_minilm,
+    "smollm2-135m-instruct": pretrained.build_smollm2,
 }
+
+
+# Real pretrained models, built from pip packages of the `real` extra (pretrained.py).
+PRETRAINED = frozenset(pretrained.PACKAGES)
 
 
 def is_embedded(ref: str) -> bool:

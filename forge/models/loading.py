@@ -91,13 +91,15 @@ def default_device() -> str:
 @dataclass(frozen=True)
 class ModelSource:
     """What to load: a Hub id, a local directory in Hub format, "embedded:<name>" or an
-    adapter directory; the Hub revision; and whether the repository's own code may run
+    adapter directory; the Hub revision; whether the repository's own code may run
     (`trust_remote_code`: a checkpoint or final model inherits it from the model it came
-    from). A run's student and teacher become sources in forge/run/upstream.py."""
+    from); and the layers to keep of it (a student cut from its teacher, forge/models/layers.py;
+    None keeps all). A run's student and teacher become sources in forge/run/upstream.py."""
 
     ref: str
     revision: str | None = None
     trust_remote_code: bool = False
+    layers: tuple[int, ...] | None = None
 
 
 def source_of(model: ModelSource | str) -> ModelSource:
@@ -150,12 +152,29 @@ def load_model(model: ModelSource | str, head: Head, *, merge: bool = True):
     ref, revision, trust = source.ref, source.revision, source.trust_remote_code
     base = adapter_base(ref)
     if base is None:
-        return _pretrained(ref, head, revision, trust)[0]
+        return _cut(_pretrained(ref, head, revision, trust)[0], source)
     from peft import PeftModel
 
     log.info("loading adapter %s onto its base %s", ref, base)
     adapted = PeftModel.from_pretrained(_pretrained(base, head, None, trust)[0], resolve(ref))
+    if source.layers is not None:  # cut the merged model: an adapter knows every layer of its base
+        return _cut(adapted.merge_and_unload(), source)
     return adapted.merge_and_unload() if merge else adapted
+
+
+def _cut(model, source: ModelSource):
+    """The model with only `source.layers` kept (all of it when None)."""
+    if source.layers is None:
+        return model
+    from forge.models.layers import keep_layers
+
+    before = sum(p.numel() for p in model.parameters())
+    keep_layers(model, source.layers)
+    after = sum(p.numel() for p in model.parameters())
+    log.info(
+        "kept layers %s of %s: %.1f M of %.1f M parameters", list(source.layers), source.ref, after / 1e6, before / 1e6
+    )
+    return model
 
 
 def load_student(model: ModelSource, head: Head, lora: LoraConfig | None = None):
@@ -172,4 +191,4 @@ def load_student(model: ModelSource, head: Head, lora: LoraConfig | None = None)
     from forge.models.lora import apply_lora
 
     student, fresh = _pretrained(ref, head, model.revision, model.trust_remote_code)
-    return apply_lora(student, lora, fresh, head.peft_task)
+    return apply_lora(_cut(student, model), lora, fresh, head.peft_task)

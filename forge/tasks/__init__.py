@@ -39,6 +39,7 @@ FEATURES = {
     "teacher_cache": "the teacher-logit cache (distillation.teacher_cache)",
     "hidden_states": "the hidden-state loss (distillation.hidden)",
     "rl": "RL (an `rl:` block)",
+    "transfer_set": "a transfer set (distillation.transfer_samples)",
 }
 
 

@@ -26,7 +26,7 @@ SPEC = TaskSpec(
     EVAL_SPLITS,
     metric="accuracy",
     larger_is_better=True,
-    supports=frozenset({"distillation", "teacher_cache", "hidden_states"}),
+    supports=frozenset({"distillation", "teacher_cache", "hidden_states", "transfer_set"}),
 )
 
 
@@ -45,7 +45,12 @@ def prepare(cfg: ForgeConfig, tokenizer, out: Path) -> dict[str, int]:
     from datasets import DatasetDict
 
     raw = sources.load(cfg.task.dataset, cfg.task.dataset_config or DEFAULT_CONFIG, (TRAIN_SPLIT, *EVAL_SPLITS))
-    splits = {TRAIN_SPLIT: sources.subset(raw[TRAIN_SPLIT], cfg.task.max_train_samples, cfg.task.data_seed)}
+    train, transfer = raw[TRAIN_SPLIT], cfg.distillation.transfer_samples
+    if transfer is None:
+        splits = {TRAIN_SPLIT: sources.subset(train, cfg.task.max_train_samples, cfg.task.data_seed)}
+    else:  # the labelled rows, then the transfer set's (labels dropped)
+        rows = sources.with_transfer_set(train, cfg.task.max_train_samples, transfer, cfg.task.data_seed, "label")
+        splits = {TRAIN_SPLIT: rows}
     for name in EVAL_SPLITS:
         splits[name] = sources.subset(raw[name], cfg.task.max_eval_samples, cfg.task.data_seed)
 

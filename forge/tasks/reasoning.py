@@ -30,7 +30,16 @@ HEAD = CAUSAL_LM
 TRAIN_SPLIT, EVAL_SPLIT = "train", "test"
 EVAL_SPLITS = (EVAL_SPLIT,)
 DEFAULT_CONFIG = "main"
-SPEC = TaskSpec(TRAIN_SPLIT, EVAL_SPLITS, metric="accuracy", larger_is_better=True, supports=frozenset({"rl"}))
+SPEC = TaskSpec(
+    TRAIN_SPLIT,
+    EVAL_SPLITS,
+    metric="accuracy",
+    larger_is_better=True,
+    supports=frozenset({"rl", "distillation"}),  # KD: per answer token, the teacher online
+    why_not={
+        "teacher_cache": "a causal LM's teacher is run online for now (a per-token top-k cache is not built yet)",
+    },
+)
 # SFT evaluates the loss on the held-out worked answers while it trains; accuracy
 # needs generation and is measured by pre_eval and post_eval.
 PEAK_METRICS = {"eval_loss": False}

@@ -37,6 +37,31 @@ def subset(split, limit: int | None, seed: int):
     return split.shuffle(seed=seed).select(range(limit))
 
 
+UNLABELLED = -100  # what a label column holds on a transfer-set row: the CE losses ignore it
+
+
+def with_transfer_set(split, limit: int, transfer: int, seed: int, label_column: str):
+    """`subset(split, limit, seed)` (the labelled rows, the same ones as without a transfer
+    set), followed by up to `transfer` more rows of the same draw with their labels dropped
+    (UNLABELLED): a KD student learns them from its teacher alone."""
+    import logging
+
+    from datasets import Value, concatenate_datasets
+
+    drawn = split.shuffle(seed=seed)
+    labelled = drawn.select(range(min(limit, len(drawn))))
+    rest = drawn.select(range(len(labelled), min(len(drawn), limit + transfer)))
+    if len(rest) < transfer:
+        logging.getLogger("forge.data").warning(
+            "transfer set: %d rows asked for, %d left beyond the %d labelled ones", transfer, len(rest), len(labelled)
+        )
+    as_int = labelled.cast_column(label_column, Value("int64"))
+    rest = rest.cast_column(label_column, Value("int64")).map(
+        lambda batch: {label_column: [UNLABELLED] * len(batch[label_column])}, batched=True
+    )
+    return concatenate_datasets([as_int, rest])
+
+
 @dataclass(frozen=True)
 class Needs:
     """What a task needs of its dataset (its `data_needs(cfg)`), for `forge check`: the

@@ -1,13 +1,17 @@
 """KD: `DistillationTrainer`, the fine-tuning trainer with a teacher in the loss.
 
-loss = (1 − alpha) · CE(student, labels) + alpha · T² · KL(teacher/T ‖ student/T)
+loss = (1 − alpha) · CE(student, labels) + alpha · T² · D(teacher/T, student/T)
        [+ hidden.weight · distance(P(student last hidden state), teacher last hidden state)]
 
-For a sequence task (OCR) both KL and CE are per decoder token, padding (label -100)
-excluded. The teacher's logits come from the batch (`teacher_logits`, or its top-k as
-`teacher_topk_values`/`teacher_topk_indices`: the cache of forge/kd_cache.py) or,
-in online KD, from running the teacher on the batch. The hidden-state term needs the
-teacher online. P is a learned linear map when the widths differ (identity
+D is forward KL (the default), reverse KL or GKD's generalised JSD (`distillation.loss`,
+forge/losses.py). For a sequence task both D and CE are per token, padding and prompt
+(label -100) excluded: per decoder token (OCR), or for a causal LM (`next_token`) per
+answer token, where the logits at t are compared for the token at t + 1. The teacher's
+logits come from the batch (`teacher_logits`, or its top-k as `teacher_topk_values` /
+`teacher_topk_indices`: the cache of forge/kd_cache.py) or, in online KD, from running the
+teacher on the batch. With a transfer set (`transfer=True`) some rows have no label
+(-100): CE is the mean over the labelled rows, D the mean over all rows. The hidden-state
+term needs the teacher online. P is a learned linear map when the widths differ (identity
 otherwise): it trains with the student (its own optimizer group, gradients not
 clipped), is saved in every checkpoint (`hidden_projection.pt`) and restored on
 resume, and is not part of the final model. Evaluation reports the plain CE loss.
@@ -27,11 +31,12 @@ from forge import distributed
 from forge.config.schema import HiddenStateConfig
 from forge.kd_cache import COLUMN, COLUMNS, TOPK_INDICES, TOPK_VALUES
 from forge.losses import (
-    cross_entropy,
     distillation_objective,
     hidden_state_loss,
+    jsd_distillation,
     kl_distillation,
     kl_distillation_topk,
+    reverse_kl_distillation,
 )
 from forge.trainers.finetuning import FinetuningTrainer
 
@@ -49,6 +54,17 @@ def hidden_projection(student_width: int, teacher_width: int) -> torch.nn.Module
     return torch.nn.Linear(student_width, teacher_width)
 
 
+def divergence(loss: str, beta: float):
+    """The KD term's function of (student logits, teacher logits, T, mask, items)."""
+    if loss == "forward_kl":
+        return kl_distillation
+    if loss == "reverse_kl":
+        return reverse_kl_distillation
+    if loss == "jsd":
+        return lambda student, teacher, t, mask, n: jsd_distillation(student, teacher, beta, t, mask, n)
+    raise ValueError(f"unknown distillation loss {loss!r}; use forward_kl, reverse_kl or jsd")
+
+
 class DistillationTrainer(FinetuningTrainer):
     def __init__(
         self,
@@ -57,9 +73,15 @@ class DistillationTrainer(FinetuningTrainer):
         alpha: float,
         temperature: float,
         hidden: HiddenStateConfig | None = None,
+        transfer: bool = False,
+        loss: str = "forward_kl",
+        beta: float = 0.5,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
+        self.loss_name, self.divergence = loss, divergence(loss, beta)
+        self.transfer = transfer
+        self._rows = None  # with a transfer set: the rows of the accumulated batch, all processes
         self.teacher = teacher.eval().requires_grad_(False).to(self.args.device) if teacher is not None else None
         self.alpha = alpha
         self.temperature = temperature
@@ -80,13 +102,17 @@ class DistillationTrainer(FinetuningTrainer):
         cached = {k: inputs.pop(k) for k in COLUMNS if k in inputs}
         want_hidden = self.hidden is not None and model.training
         outputs = model(**inputs, output_hidden_states=True) if want_hidden else model(**inputs)
-        ce = self.per_process(cross_entropy(outputs.logits, labels, num_items_in_batch), num_items_in_batch)
+        ce = self.per_process(self.ce_loss(outputs.logits, labels, num_items_in_batch), num_items_in_batch)
         if not model.training:
             return (ce, outputs) if return_outputs else ce
-        # Sequence outputs (one distribution per decoder token): padding is not an item.
-        mask = labels != -100 if outputs.logits.dim() == 3 else None
-        kd, teacher_out = self._kd_term(outputs.logits, inputs, cached, mask, want_hidden, num_items_in_batch)
-        kd = self.per_process(kd, num_items_in_batch)
+        # Sequence outputs (one distribution per token): padding and prompt are not items.
+        # A causal LM's logits at t are for the token at t + 1: compare them where a label follows.
+        logits = outputs.logits[:, :-1] if self.next_token else outputs.logits
+        targets = labels[:, 1:] if self.next_token else labels
+        mask = targets != -100 if logits.dim() == 3 else None
+        kd_items = self._rows if self.transfer else num_items_in_batch  # a transfer row is a KD item
+        kd, teacher_out = self._kd_term(logits, inputs, cached, mask, want_hidden, kd_items)
+        kd = self.per_process(kd, kd_items)
         hidden = None
         if want_hidden:
             hidden = hidden_state_loss(
@@ -103,6 +129,17 @@ class DistillationTrainer(FinetuningTrainer):
         loss = distillation_objective(ce, kd, self.alpha, hidden, self.hidden.weight if self.hidden else 0.0)
         return (loss, outputs) if return_outputs else loss
 
+    def get_batch_samples(self, epoch_iterator, num_batches, device):
+        """The Trainer counts the labelled items of each accumulated batch (the CE term's
+        divisor); with a transfer set the KD term's are all its rows, counted here alike."""
+        batches, num_items = super().get_batch_samples(epoch_iterator, num_batches, device)
+        if self.transfer and batches:
+            rows = torch.tensor(sum(len(batch["labels"]) for batch in batches), device=device)
+            if self.args.average_tokens_across_devices and self.args.world_size > 1:
+                rows = self.accelerator.gather(rows).sum()
+            self._rows = rows
+        return batches, num_items
+
     def _over_all_ranks(self, mean: torch.Tensor, mask, states: torch.Tensor) -> torch.Tensor:
         """The hidden-state loss is a mean over this process's tokens, and DDP averages the
         processes' gradients: weigh it by this process's share of the step's tokens, so
@@ -118,15 +155,18 @@ class DistillationTrainer(FinetuningTrainer):
         """(the KL term, the teacher's outputs when it ran on this batch)."""
         t, n = self.temperature, num_items_in_batch
         if TOPK_VALUES in cached:
+            if self.loss_name != "forward_kl":
+                raise ValueError("DistillationTrainer: the top-k teacher cache distils with forward KL only")
             top = kl_distillation_topk(student_logits, cached[TOPK_VALUES], cached[TOPK_INDICES], t, mask, n)
             return top, None
         if COLUMN in cached:
-            return kl_distillation(student_logits, cached[COLUMN], t, mask, n), None
+            return self.divergence(student_logits, cached[COLUMN], t, mask, n), None
         if self.teacher is None:
             raise RuntimeError("DistillationTrainer: no teacher and no cached teacher logits in the batch")
         with torch.no_grad():
             teacher_out = self.teacher(**inputs, output_hidden_states=want_hidden)
-        return kl_distillation(student_logits, teacher_out.logits, t, mask, n), teacher_out
+        teacher_logits = teacher_out.logits[:, :-1] if self.next_token else teacher_out.logits
+        return self.divergence(student_logits, teacher_logits, t, mask, n), teacher_out
 
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
         """Training logs also carry the mean CE, KD (and hidden-state) parts since the last log."""

@@ -17,6 +17,7 @@ class FinetuningTrainer(Trainer):
 
     def __init__(self, *args, next_token: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
+        self.next_token = next_token
         self.ce_loss = next_token_cross_entropy if next_token else cross_entropy
         # forge's loss normalises by the items of the whole accumulated batch itself, so the
         # trainer must count them and must not divide by the accumulation steps again.

@@ -9,6 +9,7 @@ import subprocess
 import pytest
 
 from tests.conftest import (
+    REASONING_TINY,
     TINY_CONFIG,
     assert_bitwise_equal,
     kill_mid_training,
@@ -139,5 +140,40 @@ def test_a_hidden_state_kd_run_killed_mid_training_resumes_to_the_same_weights(t
 
     run = run_dir(tmp_path, "hidden_killed")
     kill_mid_training(configs / "hidden_killed.yaml", run, cwd=tmp_path)
+    resume_to_completion(run, cwd=tmp_path)
+    assert_bitwise_equal(run, reference)
+
+
+def test_a_causal_lm_cut_from_its_teacher_distils_and_resumes_to_the_same_weights(tmp_path):
+    """LM KD (reverse KL, teacher online) of a 1-layer student cut from a briefly trained
+    tiny causal LM, through forge.py (the teacher run first); then the same run killed at
+    its first checkpoint and resumed: bitwise equal."""
+    from forge.run.layout import RunDir
+
+    configs, out = tmp_path / "configs", tmp_path / "outputs"
+    short = "task: {max_train_samples: 256, max_eval_samples: 8, max_new_tokens: 8}\n"
+    write_config(
+        configs,
+        "teacher.yaml",
+        f"base: {REASONING_TINY / '00_sft.yaml'}\noutput_root: {out}\n{short}"
+        "training: {max_steps: 30, save_steps: 30}\n",
+    )
+    for name in ("kd", "kd_killed"):
+        write_config(
+            configs,
+            f"{name}.yaml",
+            f"base: {REASONING_TINY / '03_kd_cut.yaml'}\nrun_name: {name}\noutput_root: {out}\n{short}"
+            "student: {run: ./teacher.yaml}\nteacher: {run: ./teacher.yaml}\n"
+            "training: {max_steps: 30, save_steps: 10, logging_steps: 5}\n",
+        )
+    whole = run_forge("--config", str(configs / "kd.yaml"), cwd=tmp_path)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    reference = RunDir(out / "reasoning" / "tiny-cut1" / "kd")
+    log = reference.log.read_text()
+    assert "kept layers [1] of" in log and " kd=" in log
+    assert json.loads((reference.metrics / "teacher_pre_eval.json").read_text())["test"]["samples"] == 8
+
+    run = RunDir(out / "reasoning" / "tiny-cut1" / "kd_killed")
+    kill_mid_training(configs / "kd_killed.yaml", run, cwd=tmp_path)
     resume_to_completion(run, cwd=tmp_path)
     assert_bitwise_equal(run, reference)

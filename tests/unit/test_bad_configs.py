@@ -71,6 +71,14 @@ EXPECTED = {
     "wrong_type_float": "training.learning_rate: Input should be a valid number",
     "wrong_type_int": "training.batch_size: Input should be a valid integer",
     "zero_batch_size": "training.batch_size: Input should be greater than 0",
+    "student_layers_empty": "student.layers: Input should be a non-empty list of increasing layer indices",
+    "student_layers_unsorted": "student.layers: Input should be a non-empty list of increasing layer indices",
+    "student_layers_repeated": "student.layers: Input should be a non-empty list of increasing layer indices",
+    "student_layers_negative": "student.layers.0: Input should be greater than or equal to 0 (got -1)",
+    "student_layers_not_a_list": "student.layers: Input should be a valid list (got 0)",
+    "transfer_without_alpha": "distillation.transfer_samples: the transfer set's rows are learned from the teacher",
+    "transfer_without_labelled_budget": "distillation.transfer_samples: needs task.max_train_samples",
+    "transfer_on_ocr": "distillation.transfer_samples: a transfer set (distillation.transfer_samples) is available for",
 }
 
 

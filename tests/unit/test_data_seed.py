@@ -37,3 +37,28 @@ def test_both_seeds_are_recorded_in_run_metadata(tmp_path):
     with RunSession(cfg) as session:
         pass
     assert json.loads(session.run.metadata.read_text())["seeds"] == {"seed": 3, "data_seed": 11}
+
+
+def test_a_transfer_set_adds_unlabelled_rows_after_the_same_labelled_ones(tmp_path):
+    """KD with a transfer set trains on the very labelled rows the plain run sees, then on
+    rows beyond them (drawn by the same data_seed), whose labels are dropped."""
+    from forge.models.loading import load_preprocessor
+
+    plain = prepared_rows(tmp_path, "plain")[0]
+    kd = {"teacher": {"path": "embedded:tiny-distilbert-wide"}, "distillation.alpha": 0.5}
+    config = write_config(
+        tmp_path, "t.yaml", f"base: {TINY_CONFIG}\ntask: {{max_train_samples: 40, max_eval_samples: 20}}\n"
+    )
+    cfg = load_config(config, {**kd, "distillation.transfer_samples": 25})
+    mnli.prepare(cfg, load_preprocessor(cfg.student.path, mnli.HEAD), tmp_path / "t")
+    train = mnli.load_prepared(tmp_path / "t")[mnli.TRAIN_SPLIT]
+    assert len(train) == 65 and train["input_ids"][:40] == plain
+    labels = train["labels"]
+    assert all(0 <= label < 3 for label in labels[:40]) and labels[40:] == [-100] * 25
+    unlabelled = {tuple(ids) for ids in train["input_ids"][40:]}
+    assert not unlabelled & {tuple(ids) for ids in plain}  # (generated rows are distinct enough)
+
+    # More rows asked for than the split has: what is there, with a warning, not an error.
+    cfg = load_config(config, {**kd, "distillation.transfer_samples": 100_000})
+    mnli.prepare(cfg, load_preprocessor(cfg.student.path, mnli.HEAD), tmp_path / "all")
+    assert len(mnli.load_prepared(tmp_path / "all")[mnli.TRAIN_SPLIT]) == 8000

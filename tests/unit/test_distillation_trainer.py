@@ -221,3 +221,89 @@ def test_sequence_kd_distils_each_decoder_token_and_skips_padding(tmp_path):
     torch.manual_seed(0)
     online = online_kd.compute_loss(student, dict(batch))
     assert torch.allclose(online, loss, atol=1e-6)
+
+
+def test_a_transfer_set_row_counts_for_kd_and_not_for_ce(models_and_batch):
+    """With a transfer set, the second row has no label: CE is the first row's, KL the mean
+    over both rows, over the whole accumulated batch (get_batch_samples counts its rows)."""
+    from forge.trainers.distillation import DistillationTrainer
+
+    student, teacher, batch, out = models_and_batch
+    kd = trainer(student, teacher, out, alpha=0.4)
+    assert isinstance(kd, DistillationTrainer)
+    kd.transfer = True
+    partly = dict(batch, labels=torch.tensor([1, -100]))
+    kd.get_batch_samples(iter([partly]), 1, torch.device("cpu"))
+    student.train()
+    torch.manual_seed(0)
+    loss = kd.compute_loss(student, dict(partly), num_items_in_batch=torch.tensor(1))
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    torch.manual_seed(0)
+    s = student(**inputs).logits
+    with torch.no_grad():
+        t = teacher(**inputs).logits
+    ce = torch.nn.functional.cross_entropy(s[:1], torch.tensor([1]))
+    expected = 0.6 * ce + 0.4 * kl_distillation(s, t, 2.0)
+    assert torch.allclose(loss, expected, atol=1e-6)
+
+    # A batch of transfer rows alone: no CE at all, a finite loss, gradients from KD only.
+    student.zero_grad()
+    none = dict(batch, labels=torch.tensor([-100, -100]))
+    kd.get_batch_samples(iter([none]), 1, torch.device("cpu"))
+    loss = kd.compute_loss(student, dict(none), num_items_in_batch=torch.tensor(0))
+    assert torch.isfinite(loss) and loss > 0
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in student.parameters() if p.grad is not None)
+
+
+@pytest.mark.parametrize("divergence", ["forward_kl", "reverse_kl", "jsd"])
+def test_a_causal_lm_distils_per_answer_token_shifted_like_its_ce(divergence, tmp_path):
+    """For a causal LM the logits at t are for the token at t + 1: CE and the divergence
+    both compare them where a label follows, prompt and padding (-100) excluded."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainingArguments
+
+    from forge.losses import jsd_distillation, next_token_cross_entropy, reverse_kl_distillation
+    from forge.tasks.reasoning import sft_features
+    from forge.trainers.distillation import DistillationTrainer
+
+    path = embedded.ensure("embedded:tiny-causal-lm")
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    student = AutoModelForCausalLM.from_pretrained(path)
+    teacher = AutoModelForCausalLM.from_pretrained(path)
+    with torch.no_grad():
+        for p in teacher.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    rows = [sft_features(tokenizer, q, a, 64) for q, a in (("1 + 2?", "3 #### 3"), ("10 - 4?", "6 #### 6"))]
+    width = max(len(r["input_ids"]) for r in rows)
+    batch = {
+        key: torch.tensor([r[key] + [pad] * (width - len(r[key])) for r in rows])
+        for key, pad in (("input_ids", tokenizer.pad_token_id), ("attention_mask", 0), ("labels", -100))
+    }
+    args = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
+    kd = DistillationTrainer(
+        model=student,
+        args=args,
+        teacher=teacher,
+        alpha=0.3,
+        temperature=2.0,
+        loss=divergence,
+        beta=0.25,
+        next_token=True,
+    )
+    student.train()
+    torch.manual_seed(0)
+    loss = kd.compute_loss(student, dict(batch))
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    torch.manual_seed(0)
+    s = student(**inputs).logits
+    with torch.no_grad():
+        t = teacher(**inputs).logits
+    mask = batch["labels"][:, 1:] != -100
+    assert 0 < mask.sum() < mask.numel()  # the prompts are excluded
+    term = {
+        "forward_kl": lambda: kl_distillation(s[:, :-1], t[:, :-1], 2.0, mask),
+        "reverse_kl": lambda: reverse_kl_distillation(s[:, :-1], t[:, :-1], 2.0, mask),
+        "jsd": lambda: jsd_distillation(s[:, :-1], t[:, :-1], 0.25, 2.0, mask),
+    }[divergence]()
+    expected = 0.7 * next_token_cross_entropy(s, batch["labels"]) + 0.3 * term
+    assert torch.allclose(loss, expected, atol=1e-6)

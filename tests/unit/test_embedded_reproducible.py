@@ -9,11 +9,20 @@ import subprocess
 import sys
 from pathlib import Path
 
-BUILD = "from forge import embedded\nfor name in embedded.BUILDERS:\n    embedded.ensure(embedded.PREFIX + name)\n"
+import pytest
+
+from forge import embedded
+from tests.conftest import require_pretrained
+
+BUILD = (
+    "import sys\nfrom forge import embedded\nfor name in sys.argv[1:]:\n    embedded.ensure(embedded.PREFIX + name)\n"
+)
+GENERATED = sorted(set(embedded.BUILDERS) - embedded.PRETRAINED)
 
 
-def fingerprints(home: Path) -> dict[str, str]:
-    subprocess.run([sys.executable, "-c", BUILD], env={**os.environ, "FORGE_HOME": str(home)}, check=True, timeout=600)
+def fingerprints(home: Path, names: list[str]) -> dict[str, str]:
+    env = {**os.environ, "FORGE_HOME": str(home)}
+    subprocess.run([sys.executable, "-c", BUILD, *names], env=env, check=True, timeout=600)
     root = home / "embedded"
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
@@ -22,8 +31,18 @@ def fingerprints(home: Path) -> dict[str, str]:
     }
 
 
-def test_every_embedded_artifact_builds_byte_identical_in_fresh_homes(tmp_path):
-    first, second = fingerprints(tmp_path / "a"), fingerprints(tmp_path / "b")
+def test_every_generated_artifact_builds_byte_identical_in_fresh_homes(tmp_path):
+    first, second = fingerprints(tmp_path / "a", GENERATED), fingerprints(tmp_path / "b", GENERATED)
     assert any(name.endswith("tokenizer.json") for name in first) and any(n.endswith(".parquet") for n in first)
     differ = sorted(name for name in first.keys() | second.keys() if first.get(name) != second.get(name))
+    assert not differ, differ
+
+
+@pytest.mark.heavy  # SmolLM2's dequantization: ~20 s per build
+@pytest.mark.parametrize("name", sorted(embedded.PRETRAINED))
+def test_each_pretrained_model_builds_byte_identical_in_fresh_homes(tmp_path, name):
+    require_pretrained(name)
+    first, second = fingerprints(tmp_path / "a", [name]), fingerprints(tmp_path / "b", [name])
+    assert any(n.endswith("model.safetensors") for n in first) and any(n.endswith("tokenizer.json") for n in first)
+    differ = sorted(n for n in first.keys() | second.keys() if first.get(n) != second.get(n))
     assert not differ, differ

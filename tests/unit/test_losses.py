@@ -8,9 +8,11 @@ from forge.losses import (
     cross_entropy,
     distillation_objective,
     hidden_state_loss,
+    jsd_distillation,
     kl_distillation,
     kl_distillation_topk,
     next_token_cross_entropy,
+    reverse_kl_distillation,
 )
 
 
@@ -26,6 +28,16 @@ def test_num_items_normalises_over_the_accumulated_batch():
     whole = cross_entropy(logits, labels)
     halves = cross_entropy(logits[:4], labels[:4], 8) + cross_entropy(logits[4:], labels[4:], 8)
     assert torch.allclose(whole, halves)
+
+
+@pytest.mark.parametrize("num_items", [None, 0, torch.tensor(0)])
+def test_no_labelled_item_is_no_loss_not_nan(num_items):
+    """A batch of a KD transfer set may hold no labelled row: CE is 0, with a gradient of 0."""
+    logits = torch.randn(3, 4, requires_grad=True)
+    loss = cross_entropy(logits, torch.full((3,), -100), num_items)
+    assert loss.item() == 0.0
+    loss.backward()
+    assert torch.equal(logits.grad, torch.zeros(3, 4))
 
 
 def test_next_token_loss_predicts_each_label_from_the_position_before():
@@ -175,3 +187,53 @@ def test_topk_kd_gradient_reaches_only_the_student():
     values = torch.randn(3, 2, requires_grad=True)
     kl_distillation_topk(s, values, torch.tensor([[0, 1], [2, 3], [4, 5]]), 2.0).backward()
     assert s.grad is not None and s.grad.abs().sum() > 0 and values.grad is None
+
+
+# Hand-computed: teacher p = (1/2, 1/2) (logits 0, 0), student q = (3/4, 1/4) (logits ln 3, 0).
+P_LOGITS, Q_LOGITS = torch.tensor([[0.0, 0.0]]), torch.tensor([[math.log(3.0), 0.0]])
+
+
+def test_reverse_kl_is_kl_of_the_student_from_the_teacher_by_hand():
+    expected = 0.75 * math.log(0.75 / 0.5) + 0.25 * math.log(0.25 / 0.5)  # 0.130812
+    assert reverse_kl_distillation(Q_LOGITS, P_LOGITS).item() == pytest.approx(expected, abs=1e-6)
+    forward = 0.5 * math.log(0.5 / 0.75) + 0.5 * math.log(0.5 / 0.25)  # 0.143841: the other direction differs
+    assert kl_distillation(Q_LOGITS, P_LOGITS).item() == pytest.approx(forward, abs=1e-6)
+
+
+def test_generalised_jsd_by_hand_and_at_beta_a_quarter():
+    def kl(a, b):
+        return sum(x * math.log(x / y) for x, y in zip(a, b, strict=True))
+
+    p, q = (0.5, 0.5), (0.75, 0.25)
+    for beta in (0.5, 0.25):
+        m = tuple(beta * x + (1 - beta) * y for x, y in zip(p, q, strict=True))
+        expected = beta * kl(p, m) + (1 - beta) * kl(q, m)  # beta 0.5: 0.033822
+        got = jsd_distillation(Q_LOGITS, P_LOGITS, beta=beta).item()
+        assert got == pytest.approx(expected, abs=1e-6)
+    assert jsd_distillation(Q_LOGITS, P_LOGITS).item() == pytest.approx(0.033822, abs=1e-6)
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        jsd_distillation(Q_LOGITS, P_LOGITS, beta=1.0)
+
+
+@pytest.mark.parametrize("loss", [reverse_kl_distillation, jsd_distillation])
+def test_each_divergence_is_zero_for_identical_logits_and_t_squared_scaled(loss):
+    logits = torch.randn(4, 7)
+    assert loss(logits, logits.clone()).item() == pytest.approx(0.0, abs=1e-6)
+    s, t = torch.randn(4, 7), torch.randn(4, 7)
+    scaled = loss(s, t, temperature=3.0)
+    unscaled = loss(s / 3.0, t / 3.0)  # dividing the logits by T is what T does, without the T² factor
+    assert scaled.item() == pytest.approx(9.0 * unscaled.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("loss", [kl_distillation, reverse_kl_distillation, jsd_distillation])
+def test_each_divergence_sends_gradient_only_to_the_student_and_skips_masked_tokens(loss):
+    student = torch.randn(2, 3, 5, requires_grad=True)
+    teacher = torch.randn(2, 3, 5, requires_grad=True)
+    mask = torch.tensor([[True, True, False], [True, False, False]])
+    value = loss(student, teacher, mask=mask)
+    value.backward()
+    assert teacher.grad is None
+    assert torch.equal(student.grad[~mask], torch.zeros(3, 5)) and student.grad[mask].abs().sum() > 0
+    kept = loss(student[mask].detach(), teacher[mask].detach())  # the same 3 tokens, unmasked
+    assert value.item() == pytest.approx(kept.item(), abs=1e-6)
+    assert loss(student, teacher, mask=mask, num_items_in_batch=6).item() == pytest.approx(value.item() / 2, abs=1e-6)

@@ -106,6 +106,10 @@ def cases(tmp: Path, models: Path) -> dict[str, tuple[str, str]]:
             f"student: {{path: {models / 'no_model_type'}, lora: {{target_modules: [query]}}}}\n",
             "student.lora.target_modules: cannot be checked: ValueError",
         ),
+        "layers_the_model_lacks": (
+            f"student: {{path: {models / 'student'}, layers: [0, 3, 4]}}\n",
+            "student.layers: [3, 4] outside the model's 2 layers (0 … 1)",
+        ),
         "zero_byte_parquet": (
             f"task: {{dataset: {zero_byte(glue(data / 'zero'))}}}\n",
             "split train: unreadable parquet",
@@ -178,3 +182,21 @@ def test_checking_leaves_the_hub_setting_as_it_was(monkeypatch, tmp_path):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     assert preflight.check(load_config(TINY_CONFIG)).problems == []
     assert "HF_HUB_OFFLINE" not in os.environ
+
+
+def test_a_pretrained_model_whose_package_is_missing_is_refused_with_the_install_line(
+    tmp_path, monkeypatch, capsys, signals_restored
+):
+    from forge.embedded import pretrained
+
+    monkeypatch.setenv("FORGE_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(pretrained.importlib.util, "find_spec", lambda name, *a: None)  # as on a plain install
+    config = write_config(tmp_path, "real.yaml", f"base: {TINY_CONFIG}\nstudent: {{path: 'embedded:minilm-l6'}}\n")
+    for argv in (["check", str(config)], ["--config", str(config)]):
+        code, _, err, _ = run_main(argv, tmp_path, monkeypatch, capsys)
+        assert code == 2, err
+        assert len(err) == 1, err
+        assert err[0].endswith(
+            f"{config}: student.path: embedded:minilm-l6 needs its pip package: {pretrained.INSTALL}"
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["real.yaml"]

@@ -190,7 +190,7 @@ def test_a_task_from_outside_forge_validates_and_is_refused_what_it_does_not_sup
 
     assert load_config(toy_config(tmp_path)).task.name == "toy"
     kd = toy_config(tmp_path, "distillation: {alpha: 0.5}\nteacher: {path: embedded:tiny-distilbert-wide}\n")
-    with pytest.raises(ConfigError, match="distillation is available for the mnli and ocr tasks, not 'toy'"):
+    with pytest.raises(ConfigError, match="distillation is available for the mnli, reasoning and ocr tasks, not 'toy'"):
         load_config(kd)
     rl = toy_config(tmp_path, "rl: {rewards: [correctness]}\n")
     with pytest.raises(ConfigError, match=r"RL needs a task a policy can answer \(task.name: reasoning\), not 'toy'"):
