@@ -61,9 +61,20 @@ def config_for(run_dir: str, config_root: str = "configs") -> str:
 
 
 def targets(folder: str | Path, config_root: str = "configs") -> list[str]:
-    """`pipeline_complete` of every run configured under `folder`."""
+    """`pipeline_complete` of every run configured under `folder`. Each of those configs
+    (and the runs it builds on) is validated first, so a plan with bad configs stops before
+    any job starts: a ConfigError with one line per bad config."""
     wanted = {str(p) for p in run_configs(folder)}
-    return [f"{e.run_dir}/pipeline_complete" for e in index(config_root).values() if e.config in wanted]
+    entries = [e for e in index(config_root).values() if e.config in wanted]
+    problems = []
+    for entry in entries:
+        try:
+            _load(entry.run_dir, config_root)  # cached: the rules' params read the same
+        except ConfigError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return [f"{e.run_dir}/pipeline_complete" for e in entries]
 
 
 @functools.cache

@@ -21,7 +21,14 @@ wildcard_constraints:
 
 
 def run_targets(folder):
-    return runs.targets(folder, CONFIG_ROOT)
+    """Every run under `folder`; bad configs stop the plan before any job, one line each
+    (exit 2, as forge's own config errors)."""
+    try:
+        return runs.targets(folder, CONFIG_ROOT)
+    except runs.ConfigError as exc:
+        for line in str(exc).splitlines():
+            print(f"forge: {line}", file=sys.stderr)
+        sys.exit(2)
 
 
 def run_config(wildcards):
