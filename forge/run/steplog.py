@@ -2,7 +2,8 @@
 
 `forge report` draws its curves from it. A resumed attempt first drops the lines after
 the checkpoint it resumes from (the killed attempt logged them, the new one logs those
-steps again), so each step appears once. A line cut short by a kill is skipped on reading.
+steps again) and the end-of-training summary of an attempt stopped there, so each step
+appears once, as in an uninterrupted run. A line cut short by a kill is skipped on reading.
 """
 
 from __future__ import annotations
@@ -41,8 +42,13 @@ def read(run: RunDir) -> list[dict]:
     return records
 
 
+SUMMARY_KEY = "train_runtime"  # the trainer's end-of-training summary carries it
+
+
 def keep_up_to(run: RunDir, step: int) -> None:
-    """Drop the records after `step` (0: all), before an attempt trains from there."""
+    """Drop the records after `step` (0: all), before an attempt trains from there, and the
+    summary an attempt stopped at `step` wrote (training goes on: an uninterrupted run has
+    no summary there)."""
     if path_of(run).exists():
-        kept = [r for r in read(run) if r["step"] <= step]
+        kept = [r for r in read(run) if r["step"] < step or (r["step"] == step and SUMMARY_KEY not in r)]
         atomic_write_text(path_of(run), "".join(json.dumps(r) + "\n" for r in kept))

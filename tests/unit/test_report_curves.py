@@ -34,3 +34,14 @@ def test_a_resumed_attempt_drops_the_steps_after_its_checkpoint_and_a_cut_line(t
     assert [r["step"] for r in steplog.read(run)] == [10, 20]
     steplog.append(run, 30, {"loss": 0.5})
     assert steplog.read(run)[-1] == {"step": 30, "loss": 0.5}
+
+
+def test_a_resumed_attempt_drops_the_summary_of_the_attempt_stopped_at_its_checkpoint(tmp_path):
+    """A signal stops training at step 25 and saves there: the trainer logs its end-of-training
+    summary at 25. The run goes on from 25, so that summary is not a record of the run."""
+    run = RunDir(tmp_path)
+    steplog.append(run, 20, {"loss": 0.5})
+    steplog.append(run, 25, {"eval_loss": 0.4})
+    steplog.append(run, 25, {"train_runtime": 3.0, "train_loss": 0.6})
+    steplog.keep_up_to(run, 25)
+    assert steplog.read(run) == [{"step": 20, "loss": 0.5}, {"step": 25, "eval_loss": 0.4}]
