@@ -14,6 +14,7 @@ outputs/<task>/<model>/<run_name>/
   model/                 final model + tokenizer (finalize; LoRA: merged, when lora.merge)
   adapter/               LoRA runs: the adapter + tokenizer, naming its base (finalize)
   stages/<stage>.done    one marker per finished stage
+  logs/<stage>.attempt-N.log  a stage run on its own (Snakemake's jobs): each attempt's log, kept
   pipeline_complete      written last
 """
 
@@ -72,6 +73,11 @@ class RunDir:
     @property
     def lock(self) -> Path:
         return self.root / LOCK
+
+    def stage_log(self, stage: str, attempt: int) -> Path:
+        """The log of one attempt of a stage run on its own (`forge stage`): Snakemake empties
+        its rule's log before each job, so forge keeps every attempt's here too."""
+        return self.root / "logs" / f"{stage}.attempt-{attempt}.log"
 
     @property
     def lock_owner(self) -> Path:

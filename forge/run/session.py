@@ -84,6 +84,7 @@ class RunSession:
         self.metadata = RunMetadata(self.run)
         self._lock = RunLock(self.run)
         self._log_handler: logging.Handler | None = None
+        self._stage_log_handler: logging.Handler | None = None
         self._tracker = None
         self._teacher = None
 
@@ -130,6 +131,10 @@ class RunSession:
             # what `forge status` shows (max_steps may have changed since the last attempt)
             self.metadata.data["identity"] = identity(self.cfg)
             self.metadata.start_attempt(self.stage)
+            if self.stage is not None:
+                attempt = self.metadata.data["attempts"][-1]["attempt"]
+                run.stage_log(self.stage, attempt).parent.mkdir(parents=True, exist_ok=True)
+                self._stage_log_handler = attach_run_log(run.stage_log(self.stage, attempt), self.cfg.debug)
             registry.register(run.root, task=self.cfg.task.name, model=self.cfg.student.name)
             self.stop.install()
         except BaseException:
@@ -163,9 +168,10 @@ class RunSession:
     def _close(self) -> None:
         if self._owns_stop:
             self.stop.uninstall()
-        if self._log_handler is not None:
-            detach_run_log(self._log_handler)
-            self._log_handler = None
+        for handler in (self._log_handler, self._stage_log_handler):
+            if handler is not None:
+                detach_run_log(handler)
+        self._log_handler = self._stage_log_handler = None
         self._lock.release()
 
     # -- what stages use ---------------------------------------------------

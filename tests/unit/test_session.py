@@ -47,6 +47,27 @@ def test_resuming_records_another_attempt_and_keeps_the_wandb_id(config):
     assert meta["attempts"][1]["exit_reason"].startswith("preempted")
 
 
+def test_every_attempt_of_a_stage_run_alone_keeps_its_own_log(config):
+    """Snakemake empties a rule's log before each job; forge keeps each attempt's."""
+    import logging
+
+    cfg = load_config(config)
+    log = logging.getLogger("forge.test")
+    with pytest.raises(Preempted), RunSession(cfg, stage="train"):
+        log.info("first attempt, stopped")
+        raise Preempted("stopped")
+    with RunSession(cfg, stage="train") as session:
+        log.info("second attempt")
+    run = session.run
+    first, second = run.stage_log("train", 1).read_text(), run.stage_log("train", 2).read_text()
+    assert "first attempt, stopped" in first and "second attempt" not in first
+    assert "second attempt" in second and "first attempt" not in second
+    assert "first attempt, stopped" in run.log.read_text() and "second attempt" in run.log.read_text()
+    with RunSession(cfg):  # the whole pipeline in one process: output.log alone
+        pass
+    assert sorted(p.name for p in (run.root / "logs").iterdir()) == ["train.attempt-1.log", "train.attempt-2.log"]
+
+
 def test_a_changed_config_is_refused_with_a_diff(config):
     with RunSession(load_config(config)) as session:
         pass
