@@ -7,6 +7,7 @@ forge stage STAGE --run-dir RUN_DIR        (one stage of an existing run)
 forge status [PATH ...] [--incomplete] [--failed] [--json]
 forge report PATH ... [--out DIR]
 forge check CONFIG_OR_FOLDER ...           (validate without running or creating anything)
+forge doctor [--profile DIR] [--write DIR] (does the SLURM profile fit this cluster?)
 """
 
 from __future__ import annotations
@@ -236,8 +237,42 @@ def _on_all_ranks(work) -> int:
     return code
 
 
+def _doctor(argv: list[str]) -> int:
+    p = _Parser(
+        prog="forge doctor",
+        description="Check a SLURM profile against this cluster before submitting anything: the SLURM commands, "
+        "accounting (sacct) and the status command, accounts, partitions, every rule's CPUs and memory against "
+        "the largest node, the train rule's --signal. One line per finding; exit 1 when something needs fixing.",
+    )
+    p.add_argument("--profile", type=Path, default=Path("profiles/slurm"), help="the profile (default: profiles/slurm)")
+    p.add_argument("--write", type=Path, metavar="DIR", help="write the profile with the fixes applied to DIR")
+    args = p.parse_args(argv)
+
+    from forge import doctor
+
+    try:
+        profile = doctor.read_profile(args.profile)
+    except (OSError, ValueError) as exc:
+        print(f"forge doctor: {exc}", file=sys.stderr)
+        return 2
+    found = doctor.check(doctor.inspect_cluster(), profile)
+    print(f"forge doctor: profile {args.profile}")
+    for line in found.ok:
+        print(f"  ok       {line}")
+    for line in found.problems:
+        print(f"  problem  {line}")
+    if args.write is not None and found.fixes:
+        path = doctor.write_profile(profile, found.fixes, args.profile, args.write)
+        print(f"wrote {path} with: {', '.join(found.fixes)} (use: snakemake --profile {args.write} ...)")
+    elif found.fixes:
+        print(f"forge doctor: `forge doctor --profile {args.profile} --write DIR` writes a fixed copy")
+    return 1 if found.problems else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "doctor":
+        return _doctor(argv[1:])
     if argv and argv[0] == "status":
         return _status(argv[1:])
     if argv and argv[0] == "report":

@@ -136,3 +136,43 @@ def test_the_time_limit_warning_requeues_the_job_until_training_is_done(slurm_cl
     assert all(r.startswith("time limit (") for r in reasons[:-1]), listed
     assert reasons[0] == "time limit (SIGUSR1)", listed
     assert [a["slurm_restart_count"] for a in train] == list(range(len(train)))
+
+
+def test_forge_doctor_fixes_the_profile_for_this_cluster_and_the_fixed_profile_runs_as_is(
+    slurm_cluster, folder, reference, tmp_path
+):
+    """The local cluster has no accounting and a 2-CPU node: the shipped profile would hang
+    polling sacct and its train job would not fit. `forge doctor --write` says so and writes
+    a copy that runs the whole pipeline with no other setting on the command line."""
+    import sys
+
+    from tests.conftest import ROOT
+
+    fixed = tmp_path / "fixed-profile"
+    doctor = [
+        sys.executable,
+        "-m",
+        "forge",
+        "doctor",
+        "--profile",
+        str(ROOT / "profiles" / "slurm"),
+        "--write",
+        str(fixed),
+    ]
+    result = subprocess.run(doctor, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "problem  accounting: none" in result.stdout and "slurm-status-command: squeue" in result.stdout
+    assert "problem  train: cpus_per_task 8 does not fit the largest node" in result.stdout
+    again = subprocess.run([*doctor[:-2]], capture_output=True, text=True, timeout=120)
+    assert "problem" in again.stdout  # the shipped profile is left as it was
+    assert subprocess.run([*doctor[:4], "--profile", str(fixed)], capture_output=True, text=True).returncode == 0
+
+    command = [
+        "timeout", "-k", "10", str(TIMEOUT), sys.executable, "-m", "snakemake",
+        "--snakefile", str(ROOT / "Snakefile"), "--directory", str(folder), "--profile", str(fixed),
+        "--config", f"config_root={folder / 'configs'}", f"runs={folder / 'configs'}",
+        "--slurm-init-seconds-before-status-checks", "2",  # faster here; not needed to work
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
+    assert_bitwise_equal(run_dir(folder), reference)

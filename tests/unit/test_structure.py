@@ -35,7 +35,7 @@ FLOORS = [
     {"forge.run", "forge.tracking"},  # the run directory's state machine, and its W&B run
     {"forge.kd_cache", "forge.callbacks", "forge.evaluation", "forge.trainers", "forge.slurm"},
     {"forge.stages"},
-    {"forge.pipeline", "forge.workflow", "forge.status", "forge.report"},
+    {"forge.pipeline", "forge.workflow", "forge.status", "forge.report", "forge.doctor"},
     {"forge.cli", "forge.__main__"},
 ]
 
