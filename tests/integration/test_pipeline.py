@@ -220,18 +220,18 @@ def test_how_often_a_run_evaluates_or_saves_does_not_change_what_it_trains(tmp_p
     assert_bitwise_equal(run_dir(tmp_path), reference)
 
 
-def test_sigterm_to_every_process_of_the_run_with_wandb_on_is_a_preemption(tmp_path, reference):
+def sigterm_every_process_after_a_checkpoint(config, run, cwd) -> None:
     """What SLURM does on requeue or preemption: SIGTERM to every process of the job step,
     forge's and W&B's helpers (wandb-core runs in a session of its own, so a signal to the
-    process group would miss it). Their death must not turn a safe stop into a failure."""
+    process group would miss it), once `run` has a checkpoint. Their death must not turn a
+    safe stop into a failure: exit 75, recorded as preempted."""
     import os
 
     import psutil
 
-    run = run_dir(tmp_path)
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "forge.py"), "--config", str(short_config(tmp_path))],
-        cwd=tmp_path,
+        [sys.executable, str(ROOT / "forge.py"), "--config", str(config)],
+        cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -247,5 +247,32 @@ def test_sigterm_to_every_process_of_the_run_with_wandb_on_is_a_preemption(tmp_p
     assert proc.returncode == 75, output
     attempt = json.loads(run.metadata.read_text())["attempts"][-1]
     assert (attempt["outcome"], attempt["exit_code"]) == ("preempted", 75), attempt
+
+
+def test_sigterm_to_every_process_of_the_run_with_wandb_on_is_a_preemption(tmp_path, reference):
+    run = run_dir(tmp_path)
+    sigterm_every_process_after_a_checkpoint(short_config(tmp_path), run, tmp_path)
     resume_to_completion(run, tmp_path)
     assert_bitwise_equal(run, reference)
+
+
+@pytest.mark.heavy
+@pytest.mark.parametrize("mode", ["kd", "rl"])
+def test_sigterm_to_every_process_of_a_kd_or_grpo_run_is_a_preemption_too(tmp_path, mode):
+    """The same for online KD (a teacher in the process) and GRPO (generation in the loop):
+    exit 75, preempted, and the run resumes to completion. (Their bitwise resumes are the
+    kill matrix's.)"""
+    from forge.run.layout import RunDir
+    from tests.conftest import ONLINE_KD
+    from tests.integration.test_rl import rl_chain
+
+    if mode == "kd":
+        short_config(tmp_path, "short_base.yaml")
+        config = write_config(tmp_path, "short.yaml", "        base: short_base.yaml" + ONLINE_KD)
+        run = run_dir(tmp_path)
+    else:
+        config = rl_chain(tmp_path)
+        assert run_forge("--config", str(tmp_path / "configs" / "sft.yaml"), cwd=tmp_path).returncode == 0
+        run = RunDir(tmp_path / "outputs" / "reasoning" / "tiny" / "grpo")
+    sigterm_every_process_after_a_checkpoint(config, run, tmp_path)
+    resume_to_completion(run, tmp_path)
