@@ -51,8 +51,15 @@ class Findings:
     fixes: dict = field(default_factory=dict)  # profile key -> value, applied by --write
 
 
-def _run(*cmd: str) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+def _run(*cmd: str, timeout: float = 30) -> subprocess.CompletedProcess:
+    """`cmd`'s result; a command that hangs (sacct looking for a controller) or cannot start
+    is a failed result with the reason, not a traceback."""
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return subprocess.CompletedProcess(cmd, 124, "", f"{cmd[0]}: no answer within {timeout:g} s")
+    except OSError as exc:
+        return subprocess.CompletedProcess(cmd, 127, "", f"{cmd[0]}: {exc.strerror or exc}")
 
 
 def _first_line(text: str) -> str:

@@ -82,3 +82,15 @@ def test_a_controller_that_does_not_answer_and_a_missing_profile_are_one_line_ea
     assert out.count("problem") == 1
     assert main(["doctor", "--profile", str(tmp_path / "nowhere")]) == 2
     assert capsys.readouterr().err.strip().startswith("forge doctor: ")
+
+
+def test_a_slurm_command_that_hangs_is_a_finding_not_a_traceback(tmp_path, on_path, monkeypatch, capsys):
+    from forge import doctor
+
+    folder = stub_cluster(tmp_path / "bin", accounting=True)
+    (folder / "sacct").write_text("#!/bin/sh\nsleep 30\n")
+    on_path(folder)
+    real = doctor._run
+    monkeypatch.setattr(doctor, "_run", lambda *cmd: real(*cmd, timeout=0.5))
+    assert main(["doctor", "--profile", str(ROOT / "profiles" / "slurm")]) == 1
+    assert "problem  accounting: none (sacct: no answer within 0.5 s)" in capsys.readouterr().out
