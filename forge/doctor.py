@@ -99,7 +99,10 @@ def inspect_cluster() -> Cluster:
 
 def read_profile(profile: Path) -> dict:
     path = profile / PROFILE_FILE
-    data = yaml.safe_load(path.read_text()) if path.is_file() else None
+    try:
+        data = yaml.safe_load(path.read_text()) if path.is_file() else None
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: not a Snakemake profile (no mapping in {PROFILE_FILE})")
     return data

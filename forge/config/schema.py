@@ -330,6 +330,14 @@ def rule_violations(cfg: ForgeConfig) -> list[tuple[tuple[str, ...], str]]:
                 "are not cached: set distillation.teacher_cache: false (online KD)",
             )
         )
+    if cfg.student.layers and cfg.student.lora is not None:
+        found.append(
+            (
+                ("student", "layers"),
+                "and student.lora together would save an adapter whose base is the uncut model: cut in one run "
+                "(student.layers, no lora), then train LoRA on its final model (student.run)",
+            )
+        )
     if kd.transfer_samples is not None:
         found.extend(_transfer_set_violations(cfg))
     if kd.distils and kd.teacher_cache and kd.cache_top_k is not None and kd.loss != "forward_kl":

@@ -48,8 +48,13 @@ def with_transfer_set(split, limit: int, transfer: int, seed: int, label_column:
 
     from datasets import Value, concatenate_datasets
 
+    if limit >= len(split):  # no row left beyond the labelled ones: exactly what `subset` gives
+        logging.getLogger("forge.data").warning(
+            "transfer set: %d rows asked for, none left beyond the %d labelled ones", transfer, len(split)
+        )
+        return split
     drawn = split.shuffle(seed=seed)
-    labelled = drawn.select(range(min(limit, len(drawn))))
+    labelled = drawn.select(range(limit))
     rest = drawn.select(range(len(labelled), min(len(drawn), limit + transfer)))
     if len(rest) < transfer:
         logging.getLogger("forge.data").warning(

@@ -62,3 +62,16 @@ def test_a_transfer_set_adds_unlabelled_rows_after_the_same_labelled_ones(tmp_pa
     cfg = load_config(config, {**kd, "distillation.transfer_samples": 100_000})
     mnli.prepare(cfg, load_preprocessor(cfg.student.path, mnli.HEAD), tmp_path / "all")
     assert len(mnli.load_prepared(tmp_path / "all")[mnli.TRAIN_SPLIT]) == 8000
+
+
+def test_a_transfer_set_with_no_row_left_trains_on_what_the_plain_run_does(tmp_path):
+    from datasets import Dataset
+
+    from forge.tasks.sources import subset, with_transfer_set
+
+    rows = Dataset.from_dict({"text": [f"row {i}" for i in range(10)], "label": list(range(10))})
+    plain = subset(rows, 10, seed=3)  # all of them, in their order
+    assert with_transfer_set(rows, 10, 5, 3, "label")["text"] == plain["text"]
+    assert with_transfer_set(rows, 50, 5, 3, "label")["text"] == plain["text"]
+    mixed = with_transfer_set(rows, 4, 100, 3, "label")
+    assert mixed["text"][:4] == subset(rows, 4, seed=3)["text"] and mixed["label"][4:] == [-100] * 6

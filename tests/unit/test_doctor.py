@@ -82,6 +82,12 @@ def test_a_controller_that_does_not_answer_and_a_missing_profile_are_one_line_ea
     assert out.count("problem") == 1
     assert main(["doctor", "--profile", str(tmp_path / "nowhere")]) == 2
     assert capsys.readouterr().err.strip().startswith("forge doctor: ")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.v8+.yaml").write_text("jobs: [100\n")
+    assert main(["doctor", "--profile", str(broken)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "config.v8+.yaml: not valid YAML" in err[0]
 
 
 def test_a_slurm_command_that_hangs_is_a_finding_not_a_traceback(tmp_path, on_path, monkeypatch, capsys):
