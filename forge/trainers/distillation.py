@@ -168,6 +168,17 @@ class DistillationTrainer(FinetuningTrainer):
         teacher_logits = teacher_out.logits[:, :-1] if self.next_token else teacher_out.logits
         return self.divergence(student_logits, teacher_logits, t, mask, n), teacher_out
 
+    def loss_window(self) -> dict:
+        """The window also keeps the CE / KD (/ hidden) parts logged beside the loss."""
+        parts = {k: (v.item() if torch.is_tensor(v) else v) for k, v in self._parts.items()}
+        return {**super().loss_window(), "parts": parts}
+
+    def restore_loss_window(self, window: dict) -> None:
+        super().restore_loss_window(window)
+        for key, value in (window.get("parts") or {}).items():
+            if key in self._parts:
+                self._parts[key] = value if key == "n" else self._parts[key] + value
+
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
         """Training logs also carry the mean CE, KD (and hidden-state) parts since the last log."""
         if "loss" in logs and self._parts["n"]:

@@ -177,3 +177,33 @@ def test_a_causal_lm_cut_from_its_teacher_distils_and_resumes_to_the_same_weight
     kill_mid_training(configs / "kd_killed.yaml", run, cwd=tmp_path)
     resume_to_completion(run, cwd=tmp_path)
     assert_bitwise_equal(run, reference)
+
+
+@pytest.mark.heavy
+def test_a_kd_run_stopped_between_two_logs_resumes_to_the_same_curve(tmp_path):
+    """SIGUSR1 mid-way between two logs: the resumed run's steps.jsonl has the uninterrupted
+    run's training records, the CE and KD parts included (they cover the same steps as the
+    loss), and the same weights."""
+    import signal
+
+    from forge.run import steplog
+    from tests.conftest import start_forge, wait_for
+
+    kd_pair(tmp_path)
+    configs = tmp_path / "configs"
+    for name in ("whole", "stopped"):
+        write_config(configs, f"{name}.yaml", f"base: ./kd.yaml\nrun_name: {name}\ntraining: {{max_steps: 80}}\n")
+    assert run_forge("--config", str(configs / "whole.yaml"), cwd=tmp_path).returncode == 0
+    run = run_dir(tmp_path, "stopped")
+    proc = start_forge("--config", str(configs / "stopped.yaml"), cwd=tmp_path)
+    wait_for(run.latest_checkpoint.exists, proc=proc)
+    proc.send_signal(signal.SIGUSR1)
+    assert proc.wait(timeout=120) == 76
+    resume_to_completion(run, cwd=tmp_path)
+
+    def curve(r):
+        keys = ("loss", "grad_norm", "ce", "kd")
+        return [(x["step"], *(x.get(k) for k in keys)) for x in steplog.read(r) if "loss" in x]
+
+    assert curve(run) == curve(run_dir(tmp_path, "whole"))
+    assert_bitwise_equal(run, run_dir(tmp_path, "whole"))
