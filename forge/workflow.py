@@ -66,15 +66,33 @@ def targets(folder: str | Path, config_root: str = "configs") -> list[str]:
     any job starts: a ConfigError with one line per bad config."""
     wanted = {str(p) for p in run_configs(folder)}
     entries = [e for e in index(config_root).values() if e.config in wanted]
-    problems = []
+    problems, seen = [], set()
     for entry in entries:
         try:
-            _load(entry.run_dir, config_root)  # cached: the rules' params read the same
+            cfg = _load(entry.run_dir, config_root)  # cached: the rules' params read the same
         except ConfigError as exc:
             problems.append(str(exc))
+            continue
+        problems += _upstream_problems(cfg, seen)
     if problems:
         raise ConfigError("\n".join(problems))
     return [f"{e.run_dir}/pipeline_complete" for e in entries]
+
+
+def _upstream_problems(cfg, seen: set[str]) -> list[str]:
+    """The config errors of the runs `cfg` builds on, and of theirs (each config once)."""
+    from forge.config import load_config
+
+    problems = []
+    for path in cfg.upstream_runs.values():
+        if path in seen:
+            continue
+        seen.add(path)
+        try:
+            problems += _upstream_problems(load_config(path), seen)
+        except ConfigError as exc:
+            problems.append(str(exc))
+    return problems
 
 
 @functools.cache

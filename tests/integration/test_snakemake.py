@@ -58,24 +58,34 @@ def test_dry_run_lists_the_five_stages_and_the_train_plan(folder):
 
 
 def test_bad_configs_in_the_dag_stop_the_plan_before_any_job_one_line_each(folder):
-    """Among good runs, three bad configs (a typo, an infinite number, a teacher run that does
-    not exist): the plan and a real run alike stop before any job, one line per bad config,
-    exit 2, no traceback, nothing created."""
+    """Among good runs, four bad configs (a typo, an infinite number, a teacher run that does
+    not exist, a teacher run outside the planned folder with a negative step count): the plan
+    and a real run alike stop before any job, one line per bad config, exit 2, no traceback,
+    nothing created."""
     configs = folder / "configs"
     base = f"base: {configs / 'short.yaml'}\n"
     write_config(configs, "typo.yaml", base + "run_name: typo\ntraining: {lerning_rate: 1.0}\n")
     write_config(configs, "inf.yaml", base + "run_name: inf\ntraining: {epochs: .inf}\n")
     write_config(configs, "kd.yaml", base + "run_name: kd\nteacher: {run: nowhere.yaml}\ndistillation: {alpha: 0.5}\n")
+    # a good student whose teacher run, outside the planned folder, is bad
+    write_config(folder / "elsewhere", "teacher.yaml", base + "run_name: teacher\ntraining: {max_steps: -7}\n")
+    write_config(
+        configs,
+        "student.yaml",
+        base + f"run_name: student\nteacher: {{run: {folder / 'elsewhere' / 'teacher.yaml'}}}\n"
+        "distillation: {alpha: 0.5}\n",
+    )
     for extra in (["-n"], []):
         result = snakemake(folder, *extra, timeout=120)
         assert result.returncode == 2, result.stderr
         assert "Traceback" not in result.stderr and "Exception" not in result.stderr, result.stderr
         lines = [line for line in result.stderr.strip().splitlines() if not line.startswith("Using profile")]
-        assert len(lines) == 3, lines
+        assert len(lines) == 4, lines
         assert lines[0].startswith(f"forge: {configs / 'inf.yaml'}: training.epochs: Input should be a finite number")
         assert lines[1].startswith(f"forge: {configs / 'kd.yaml'}: teacher.run: file not found")
+        assert lines[2].startswith(f"forge: {folder / 'elsewhere' / 'teacher.yaml'}: training.max_steps: Input")
         assert (
-            lines[2]
+            lines[3]
             == f"forge: {configs / 'typo.yaml'}: training.lerning_rate: unknown key (did you mean 'learning_rate'?)"
         )
         assert not (folder / "outputs").exists()
