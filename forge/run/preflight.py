@@ -55,7 +55,19 @@ def check(cfg: ForgeConfig) -> Findings:
     found.guarded("student.lora.target_modules", _lora_targets, cfg, local.get("student"), found)
     found.guarded("student.layers", _layers, cfg, local.get("student"), found)
     found.guarded("output_root", _run_dir, cfg, found)
+    found.guarded("run", _not_itself, cfg, found)
     return found
+
+
+def _not_itself(cfg: ForgeConfig, found: Findings) -> None:
+    """A teacher.run or student.run that names this very run (its config places the run in
+    the same directory) can never be trained first."""
+    from forge.config import load_config
+
+    this = run_dir_of(cfg).root.resolve()
+    for role, path in cfg.upstream_runs.items():
+        if run_dir_of(load_config(path)).root.resolve() == this:
+            found.problems.append((f"{role}.run", "names this very run; a run cannot build on itself"))
 
 
 @functools.cache

@@ -145,19 +145,21 @@ def _parquet_problems(ref: str, split: str, files: list[str], needs: Needs) -> l
 def _cached_on_this_machine(ref: str, needs: Needs, offline: bool) -> tuple[list[str], list[str]]:
     if not offline:
         return [], [f"dataset {ref} is on the Hub: checked when the run loads it"]
-    import os
-
+    import datasets.config
+    import huggingface_hub.constants
     from datasets import load_dataset_builder
 
-    saved = os.environ.get("HF_HUB_OFFLINE")
-    os.environ["HF_HUB_OFFLINE"] = "1"  # look in the cache only (no ~50 s of retries)
+    # Look in the cache only. The libraries read HF_HUB_OFFLINE once, at import: setting the
+    # variable now would leave ~30 s of retries per dataset; their flags are set for this call.
+    flags = [(datasets.config, "HF_HUB_OFFLINE"), (huggingface_hub.constants, "HF_HUB_OFFLINE")]
+    saved = [getattr(module, name) for module, name in flags]
+    for module, name in flags:
+        setattr(module, name, True)
     try:
         load_dataset_builder(ref, needs.config)
     except Exception:
         return [str(unreachable(ref, "dataset"))], []
     finally:
-        if saved is None:
-            os.environ.pop("HF_HUB_OFFLINE", None)
-        else:
-            os.environ["HF_HUB_OFFLINE"] = saved
+        for (module, name), value in zip(flags, saved, strict=True):
+            setattr(module, name, value)
     return [], []

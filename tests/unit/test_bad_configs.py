@@ -60,7 +60,7 @@ EXPECTED = {
     "section_is_a_list": "training: Input should be a valid dictionary",
     "student_path_and_run": "student_path_and_run.yaml: student: set exactly one of path (a model) or run",
     "student_run_missing": "student.run: file not found:",
-    "teacher_run_is_itself": "teacher.run names this very run",
+    "teacher_run_is_itself": "names this very run; a run cannot build on itself",
     "teacher_run_missing": "teacher.run: file not found:",
     "top_level_list": "top_level_list.yaml: the top level must be a mapping of keys, not list",
     "trust_remote_code_as_string": "student.trust_remote_code: Input should be a valid boolean",
@@ -127,3 +127,15 @@ def test_a_bad_config_is_one_line_exit_2_and_creates_nothing(stem, tmp_path, mon
     assert EXPECTED[stem] in lines[0], lines[0]
     assert len(lines[0]) < 400, lines[0]  # a long value is cut, not echoed
     assert list(cwd.iterdir()) == [] and not home.exists()  # no outputs/, no run, no registry entry
+
+
+def test_forge_check_refuses_every_file_of_the_corpus(tmp_path, monkeypatch, capsys, signals_restored):
+    """`forge check tests/bad_configs`: no file passes, each is named, nothing is created."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FORGE_HOME", str(tmp_path / "home"))
+    assert main(["check", str(CORPUS)]) == 2
+    out = capsys.readouterr()
+    assert out.out.strip() == "", out.out  # no config is ok
+    named = {line.split(": ")[1] for line in out.err.strip().splitlines()}
+    assert {str(p) for p in CORPUS.glob("*.yaml")} <= {n.split(" (line")[0] for n in named}
+    assert list(tmp_path.iterdir()) == []

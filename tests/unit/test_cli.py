@@ -128,6 +128,22 @@ def test_an_unreachable_hub_fails_in_seconds_with_one_sentence(hub_env, tmp_path
     assert "Traceback" not in result.stderr and not (tmp_path / "outputs").exists()
 
 
+def test_forge_check_of_a_hub_config_with_the_hub_out_of_reach_answers_in_seconds(tmp_path):
+    """forge check leaves HF_HUB_OFFLINE alone (one config's answer must not decide the next),
+    yet looks for a Hub dataset in the cache only: no retries (they took ~30 s a dataset)."""
+    import time
+
+    real = ROOT / "configs/classification/mnli/distilbert/00_sft.yaml"
+    env = {"HF_HUB_OFFLINE": "", "HF_ENDPOINT": "http://127.0.0.1:9"}
+    start = time.monotonic()
+    result = run_forge("check", str(real), cwd=tmp_path, timeout=60, env=env)
+    took = time.monotonic() - start
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 2 and "task.dataset: cannot load dataset 'nyu-mll/glue'" in lines[1], lines
+    assert took < 15, took
+
+
 _SETTLED = """
 import os, signal
 from forge.cli import main
