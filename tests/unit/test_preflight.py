@@ -200,3 +200,21 @@ def test_a_pretrained_model_whose_package_is_missing_is_refused_with_the_install
             f"{config}: student.path: embedded:minilm-l6 needs its pip package: {pretrained.INSTALL}"
         )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["real.yaml"]
+
+
+def test_an_unwritable_output_root_is_refused(tmp_path, monkeypatch, capsys, signals_restored):
+    """As root every folder is writable, so the filesystem's answer is played here."""
+    from forge.run import preflight
+
+    monkeypatch.setenv("FORGE_HOME", str(tmp_path / "home"))
+    (tmp_path / "locked").mkdir()
+    real_access = preflight.os.access
+    monkeypatch.setattr(
+        preflight.os, "access", lambda path, mode: False if "locked" in str(path) else real_access(path, mode)
+    )
+    config = write_config(tmp_path, "run.yaml", f"base: {TINY_CONFIG}\noutput_root: {tmp_path / 'locked' / 'out'}\n")
+    for argv in (["check", str(config)], ["--config", str(config)]):
+        code, _, err, _ = run_main(argv, tmp_path, monkeypatch, capsys)
+        assert code == 2, err
+        assert len(err) == 1 and err[0].endswith(f"output_root: {tmp_path / 'locked'} is not writable"), err
+    assert list((tmp_path / "locked").iterdir()) == []
