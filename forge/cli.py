@@ -259,6 +259,8 @@ def _doctor(argv: list[str]) -> int:
     print(f"forge doctor: profile {args.profile}")
     for line in found.ok:
         print(f"  ok       {line}")
+    for line in found.notes:
+        print(f"  note     {line}")
     for line in found.problems:
         print(f"  problem  {line}")
     if args.write is not None and found.fixes:

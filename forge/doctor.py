@@ -13,9 +13,9 @@ What it fixes, and why:
 - a rule asking for more CPUs or memory than the largest node has: SLURM refuses it at
   submission ("Requested node configuration is not available"); capped to the node, and
   so are the rules' threads;
-- a train rule without `--signal=USR1@...`: SLURM ends the job at its time limit without
-  warning, and the run resumes from its last periodic checkpoint instead of saving first
-  (reported, not changed: the lead time is the user's choice).
+- a train rule without `--signal=USR1@...`: forge's own timer still saves before the limit
+  it read when training started, but a limit changed later ends the job unsaved (a note,
+  not changed: the lead time is the user's choice).
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ class Cluster:
 @dataclass
 class Findings:
     ok: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # worth knowing, not wrong
     problems: list[str] = field(default_factory=list)
     fixes: dict = field(default_factory=dict)  # profile key -> value, applied by --write
 
@@ -165,9 +166,10 @@ def check(cluster: Cluster, profile: dict) -> Findings:
             found.fixes["set-threads"] = threads
     train = _resources(profile).get("train", {})
     if "--signal" not in str(train.get("slurm_extra", "")):
-        found.problems.append(
-            "train: no --signal in slurm_extra: at its time limit SLURM ends the job without warning, and the "
-            "run resumes from its last periodic checkpoint instead of saving first (e.g. '--signal=USR1@300')"
+        found.notes.append(
+            "train: no --signal in slurm_extra: forge still saves FORGE_TIME_MARGIN s (default 120) before the "
+            "time limit it reads when training starts, but without SLURM's warning a limit changed later "
+            "(scontrol update) ends the job unsaved (e.g. '--signal=USR1@300')"
         )
     else:
         found.ok.append(f"train: {train['slurm_extra'].strip(chr(39))} (forge saves before the time limit)")
