@@ -39,11 +39,19 @@ def run_configs(folder: str | Path) -> list[Path]:
 def index(config_root: str = "configs") -> dict[str, RunEntry]:
     """run directory -> its config, for every run config under `config_root`."""
     entries: dict[str, RunEntry] = {}
+    problems = []  # every config that cannot be placed, not only the first
     for path in run_configs(config_root):
-        run_dir = str(run_dir_of(path).root)
+        try:
+            run_dir = str(run_dir_of(path).root)
+        except ConfigError as exc:
+            problems.append(str(exc))
+            continue
         if run_dir in entries:
-            raise ConfigError(f"{path} and {entries[run_dir].config} both write to {run_dir}; give one a run_name")
+            problems.append(f"{path} and {entries[run_dir].config} both write to {run_dir}; give one a run_name")
+            continue
         entries[run_dir] = RunEntry(str(path), run_dir)
+    if problems:
+        raise ConfigError("\n".join(problems))
     return entries
 
 

@@ -271,7 +271,7 @@ def placement(path: str | Path, _stack: tuple[str, ...] = ()) -> dict[str, str]:
     key = os.path.abspath(path)  # no syscalls: this runs for every config of a plan
     if key in _stack:
         raise ConfigError(f"{path}: {BASE_KEY}: inheritance cycle")
-    data = read_yaml(key)
+    data = _read_yaml(Path(key), _stack[-1] if _stack else None)  # a missing base names its referrer
     found: dict[str, str] = {}
     bases = data.get(BASE_KEY) or []
     for base in [bases] if isinstance(bases, str) else bases:

@@ -53,6 +53,17 @@ def test_unknown_run_dir_and_clashing_configs_are_clear_errors(configs):
         workflow.index(str(configs))
 
 
+def test_every_config_that_cannot_be_placed_is_named_not_only_the_first(configs):
+    write_config(configs, "mnli/tiny/broken.yaml", "base: [unclosed\n")
+    write_config(configs, "mnli/tiny/no_base.yaml", "base: ../nowhere.yaml\n")
+    workflow.index.cache_clear()
+    with pytest.raises(ConfigError) as caught:
+        workflow.index(str(configs))
+    lines = str(caught.value).splitlines()
+    assert len(lines) == 2, lines
+    assert "broken.yaml (line 2): invalid YAML" in lines[0] and "no_base.yaml: base: file not found" in lines[1]
+
+
 def test_config_hash_ignores_comments(configs):
     before = workflow.config_hash_for("out/mnli/tiny/00_sft", str(configs))
     path = configs / "mnli/tiny/00_sft.yaml"
