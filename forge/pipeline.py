@@ -42,6 +42,10 @@ def run_pipeline(
     if run.complete.exists():
         log.info("%s is already complete; nothing to do", run.root)
         return EXIT_OK
+    if not run.config.is_file():  # a new run: checked before the runs it builds on are trained
+        from forge.run import preflight
+
+        preflight.require(cfg, config_path or str(run.config))
     links = _run_upstream_first(cfg, run, stop, chain=(*_chain, run.root.resolve()))
     _prepare_environment(cfg)
     session = RunSession(cfg, config_path, run=run, stop=stop, upstream_runs=links)

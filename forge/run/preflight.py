@@ -56,7 +56,30 @@ def check(cfg: ForgeConfig) -> Findings:
     found.guarded("student.layers", _layers, cfg, local.get("student"), found)
     found.guarded("output_root", _run_dir, cfg, found)
     found.guarded("run", _not_itself, cfg, found)
+    found.guarded("distillation.cache_top_k", _top_k, cfg, local, found)
     return found
+
+
+def _top_k(cfg: ForgeConfig, local: dict[str, Path | None], found: Findings) -> None:
+    """The top-k teacher cache keeps k of the teacher's outputs per item: no more than it has
+    (a classifier's labels, else the vocabulary in its config.json)."""
+    kd = cfg.distillation
+    if cfg.mode != "kd" or not kd.teacher_cache or kd.cache_top_k is None:
+        return
+    labels = tasks.task_of(cfg).HEAD.labels
+    if labels is not None:
+        count, what = len(labels), "classes"
+    else:
+        teacher = local.get("teacher")
+        if teacher is None:
+            return  # the teacher is not on this machine yet: its vocabulary is checked when it is
+        config = json.loads((Path(teacher) / "config.json").read_text())
+        count = (config.get("text_config") or config.get("decoder") or config).get("vocab_size")
+        what = "tokens in the teacher's vocabulary"
+        if not isinstance(count, int):
+            return
+    if kd.cache_top_k > count:
+        found.problems.append(("distillation.cache_top_k", f"is {kd.cache_top_k}, more than the {count} {what}"))
 
 
 def _not_itself(cfg: ForgeConfig, found: Findings) -> None:

@@ -104,6 +104,7 @@ EXPECTED = {
     "target_modules_a_string": "student.lora.target_modules: Input should be a valid list (got 'query')",
     "epochs_as_word": "training.epochs: Input should be a valid number (got 'three')",
     "scalar_document": "scalar_document.yaml: the top level must be a mapping of keys, not str",
+    "cache_top_k_above_the_classes": "distillation.cache_top_k: is 5, more than the 3 classes",
     "student_layers_with_lora": "student.layers: and student.lora together would save an adapter whose base is",
 }
 
