@@ -56,7 +56,7 @@ def _run(*cmd: str, timeout: float = 30) -> subprocess.CompletedProcess:
     """`cmd`'s result; a command that hangs (sacct looking for a controller) or cannot start
     is a failed result with the reason, not a traceback."""
     try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        return subprocess.run([*cmd], capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return subprocess.CompletedProcess(cmd, 124, "", f"{cmd[0]}: no answer within {timeout:g} s")
     except OSError as exc:
