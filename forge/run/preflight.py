@@ -208,18 +208,23 @@ def _layers(cfg: ForgeConfig, student: Path | None, found: Findings) -> None:
     if student is None:
         found.notes.append("student.layers: checked when the student model is on this machine")
         return
-    import transformers
-
     from forge.models.layers import check_layers, layer_count
-    from forge.models.loading import adapter_base, resolve
 
-    base = adapter_base(str(student))
-    trust = cfg.student.trust_remote_code
-    config = transformers.AutoConfig.from_pretrained(resolve(base or str(student)), trust_remote_code=trust)
+    config = model_config(student, cfg.student.trust_remote_code)
     try:
         check_layers(layers, layer_count(config), type(config).__name__)
     except ConfigError as exc:
         found.problems.append(("student.layers", str(exc).removeprefix("student.layers: ")))
+
+
+def model_config(model_dir: Path, trust: bool = False):
+    """The transformers config of the model in `model_dir` (an adapter: of its base)."""
+    import transformers
+
+    from forge.models.loading import adapter_base, resolve
+
+    base = adapter_base(str(model_dir))
+    return transformers.AutoConfig.from_pretrained(resolve(base or str(model_dir)), trust_remote_code=trust)
 
 
 def module_names(model_dir: Path, auto_class: str, trust: bool = False) -> list[str]:
@@ -228,10 +233,7 @@ def module_names(model_dir: Path, auto_class: str, trust: bool = False) -> list[
     import torch
     import transformers
 
-    from forge.models.loading import adapter_base, resolve
-
-    base = adapter_base(str(model_dir))
-    config = transformers.AutoConfig.from_pretrained(resolve(base or str(model_dir)), trust_remote_code=trust)
+    config = model_config(model_dir, trust)
     with torch.device("meta"):
         model = getattr(transformers, auto_class).from_config(config, trust_remote_code=trust)
     return [name for name, _ in model.named_modules()]
