@@ -128,6 +128,11 @@ def _report(argv: list[str]) -> int:
     files = report.write(runs, args.out)
     console = status.console_for_tables()
     status.print_rows(report.table(runs), console)
+    found = report.points(runs)
+    if found:
+        console.print()
+        status.print_rows(report.points_table(found), console)
+        console.print(report.verdict(found) or "")
     console.print("wrote " + ", ".join(str(f) for f in files.values()))
     return 0
 
@@ -142,7 +147,8 @@ def _check(argv: list[str]) -> int:
     p.add_argument("paths", nargs="+", type=Path, help="config files, or folders of them (base.yaml files are skipped)")
     args = p.parse_args(argv)
 
-    from forge.config import load_config
+    from forge.config import load_config, sweep_points
+    from forge.config.loader import load_raw
     from forge.errors import ConfigError
     from forge.run import preflight
     from forge.workflow import run_configs
@@ -157,7 +163,8 @@ def _check(argv: list[str]) -> int:
             continue
         for path in configs:
             try:
-                findings = preflight.check(load_config(path))
+                runs = sweep_points(load_raw(path), str(path)) or [(str(path), load_config(path))]
+                found = [(ref, preflight.check(cfg)) for ref, cfg in runs]  # a sweep: every point
             except ConfigError as exc:
                 print(*(f"forge check: {line}" for line in str(exc).splitlines()), sep="\n", file=sys.stderr)
                 bad += 1
@@ -166,12 +173,14 @@ def _check(argv: list[str]) -> int:
                 print(f"forge check: {path}: cannot be checked: {type(exc).__name__}: {exc}", file=sys.stderr)
                 bad += 1
                 continue
-            for key, message in findings.problems:
-                print(f"forge check: {path}: {key}: {message}", file=sys.stderr)
-            bad += bool(findings.problems)
-            if not findings.problems:
-                notes = f" (not checked yet: {'; '.join(findings.notes)})" if findings.notes else ""
-                print(f"{path}: ok{notes}")
+            problems = [f"{ref}: {key}: {message}" for ref, findings in found for key, message in findings.problems]
+            for line in problems:
+                print(f"forge check: {line}", file=sys.stderr)
+            bad += bool(problems)
+            if not problems:
+                notes = sorted({note for _, findings in found for note in findings.notes})
+                size = f" ({len(found)} sweep points)" if len(found) > 1 or found[0][0] != str(path) else ""
+                print(f"{path}: ok{size}" + (f" (not checked yet: {'; '.join(notes)})" if notes else ""))
     return 2 if bad else 0
 
 
@@ -195,8 +204,10 @@ def _debug_overrides(raw) -> None:
     apply_override(raw, "debug", True)
 
 
-def _load(args: argparse.Namespace):
-    from forge.config import validate
+def _load(args: argparse.Namespace, sweeps: bool = False):
+    """The run `args` name: (config, its file, its run directory); with `sweeps`, a sweep file's
+    points as a list of (file#label, config) instead."""
+    from forge.config import one_run, sweep, sweep_points, validate
     from forge.config.loader import apply_override, load_raw, load_stored
     from forge.errors import ConfigError
     from forge.run.layout import RunDir
@@ -213,11 +224,14 @@ def _load(args: argparse.Namespace):
         return validate(raw, check_upstream=False), None, run
     if args.run_name is not None and not args.run_name.strip():
         raise ConfigError("--run_name: must not be empty (leave it out to name the run after the config file)")
-    raw = load_raw(args.config, _overrides(args))
-    raw.data["run_name"] = args.run_name or raw.data.get("run_name") or Path(args.config).stem
+    file, label = sweep.split_ref(args.config)
+    raw = load_raw(file, _overrides(args))
+    raw.data["run_name"] = args.run_name or raw.data.get("run_name") or Path(file).stem
     if args.debug:
         _debug_overrides(raw)
-    return validate(raw), args.config, None
+    if label is None and sweeps and (points := sweep_points(raw, file)) is not None:
+        return points
+    return validate(one_run(raw, file, label)), args.config, None
 
 
 def _on_all_ranks(work) -> int:
@@ -304,9 +318,11 @@ def main(argv: list[str] | None = None) -> int:
             )
             loaded = _load(stage_args)
             return _on_all_ranks(lambda: run_stage(*loaded, stage=args.stage, stop=stop))
-        from forge.pipeline import run_pipeline
+        from forge.pipeline import run_pipeline, run_sweep
 
-        loaded = _load(args)
+        loaded = _load(args, sweeps=True)
+        if isinstance(loaded, list):  # a sweep: its points, one after another
+            return _on_all_ranks(lambda: run_sweep(loaded, stop=stop))
         return _on_all_ranks(lambda: run_pipeline(*loaded, stop=stop))
     except ForgeError as exc:
         for line in str(exc).splitlines():

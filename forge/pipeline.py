@@ -12,7 +12,7 @@ from pathlib import Path
 
 from forge import distributed
 from forge.config import ForgeConfig
-from forge.errors import EXIT_OK, ForgeError, Preempted
+from forge.errors import EXIT_OK, ConfigError, ForgeError, Preempted, RunBusyError
 from forge.run import upstream
 from forge.run.layout import STAGES, RunDir, run_dir_of
 from forge.run.session import RunSession
@@ -58,6 +58,42 @@ def run_pipeline(
             session.check_stop()
             _run(session, stage)
         session.complete_if_done()
+    return EXIT_OK
+
+
+def run_sweep(points: list[tuple[str, ForgeConfig]], stop: StopRequest | None = None) -> int:
+    """Run a sweep's points (forge.config.sweep) one after another: each is a normal run, so
+    a point already complete is skipped and a point begun resumes. Every new point is checked
+    before the first trains. A point that fails does not stop the others (the sweep ends with
+    exit 1 naming it); a preemption stops the sweep at once: running it again goes on."""
+    from forge.run import preflight
+
+    problems = []
+    for ref, cfg in points:
+        if not run_dir_of(cfg).config.is_file():
+            try:
+                preflight.require(cfg, ref)
+            except ForgeError as exc:
+                problems.append(str(exc))
+    if problems:
+        raise ConfigError("\n".join(problems))
+    failed = []
+    for i, (ref, cfg) in enumerate(points, 1):
+        log.info("sweep point %d/%d: %s", i, len(points), run_dir_of(cfg).root)
+        try:
+            run_pipeline(cfg, ref, stop=stop)
+        except (Preempted, RunBusyError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # the next point does not depend on this one
+            log.debug("sweep point %s failed", ref, exc_info=True)
+            log.error("sweep point %s failed: %s", ref, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            failed.append(str(run_dir_of(cfg).root))
+    if failed:
+        raise ForgeError(
+            f"{len(failed)} of {len(points)} sweep points failed (their output.log says why; running the sweep "
+            f"again retries them and skips the complete ones): {', '.join(failed)}"
+        )
+    log.info("sweep: all %d points complete", len(points))
     return EXIT_OK
 
 

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from forge import tasks
+from forge.refs import split_ref
 from forge.run import layout, registry
 from forge.run.layout import STAGES, checkpoint_step
 from forge.run.metadata import Outcome
@@ -60,6 +61,7 @@ class RunStatus:
     wandb: str | None
     updated: float | None  # seconds since the epoch
     last_exit: str | None
+    sweep: str | None = None  # the sweep file this run is a point of (its config was `SWEEP.yaml#label`)
 
     def to_json(self) -> dict[str, Any]:
         return dict(vars(self))  # flat: dataclasses.asdict's deep copy is slow over many runs
@@ -127,7 +129,13 @@ def status_of(root: Path | str) -> RunStatus:
         wandb=_wandb(root, meta),
         updated=_updated(root),
         last_exit=attempts[-1].get("exit_reason") if attempts else None,
+        sweep=_sweep_of(meta.get("config_path")),
     )
+
+
+def _sweep_of(config_path) -> str | None:
+    """The sweep file of a point's `SWEEP.yaml#label`; None for a single run."""
+    return split_ref(config_path)[0] if isinstance(config_path, str) and split_ref(config_path)[1] else None
 
 
 def _read(path: str) -> str | None:
@@ -366,7 +374,22 @@ def print_table(statuses: list[RunStatus], cwd: Path, console=None) -> None:
     ]
     if failures:
         console.print(Text("\n").join(failures), soft_wrap=True)
+    for sweep, members in sweep_groups(statuses).items():
+        console.print(f"sweep {sweep}: {len(members)} runs: {_counts(members)}")
+    console.print(_counts(statuses))
+
+
+def sweep_groups(statuses: list[RunStatus]) -> dict[str, list[RunStatus]]:
+    """The runs of each sweep among `statuses`, by sweep file."""
+    groups: dict[str, list[RunStatus]] = {}
+    for s in statuses:
+        if s.sweep is not None:
+            groups.setdefault(s.sweep, []).append(s)
+    return groups
+
+
+def _counts(statuses: list[RunStatus]) -> str:
     counts: dict[str, int] = {}
     for s in statuses:
         counts[s.state] = counts.get(s.state, 0) + 1
-    console.print(", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
+    return ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))

@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from forge.errors import ConfigError
-from forge.run.layout import run_dir_of
+from forge.refs import point_ref, split_ref
+from forge.run.layout import RunDir, run_dir_of
 
 FRAGMENT_NAME = "base.yaml"
+SWEEP_REPORT = "report.md"  # in <output_root>/<task>/<model>/<sweep run_name>/
 
 
 @dataclass(frozen=True)
@@ -35,24 +37,56 @@ def run_configs(folder: str | Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*.yaml") if p.name != FRAGMENT_NAME)
 
 
-@functools.cache
+@dataclass(frozen=True)
+class SweepEntry:
+    config: str  # the sweep's config file
+    runs: tuple[str, ...]  # its points' run directories
+
+
 def index(config_root: str = "configs") -> dict[str, RunEntry]:
-    """run directory -> its config, for every run config under `config_root`."""
+    """run directory -> its config, for every run config under `config_root` (a sweep's
+    points each with their `SWEEP.yaml#label`)."""
+    return _scan(config_root)[0]
+
+
+def sweeps(config_root: str = "configs") -> dict[str, SweepEntry]:
+    """sweep directory (`<output_root>/<task>/<model>/<run_name>`: its report) -> its sweep."""
+    return _scan(config_root)[1]
+
+
+@functools.cache
+def _scan(config_root: str) -> tuple[dict[str, RunEntry], dict[str, SweepEntry]]:
+    from forge.config import sweep
+    from forge.config.loader import placement
+
     entries: dict[str, RunEntry] = {}
+    found_sweeps: dict[str, SweepEntry] = {}
     problems = []  # every config that cannot be placed, not only the first
+
+    def add(run_dir: str, config: str) -> None:
+        if run_dir in entries:
+            problems.append(f"{config} and {entries[run_dir].config} both write to {run_dir}; give one a run_name")
+        else:
+            entries[run_dir] = RunEntry(config, run_dir)
+
     for path in run_configs(config_root):
         try:
-            run_dir = str(run_dir_of(path).root)
+            placed = placement(path)
+            root = RunDir(Path(placed["output_root"], placed["task"], placed["student"], placed["run_name"])).root
+            if "sweep" not in placed:
+                add(str(root), str(path))
+                continue
+            points = sweep.parse(placed["sweep"][0], placed["sweep"][1]).points()
         except ConfigError as exc:
             problems.append(str(exc))
             continue
-        if run_dir in entries:
-            problems.append(f"{path} and {entries[run_dir].config} both write to {run_dir}; give one a run_name")
-            continue
-        entries[run_dir] = RunEntry(str(path), run_dir)
+        runs = tuple(str(root.with_name(p.run_name(root.name))) for p in points)
+        for point, run_dir in zip(points, runs, strict=True):
+            add(run_dir, point_ref(str(path), point.label))
+        found_sweeps[str(root)] = SweepEntry(str(path), runs)
     if problems:
         raise ConfigError("\n".join(problems))
-    return entries
+    return entries, found_sweeps
 
 
 # Upstream runs (teacher.run, student.run) whose configs live outside the config root,
@@ -69,22 +103,32 @@ def config_for(run_dir: str, config_root: str = "configs") -> str:
 
 
 def targets(folder: str | Path, config_root: str = "configs") -> list[str]:
-    """`pipeline_complete` of every run configured under `folder`. Each of those configs
-    (and the runs it builds on) is validated first, so a plan with bad configs stops before
-    any job starts: a ConfigError with one line per bad config."""
+    """`pipeline_complete` of every run configured under `folder`, and the report of every
+    sweep there. Each of those configs (and the runs it builds on) is validated first, so a plan
+    with bad configs stops before any job starts: a ConfigError with one line per bad config
+    (a sweep's point: its `file#label` and the key)."""
     wanted = {str(p) for p in run_configs(folder)}
-    entries = [e for e in index(config_root).values() if e.config in wanted]
-    problems, seen = [], set()
+    entries = [e for e in index(config_root).values() if split_ref(e.config)[0] in wanted]
+    problems, seen = {}, set()
     for entry in entries:
         try:
             cfg = _load(entry.run_dir, config_root)  # cached: the rules' params read the same
         except ConfigError as exc:
-            problems.append(str(exc))
+            problems.update(dict.fromkeys(str(exc).splitlines()))  # a sweep's base: once, not per point
             continue
-        problems += _upstream_problems(cfg, seen)
+        problems.update(dict.fromkeys(_upstream_problems(cfg, seen)))
     if problems:
         raise ConfigError("\n".join(problems))
-    return [f"{e.run_dir}/pipeline_complete" for e in entries]
+    reports = [f"{d}/{SWEEP_REPORT}" for d, s in sweeps(config_root).items() if s.config in wanted]
+    return [f"{e.run_dir}/pipeline_complete" for e in entries] + reports
+
+
+def sweep_runs(sweep_dir: str, config_root: str = "configs") -> list[str]:
+    """The run directories of the sweep whose report goes to `sweep_dir`."""
+    entry = sweeps(config_root).get(str(Path(sweep_dir)))
+    if entry is None:
+        raise ConfigError(f"{sweep_dir}: no sweep under {config_root}/ reports here")
+    return list(entry.runs)
 
 
 def _upstream_problems(cfg, seen: set[str]) -> list[str]:

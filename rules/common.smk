@@ -18,6 +18,7 @@ FORGE = f"{shlex.quote(sys.executable)} -m forge"
 wildcard_constraints:
     # <output_root>/<task>/<model>/<run_name>
     run=r".+/[^/]+/[^/]+/[^/]+",
+    sweep=r".+/[^/]+/[^/]+/[^/]+",  # a sweep's report: beside its points' run directories
 
 
 def run_targets(folder):
@@ -49,3 +50,16 @@ def train_plan(wildcards):
 
 def train_launcher(wildcards, resources):
     return runs.TrainLauncher(sys.executable, resources.processes, resources.nodes)
+
+
+def sweep_runs(wildcards):
+    return [
+        f"{run}/pipeline_complete"
+        for run in runs.sweep_runs(wildcards.sweep, CONFIG_ROOT)
+    ]
+
+
+def sweep_run_dirs(wildcards):
+    return " ".join(
+        shlex.quote(run) for run in runs.sweep_runs(wildcards.sweep, CONFIG_ROOT)
+    )

@@ -90,3 +90,22 @@ rule post_eval:
         config_hash=run_config_hash,
     shell:
         "{FORGE} stage post_eval --config {params.config:q} > {log:q} 2>&1"
+
+
+# A sweep (forge/config/sweep.py): its points are runs like any other; its report compares
+# them, mean ± std over seeds per point. Light: it runs where Snakemake runs, not as a job.
+localrules:
+    sweep_report,
+
+
+rule sweep_report:
+    input:
+        runs=sweep_runs,
+    output:
+        report="{sweep}/report.md",
+    log:
+        "{sweep}/report.log",
+    params:
+        runs=sweep_run_dirs,
+    shell:
+        "{FORGE} report {params.runs} --out {wildcards.sweep:q} > {log:q} 2>&1"

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from forge.config import sweep
 from forge.config.loader import CLI, RawConfig, load_raw
 from forge.config.schema import RESUME_SAFE_KEYS, ForgeConfig, rule_violations
 from forge.errors import ConfigError
@@ -25,6 +26,7 @@ from forge.errors import ConfigError
 __all__ = [
     "ForgeConfig",
     "load_config",
+    "sweep_points",
     "validate",
     "to_dict",
     "config_hash",
@@ -35,10 +37,51 @@ __all__ = [
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> ForgeConfig:
-    """Load, merge and validate a config file. `overrides` use dotted keys."""
-    raw = load_raw(path, overrides)
-    raw.data.setdefault("run_name", Path(path).stem)
-    return validate(raw)
+    """Load, merge and validate a config file (or one point of a sweep: `SWEEP.yaml#label`).
+    `overrides` use dotted keys."""
+    file, label = sweep.split_ref(str(path))
+    raw = load_raw(file, overrides)
+    raw.data.setdefault("run_name", Path(file).stem)
+    return validate(one_run(raw, file, label))
+
+
+def one_run(raw: RawConfig, file: str, label: str | None) -> RawConfig:
+    """The config of one run: `raw` itself, or the point `label` of the sweep `raw` is. A sweep
+    without a label, or a label for a single run's config, is a ConfigError."""
+    found = sweep.of(raw)
+    if found is None and label is not None:
+        raise ConfigError(f"{file}#{label}: {file} is not a sweep (it has no `sweep:` block)")
+    if found is None:
+        return raw
+    if label is None:
+        raise ConfigError(
+            f"{file}: is a sweep of {found.size()} runs: name one as {file}#<point> "
+            f"(e.g. {file}#{found.points()[0].label}), or run them all with forge --config {file}"
+        )
+    return sweep.apply(raw, found, found.point(label), sweep.point_ref(file, label))
+
+
+def sweep_points(raw: RawConfig, file: str) -> list[tuple[str, ForgeConfig]] | None:
+    """Every point of the sweep `raw` (read from `file`) as (its `file#label`, its validated
+    config), or None when `raw` is a single run. All points are validated before this returns:
+    a ConfigError with one line per problem, each naming the point and the key."""
+    found = sweep.of(raw)
+    if found is None:
+        return None
+    raw.data.setdefault("run_name", Path(file).stem)
+    unknown = [line for key in found.keys if (line := _unknown_key(key))]
+    if unknown:  # once, naming the sweep, not once per point
+        raise ConfigError("\n".join(f"{found.file}: {sweep.KEY}: {line}" for line in unknown))
+    points, problems = [], {}
+    for point in found.points():
+        ref = sweep.point_ref(file, point.label)
+        try:
+            points.append((ref, validate(sweep.apply(raw, found, point, ref))))
+        except ConfigError as exc:
+            problems.update(dict.fromkeys(str(exc).splitlines()))  # a base's problem: once, not per point
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return points
 
 
 MAX_NAME = 100  # characters of run_name and student.name in a new config
@@ -65,6 +108,22 @@ def validate(raw: RawConfig, check_upstream: bool = True) -> ForgeConfig:
         lines = [f"{raw.setter_of(key)}: {'.'.join(key)}: {msg}" for key, msg in problems]
         raise ConfigError("\n".join(lines))
     return cfg
+
+
+def _unknown_key(dotted: str) -> str | None:
+    """Why the dotted key names no setting of the schema, or None when it does (or leads into a
+    free-form mapping)."""
+    parts = dotted.split(".")
+    for i, part in enumerate(parts):
+        known = _fields_at(ForgeConfig, tuple(parts[:i]))
+        if not known:
+            return None
+        if part not in known:
+            hint = difflib.get_close_matches(part, sorted(known), n=1, cutoff=0.6)
+            if hint:
+                return f"{dotted}: unknown key (did you mean '{'.'.join([*parts[:i], hint[0]])}'?)"
+            return f"{dotted}: unknown key (known keys here: {', '.join(sorted(known))})"
+    return None
 
 
 def _explain(err: dict[str, Any], raw: RawConfig) -> str:

@@ -212,6 +212,11 @@ def _copy(value: Any, path: tuple[str, ...], file: Path | None) -> Any:
     return value
 
 
+def resolved(value: Any, path: tuple[str, ...], file: Path) -> Any:
+    """`value` as set at `path` by `file`: a copy, with relative paths resolved as in a config file."""
+    return _copy(value, path, file)
+
+
 def _record(origin: dict[tuple[str, ...], str], path: tuple[str, ...], value: Any, source: str) -> None:
     origin[path] = source
     if isinstance(value, dict):
@@ -264,10 +269,11 @@ def apply_override(raw: RawConfig, dotted: str, value: Any) -> None:
     raw.origin[keys] = CLI
 
 
-def placement(path: str | Path, _stack: tuple[str, ...] = ()) -> dict[str, str]:
+def placement(path: str | Path, _stack: tuple[str, ...] = ()) -> dict[str, Any]:
     """output_root, task (task.name), student (student.name) and run_name of a config file,
-    following `base:`, and nothing else: where a run lives, read cheaply enough to place
-    thousands of runs while planning (the whole config is validated when the run starts)."""
+    following `base:`, and its `sweep:` block if it has one, and nothing else: where a run
+    lives, read cheaply enough to place thousands of runs while planning (the whole config is
+    validated when the run starts)."""
     key = os.path.abspath(path)  # no syscalls: this runs for every config of a plan
     if key in _stack:
         raise ConfigError(f"{path}: {BASE_KEY}: inheritance cycle")
@@ -283,6 +289,8 @@ def placement(path: str | Path, _stack: tuple[str, ...] = ()) -> dict[str, str]:
             found[section] = data[section]["name"]
     if "run_name" in data:
         found["run_name"] = data["run_name"]
+    if "sweep" in data:
+        found["sweep"] = (data["sweep"], key)  # the block, and the file that sets it
     if not _stack:
         missing = [k for k in ("task", "student") if k not in found]
         if missing:

@@ -61,10 +61,11 @@ def test_snakemake_quotes_every_value_it_puts_in_a_shell_command():
         for path in [ROOT / "Snakefile", *sorted((ROOT / "rules").glob("*.smk"))]
         for command in re.findall(r'shell:\s*\n\s*"([^"]*)"', path.read_text())
     ]
-    assert len(commands) == 5  # one per stage rule
+    assert len(commands) == 6  # one per stage rule, and the sweep report's
     # FORGE and the train launcher are commands forge builds itself: the quoted
-    # interpreter path and integers (test_distributed.py checks the launcher's refusals)
-    built = {"FORGE", "params.forge"}
+    # interpreter path and integers (test_distributed.py checks the launcher's refusals);
+    # a sweep report's run directories are each quoted with shlex.quote (rules/common.smk)
+    built = {"FORGE", "params.forge", "params.runs"}
     for name, command in commands:
         for field in re.findall(r"\{([^}]+)\}", command):
             assert field in built or field.endswith(":q"), f"{name}: {{{field}}} in {command!r}"

@@ -27,6 +27,7 @@ FLOORS = [
         "forge.rewards",
         "forge.ocr_metrics",
         "forge.launch",
+        "forge.refs",
     },  # fmt: skip
     {"forge.embedded", "forge.hub"},  # artifacts forge builds, and the Hub
     {"forge.models"},  # loading models

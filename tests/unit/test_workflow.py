@@ -14,7 +14,7 @@ BASE = (
 
 @pytest.fixture
 def configs(tmp_path):
-    workflow.index.cache_clear()
+    workflow._scan.cache_clear()
     workflow.config_hash_for.cache_clear()
     workflow._load.cache_clear()
     root = tmp_path / "configs"
@@ -48,7 +48,7 @@ def test_unknown_run_dir_and_clashing_configs_are_clear_errors(configs):
     with pytest.raises(ConfigError, match="no config under .* writes to this run directory"):
         workflow.config_for("out/mnli/tiny/nope", str(configs))
     write_config(configs, "mnli/tiny/sub/00_sft.yaml", "base: ../../base.yaml\n")
-    workflow.index.cache_clear()
+    workflow._scan.cache_clear()
     with pytest.raises(ConfigError, match="both write to out/mnli/tiny/00_sft"):
         workflow.index(str(configs))
 
@@ -56,7 +56,7 @@ def test_unknown_run_dir_and_clashing_configs_are_clear_errors(configs):
 def test_every_config_that_cannot_be_placed_is_named_not_only_the_first(configs):
     write_config(configs, "mnli/tiny/broken.yaml", "base: [unclosed\n")
     write_config(configs, "mnli/tiny/no_base.yaml", "base: ../nowhere.yaml\n")
-    workflow.index.cache_clear()
+    workflow._scan.cache_clear()
     with pytest.raises(ConfigError) as caught:
         workflow.index(str(configs))
     lines = str(caught.value).splitlines()
@@ -90,10 +90,10 @@ def test_train_plan_reports_resume_point_and_is_no_rerun_trigger(tmp_path):
 
 
 def test_the_shipped_configs_have_distinct_run_dirs():
-    workflow.index.cache_clear()
+    workflow._scan.cache_clear()
     idx = workflow.index(str(ROOT / "configs"))
     assert str(ROOT / "configs/classification/mnli/tiny/00_sft.yaml") in {e.config for e in idx.values()}
-    workflow.index.cache_clear()
+    workflow._scan.cache_clear()
 
 
 def test_a_kd_run_depends_on_its_teacher_run_only_when_it_distils(configs):
@@ -106,7 +106,7 @@ def test_a_kd_run_depends_on_its_teacher_run_only_when_it_distils(configs):
     write_config(
         configs, "mnli/tiny/03_alpha0.yaml", "base: ../base.yaml\nteacher:\n  run: ../../elsewhere/teacher.yaml\n"
     )
-    workflow.index.cache_clear()
+    workflow._scan.cache_clear()
     root = str(configs)
     assert workflow.upstream_targets("out/mnli/tiny/02_kd", root) == ["out/mnli/wide/teacher/pipeline_complete"]
     # the teacher's config is found for its run dir, though it is a run config too
@@ -116,7 +116,7 @@ def test_a_kd_run_depends_on_its_teacher_run_only_when_it_distils(configs):
 
 
 def test_a_run_depends_on_the_run_its_student_starts_from(tmp_path):
-    workflow.index.cache_clear()
+    workflow._scan.cache_clear()
     workflow._load.cache_clear()
     root = tmp_path / "configs"
     task = "task:\n  name: reasoning\n  dataset: embedded:synthetic-arithmetic\n"
@@ -127,5 +127,5 @@ def test_a_run_depends_on_the_run_its_student_starts_from(tmp_path):
         "out/reasoning/tiny/00_sft/pipeline_complete"
     ]
     assert workflow.upstream_targets("out/reasoning/tiny/00_sft", str(root)) == []
-    workflow.index.cache_clear()
+    workflow._scan.cache_clear()
     workflow._load.cache_clear()
