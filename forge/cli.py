@@ -1,6 +1,7 @@
 """forge's command line. Kept free of heavy imports so `--help` answers at once.
 
 forge --config CONFIG [--max_steps N] [--epochs E] [--run_name NAME] [--debug]
+forge --config SWEEP.yaml[#POINT]          (every point of a sweep one after another, or one point)
 forge --resume RUN_DIR [--max_steps N] [--epochs E]
 forge stage STAGE --config CONFIG          (one stage; what the Snakemake rules call)
 forge stage STAGE --run-dir RUN_DIR        (one stage of an existing run)
@@ -31,6 +32,7 @@ examples:
   forge --config configs/classification/mnli/tiny/00_sft.yaml
   forge --config configs/classification/mnli/distilbert/00_sft.yaml --max_steps 10
   forge --config configs/reasoning/gsm8k/tiny/01_grpo.yaml     # SFT warm start, then GRPO
+  forge --config configs/sweeps/mnli_tiny_kd.yaml              # a sweep: 12 runs, mean ± std in forge report
   forge --resume outputs/mnli/tiny/00_sft
   forge status --incomplete                                    # what is left to run, and where it resumes
   forge report outputs/mnli/tiny --out report                  # compare runs: table, curves, HTML
@@ -53,7 +55,8 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--config", help="YAML config of the run (with `base:` inheritance)")
+    source.add_argument("--config", help="YAML config of the run (with `base:` inheritance); a sweep's "
+                        "config runs all its points, SWEEP.yaml#POINT one of them")  # fmt: skip
     source.add_argument("--resume", metavar="RUN_DIR", help="resume the run in RUN_DIR with its own config.yaml")
     p.add_argument("--max_steps", type=int, help="train for N optimizer steps (overrides epochs)")
     p.add_argument("--epochs", type=float, help="number of training epochs")

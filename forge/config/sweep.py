@@ -20,6 +20,7 @@ point is validated as a whole config before anything runs.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import re
@@ -79,11 +80,14 @@ class Sweep:
                 points.append(Point(name, full))
         return points
 
+    @functools.cached_property
+    def by_label(self) -> dict[str, Point]:
+        return {p.label: p for p in self.points()}
+
     def point(self, label: str) -> Point:
-        for point in self.points():
-            if point.label == label:
-                return point
-        some = ", ".join(p.label for p in self.points()[:3])
+        if label in self.by_label:
+            return self.by_label[label]
+        some = ", ".join(list(self.by_label)[:3])
         raise ConfigError(f"{self.file}{REF}{label}: no such point in this sweep (its points are named like {some})")
 
 
@@ -202,10 +206,20 @@ def _values(values: dict[str, Any]) -> str:
 
 
 def of(raw: RawConfig) -> Sweep | None:
-    """The sweep of a merged config, or None when it is a single run."""
+    """The sweep of a merged config, or None when it is a single run. Parsed once per block:
+    planning loads each of a sweep's points, and each looks itself up among all of them."""
     if KEY not in raw.data:
         return None
-    return parse(raw.data[KEY], raw.setter_of((KEY,)))
+    file = raw.setter_of((KEY,))
+    key = (file, repr(raw.data[KEY]))
+    if key not in _parsed:
+        if len(_parsed) > 64:  # a long-lived process reading many sweeps
+            _parsed.clear()
+        _parsed[key] = parse(raw.data[KEY], file)
+    return _parsed[key]
+
+
+_parsed: dict[tuple[str, str], Sweep] = {}
 
 
 def apply(raw: RawConfig, sweep: Sweep, point: Point, ref: str) -> RawConfig:

@@ -44,9 +44,12 @@ FRAGMENTS = [p for p in SHIPPED if p.name == "base.yaml"]
 
 @pytest.mark.parametrize("path", RUNS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_shipped_run_config_loads_and_validates(path):
-    cfg = load_config(path)
-    assert cfg.run_name == path.stem
-    assert cfg.mode in {"sft", "kd", "rl"}
+    from forge.config import sweep_points
+
+    points = sweep_points(load_raw(path), str(path))  # a sweep: every point
+    for ref, cfg in points or [(str(path), load_config(path))]:
+        assert cfg.run_name == path.stem + ("__" + ref.split("#")[1] if points else "")
+        assert cfg.mode in {"sft", "kd", "rl"}
 
 
 @pytest.mark.parametrize("path", FRAGMENTS, ids=lambda p: str(p.relative_to(ROOT)))
