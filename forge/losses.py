@@ -71,9 +71,16 @@ def kl_distillation_topk(
     at T, read at the same ids. With k = every class it equals `kl_distillation`.
     """
     t = temperature
+    if mask is not None:  # the items first: a sequence's prompt and padding cost no softmax over the vocabulary
+        mask = mask.bool()
+        student_logits, teacher_values, teacher_indices = (
+            student_logits[mask],
+            teacher_values[mask],
+            teacher_indices[mask],
+        )
     student = F.log_softmax(student_logits.float() / t, dim=-1).gather(-1, teacher_indices.long())
     teacher = F.log_softmax(teacher_values.detach().float() / t, dim=-1)
-    return _kl_over_items(teacher, student, t, mask, num_items_in_batch)
+    return _kl_over_items(teacher, student, t, None, num_items_in_batch)
 
 
 def reverse_kl_distillation(

@@ -340,6 +340,20 @@ def rule_violations(cfg: ForgeConfig) -> list[tuple[tuple[str, ...], str]]:
         )
     if kd.transfer_samples is not None:
         found.extend(_transfer_set_violations(cfg))
+    if (
+        cfg.rl is None
+        and kd.alpha > 0
+        and kd.teacher_cache
+        and kd.cache_top_k is None
+        and tasks.spec(task).per_token_cache
+    ):
+        found.append(
+            (
+                ("distillation", "teacher_cache"),
+                "a causal LM's cache keeps the k largest teacher logits of each answer token, not the whole "
+                "vocabulary: set distillation.cache_top_k (e.g. 32), or teacher_cache: false (online KD)",
+            )
+        )
     if kd.distils and kd.teacher_cache and kd.cache_top_k is not None and kd.loss != "forward_kl":
         found.append(
             (

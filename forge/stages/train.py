@@ -80,8 +80,13 @@ def build_trainer(session: RunSession):
         cache = read_json(run.data / "teacher_logits.json")
         if cache is None or not Path(cache["path"]).exists():
             raise ForgeError(f"{run.root}: the teacher-logit cache is missing; rerun prepare_data")
-        common["train_dataset"] = kd_cache.attach(common["train_dataset"], Path(cache["path"]))
-        common["args"].remove_unused_columns = False  # keep the teacher_logits column
+        if cache.get("per_token"):  # a causal LM: each batch reads its rows' answer tokens
+            common["train_dataset"] = kd_cache.with_rows(common["train_dataset"])
+            tokens = kd_cache.TokenCache(Path(cache["path"]))
+            common["data_collator"] = kd_cache.TokenCacheCollator(common["data_collator"], tokens)
+        else:
+            common["train_dataset"] = kd_cache.attach(common["train_dataset"], Path(cache["path"]))
+        common["args"].remove_unused_columns = False  # keep the teacher_logits (or cache_row) column
         teacher = None
     else:
         check_same_tokenizer(tokenizer, session.source("teacher"))

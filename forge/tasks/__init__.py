@@ -56,6 +56,9 @@ class TaskSpec:
     metric: str  # the one number `forge status` and `forge report` lead with, on eval_splits[0]
     larger_is_better: bool
     supports: frozenset[str] = frozenset()  # of FEATURES
+    # The teacher cache holds the top-k logits of every answer token (a causal LM: kd_cache's
+    # TokenCache), so it needs distillation.cache_top_k; otherwise one distribution per example.
+    per_token_cache: bool = False
     # feature -> why this task lacks it, in its own words (a config asking for it is told this)
     why_not: dict[str, str] = field(default_factory=dict)
 

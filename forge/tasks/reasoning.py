@@ -35,10 +35,8 @@ SPEC = TaskSpec(
     EVAL_SPLITS,
     metric="accuracy",
     larger_is_better=True,
-    supports=frozenset({"rl", "distillation"}),  # KD: per answer token, the teacher online
-    why_not={
-        "teacher_cache": "a causal LM's teacher is run online for now (a per-token top-k cache is not built yet)",
-    },
+    supports=frozenset({"rl", "distillation", "teacher_cache"}),  # KD: per answer token
+    per_token_cache=True,  # the cache: the teacher's top-k logits of each answer token
 )
 # SFT evaluates the loss on the held-out worked answers while it trains; accuracy
 # needs generation and is measured by pre_eval and post_eval.

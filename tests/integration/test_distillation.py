@@ -144,10 +144,18 @@ def test_a_hidden_state_kd_run_killed_mid_training_resumes_to_the_same_weights(t
     assert_bitwise_equal(run, reference)
 
 
-def test_a_causal_lm_cut_from_its_teacher_distils_and_resumes_to_the_same_weights(tmp_path):
-    """LM KD (reverse KL, teacher online) of a 1-layer student cut from a briefly trained
-    tiny causal LM, through forge.py (the teacher run first); then the same run killed at
-    its first checkpoint and resumed: bitwise equal."""
+LM_KD = {
+    "online_reverse_kl": "",  # 03_kd_cut.yaml as shipped
+    "cached_top8": "distillation: {loss: forward_kl, teacher_cache: true, cache_top_k: 8}\n",
+}
+
+
+@pytest.mark.parametrize("variant", sorted(LM_KD))
+def test_a_causal_lm_cut_from_its_teacher_distils_and_resumes_to_the_same_weights(variant, tmp_path):
+    """LM KD of a 1-layer student cut from a briefly trained tiny causal LM (reverse KL with
+    the teacher online, or forward KL from the per-token top-8 cache), through forge.py (the
+    teacher run first); then the same run killed at its first checkpoint and resumed: bitwise
+    equal."""
     from forge.run.layout import RunDir
 
     configs, out = tmp_path / "configs", tmp_path / "outputs"
@@ -164,13 +172,14 @@ def test_a_causal_lm_cut_from_its_teacher_distils_and_resumes_to_the_same_weight
             f"{name}.yaml",
             f"base: {REASONING_TINY / '03_kd_cut.yaml'}\nrun_name: {name}\noutput_root: {out}\n{short}"
             "student: {run: ./teacher.yaml}\nteacher: {run: ./teacher.yaml}\n"
-            "training: {max_steps: 30, save_steps: 10, logging_steps: 5}\n",
+            "training: {max_steps: 30, save_steps: 10, logging_steps: 5}\n" + LM_KD[variant],
         )
     whole = run_forge("--config", str(configs / "kd.yaml"), cwd=tmp_path)
     assert whole.returncode == 0, whole.stderr[-3000:]
     reference = RunDir(out / "reasoning" / "tiny-cut1" / "kd")
     log = reference.log.read_text()
     assert "kept layers [1] of" in log and " kd=" in log
+    assert ("bytes a token" in log) == (variant == "cached_top8")  # the cache, its size reported
     assert json.loads((reference.metrics / "teacher_pre_eval.json").read_text())["test"]["samples"] == 8
 
     run = RunDir(out / "reasoning" / "tiny-cut1" / "kd_killed")

@@ -106,6 +106,7 @@ EXPECTED = {
     "scalar_document": "scalar_document.yaml: the top level must be a mapping of keys, not str",
     "cache_top_k_above_the_classes": "distillation.cache_top_k: is 5, more than the 3 classes",
     "student_layers_with_lora": "student.layers: and student.lora together would save an adapter whose base is",
+    "lm_cache_without_top_k": "distillation.teacher_cache: a causal LM's cache keeps the k largest teacher logits",
     # sweeps (forge/config/sweep.py): the block's mistakes name the key; a bad point names the point
     "sweep_not_a_mapping": "sweep: must be a mapping with grid:, tied: and/or seeds:",
     "sweep_unknown_key": "sweep.seed: unknown key (known keys here: grid, names, seeds, tied)",

@@ -207,7 +207,7 @@ def test_rl_rules_name_the_key_to_fix(tmp_path):
     assert "teacher: an RL run learns from its rewards" in error_of(
         write_config(tmp_path, "c.yaml", RL_BASE + rewards + "teacher: {path: x}\n")
     )
-    assert "distillation.teacher_cache: a causal LM's teacher is run online for now" in error_of(
+    assert "distillation.teacher_cache: a causal LM's cache keeps the k largest teacher logits" in error_of(
         write_config(tmp_path, "d.yaml", RL_BASE + "teacher: {path: x}\ndistillation: {alpha: 0.5}\n")
     )
     assert "rl.loss_type: Input should be" in error_of(
