@@ -155,6 +155,10 @@ class DistillationConfig(Section):
     # labelled ones, which the student learns from through the teacher alone (their labels
     # are dropped: the CE term counts the labelled rows only, the KD term every row).
     transfer_samples: PositiveInt | None = None
+    # On-policy distillation (GKD's λ): the share of micro-batches on which the student
+    # answers the prompts itself (sampled, seeded) and learns the teacher's distribution over
+    # its own answer tokens. A causal LM with the teacher online.
+    on_policy: Annotated[Float, Field(ge=0, le=1)] = 0.0
 
     @property
     def distils(self) -> bool:
@@ -340,6 +344,8 @@ def rule_violations(cfg: ForgeConfig) -> list[tuple[tuple[str, ...], str]]:
         )
     if kd.transfer_samples is not None:
         found.extend(_transfer_set_violations(cfg))
+    if kd.on_policy > 0:
+        found.extend(_on_policy_violations(cfg))
     if (
         cfg.rl is None
         and kd.alpha > 0
@@ -365,6 +371,18 @@ def rule_violations(cfg: ForgeConfig) -> list[tuple[tuple[str, ...], str]]:
     if cfg.teacher is not None and (cfg.teacher.path is None) == (cfg.teacher.run is None):
         found.append((("teacher",), "set exactly one of path (a model) or run (another forge run's config)"))
     return found
+
+
+def _on_policy_violations(cfg: ForgeConfig) -> list[tuple[tuple[str, ...], str]]:
+    key, kd = ("distillation", "on_policy"), cfg.distillation
+    if why := _unsupported(cfg.task.name, "on_policy"):
+        return [(key, why)]
+    if cfg.rl is not None or kd.alpha == 0:
+        return [(key, "on-policy batches learn from the teacher alone: it needs distillation.alpha > 0")]
+    if kd.teacher_cache:
+        return [(key, "scores the student's own samples with the teacher, which must run online: "
+                      "set distillation.teacher_cache: false")]  # fmt: skip
+    return []
 
 
 def _transfer_set_violations(cfg: ForgeConfig) -> list[tuple[tuple[str, ...], str]]:

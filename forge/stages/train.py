@@ -100,6 +100,9 @@ def build_trainer(session: RunSession):
         transfer=cfg.distillation.transfer_samples is not None,
         loss=cfg.distillation.loss,
         beta=cfg.distillation.beta,
+        on_policy=cfg.distillation.on_policy,
+        max_new_tokens=cfg.task.max_new_tokens,
+        seed=cfg.seed,
         next_token=task.HEAD == CAUSAL_LM,
     )
 

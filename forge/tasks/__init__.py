@@ -40,6 +40,7 @@ FEATURES = {
     "hidden_states": "the hidden-state loss (distillation.hidden)",
     "rl": "RL (an `rl:` block)",
     "transfer_set": "a transfer set (distillation.transfer_samples)",
+    "on_policy": "on-policy distillation (distillation.on_policy)",
 }
 
 

@@ -35,7 +35,7 @@ SPEC = TaskSpec(
     EVAL_SPLITS,
     metric="accuracy",
     larger_is_better=True,
-    supports=frozenset({"rl", "distillation", "teacher_cache"}),  # KD: per answer token
+    supports=frozenset({"rl", "distillation", "teacher_cache", "on_policy"}),  # KD: per answer token
     per_token_cache=True,  # the cache: the teacher's top-k logits of each answer token
 )
 # SFT evaluates the loss on the held-out worked answers while it trains; accuracy

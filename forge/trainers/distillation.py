@@ -16,6 +16,11 @@ otherwise): it trains with the student (its own optimizer group, gradients not
 clipped), is saved in every checkpoint (`hidden_projection.pt`) and restored on
 resume, and is not part of the final model. Evaluation reports the plain CE loss.
 
+With `on_policy: λ` (a causal LM, the teacher online) a share λ of the micro-batches are
+on-policy (forge/trainers/on_policy.py, GKD): the student samples its own answers to the
+batch's prompts and the loss is alpha · D over those answers' tokens (their mean, as that
+micro-batch's share of the step; no CE: the samples are not targets).
+
 The config half of the pair is `distillation:` (forge/config/schema.py). The teacher
 is frozen and in eval mode, so it draws no random numbers: a resumed KD run stays
 bitwise equal to an uninterrupted one, as SFT does.
@@ -23,6 +28,7 @@ bitwise equal to an uninterrupted one, as SFT does.
 
 from __future__ import annotations
 
+import logging
 import os
 
 import torch
@@ -38,9 +44,11 @@ from forge.losses import (
     kl_distillation_topk,
     reverse_kl_distillation,
 )
+from forge.trainers import on_policy
 from forge.trainers.finetuning import FinetuningTrainer
 
 PROJECTION_FILE = "hidden_projection.pt"
+log = logging.getLogger("forge.train")
 
 
 def hidden_width(model) -> int:
@@ -76,9 +84,15 @@ class DistillationTrainer(FinetuningTrainer):
         transfer: bool = False,
         loss: str = "forward_kl",
         beta: float = 0.5,
+        on_policy: float = 0.0,
+        max_new_tokens: int = 64,
+        seed: int = 0,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
+        self.on_policy, self.max_new_tokens, self.seed = on_policy, max_new_tokens, seed
+        self._micro = (-1, -1)  # (optimizer step, micro-batch within it) of the last training micro-batch
+        self._said_on_policy = False
         self.loss_name, self.divergence = loss, divergence(loss, beta)
         self.transfer = transfer
         self._rows = None  # with a transfer set: the rows of the accumulated batch, all processes
@@ -98,6 +112,8 @@ class DistillationTrainer(FinetuningTrainer):
         self._parts = {"ce": torch.zeros(()), "kd": torch.zeros(()), "hidden": torch.zeros(()), "n": 0}
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if model.training and self.on_policy > 0 and self._on_policy_now():
+            return self._on_policy_loss(model, inputs, return_outputs)
         labels = inputs.pop("labels")
         cached = {k: inputs.pop(k) for k in COLUMNS if k in inputs}
         want_hidden = self.hidden is not None and model.training
@@ -127,6 +143,44 @@ class DistillationTrainer(FinetuningTrainer):
         self._parts["kd"] = self._parts["kd"] + kd.detach().cpu()
         self._parts["n"] += 1
         loss = distillation_objective(ce, kd, self.alpha, hidden, self.hidden.weight if self.hidden else 0.0)
+        return (loss, outputs) if return_outputs else loss
+
+    def _on_policy_now(self) -> bool:
+        step = self.state.global_step
+        micro = self._micro[1] + 1 if self._micro[0] == step else 0
+        self._micro = (step, micro)
+        return on_policy.is_on_policy(self.on_policy, self.seed, step, micro)
+
+    def _on_policy_loss(self, model, inputs, return_outputs):
+        """alpha · D(teacher ‖ student) over the student's own sampled answers to the batch's
+        prompts (GKD's on-policy batch: no CE, the samples are not targets), as the mean over
+        their tokens, one micro-batch's share of the step."""
+        step, micro = self._micro
+        unwrapped = self.accelerator.unwrap_model(model)
+        rows = on_policy.prompts(inputs["input_ids"], inputs["labels"])
+        pad = self.processing_class.pad_token_id
+        eos = unwrapped.generation_config.eos_token_id
+        eos = eos[0] if isinstance(eos, list) else eos
+        seed = on_policy.draw_seed(self.seed, step, micro)
+        answers = on_policy.sample(unwrapped, rows, pad, eos, self.max_new_tokens, seed)
+        if not self._said_on_policy:
+            log.info("step %d: an on-policy micro-batch: the student's own answers (%d tokens), scored by the teacher",
+                     step + 1, sum(map(len, answers)))  # fmt: skip
+            self._said_on_policy = True
+        batch = {k: v.to(self.args.device) for k, v in on_policy.completion_batch(rows, answers, pad).items()}
+        labels = batch.pop("labels")
+        outputs = model(**batch)
+        with torch.no_grad():
+            teacher_logits = self.teacher(**batch).logits[:, :-1]
+        mask = labels[:, 1:] != -100
+        if mask.any():
+            kd = self.divergence(outputs.logits[:, :-1], teacher_logits, self.temperature, mask, None)
+        else:  # every answer empty: nothing to learn from
+            kd = outputs.logits.sum() * 0.0
+        kd = kd / self.args.gradient_accumulation_steps
+        self._parts["kd"] = self._parts["kd"] + kd.detach().cpu()
+        self._parts["n"] += 1
+        loss = self.alpha * kd
         return (loss, outputs) if return_outputs else loss
 
     def get_batch_samples(self, epoch_iterator, num_batches, device):

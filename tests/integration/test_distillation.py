@@ -147,15 +147,18 @@ def test_a_hidden_state_kd_run_killed_mid_training_resumes_to_the_same_weights(t
 LM_KD = {
     "online_reverse_kl": "",  # 03_kd_cut.yaml as shipped
     "cached_top8": "distillation: {loss: forward_kl, teacher_cache: true, cache_top_k: 8}\n",
+    "on_policy_half": "distillation: {on_policy: 0.5}\n",  # the student's own samples, scored online
 }
 
 
-@pytest.mark.parametrize("variant", sorted(LM_KD))
+@pytest.mark.parametrize(
+    "variant", [pytest.param(v, marks=[pytest.mark.heavy] if v.startswith("on_policy") else []) for v in sorted(LM_KD)]
+)
 def test_a_causal_lm_cut_from_its_teacher_distils_and_resumes_to_the_same_weights(variant, tmp_path):
     """LM KD of a 1-layer student cut from a briefly trained tiny causal LM (reverse KL with
-    the teacher online, or forward KL from the per-token top-8 cache), through forge.py (the
-    teacher run first); then the same run killed at its first checkpoint and resumed: bitwise
-    equal."""
+    the teacher online, forward KL from the per-token top-8 cache, or on-policy on half the
+    batches), through forge.py (the teacher run first); then the same run killed at its first
+    checkpoint and resumed: bitwise equal (on-policy: the same samples are drawn again)."""
     from forge.run.layout import RunDir
 
     configs, out = tmp_path / "configs", tmp_path / "outputs"
@@ -180,6 +183,7 @@ def test_a_causal_lm_cut_from_its_teacher_distils_and_resumes_to_the_same_weight
     log = reference.log.read_text()
     assert "kept layers [1] of" in log and " kd=" in log
     assert ("bytes a token" in log) == (variant == "cached_top8")  # the cache, its size reported
+    assert ("on-policy micro-batch" in log) == (variant == "on_policy_half")
     assert json.loads((reference.metrics / "teacher_pre_eval.json").read_text())["test"]["samples"] == 8
 
     run = RunDir(out / "reasoning" / "tiny-cut1" / "kd_killed")

@@ -107,6 +107,10 @@ EXPECTED = {
     "cache_top_k_above_the_classes": "distillation.cache_top_k: is 5, more than the 3 classes",
     "student_layers_with_lora": "student.layers: and student.lora together would save an adapter whose base is",
     "lm_cache_without_top_k": "distillation.teacher_cache: a causal LM's cache keeps the k largest teacher logits",
+    "on_policy_with_cache": "distillation.on_policy: scores the student's own samples with the teacher, which must",
+    "on_policy_on_mnli": "distillation.on_policy: on-policy distillation (distillation.on_policy) is available for",
+    "on_policy_above_one": "distillation.on_policy: Input should be less than or equal to 1 (got 1.5)",
+    "on_policy_without_alpha": "distillation.on_policy: on-policy batches learn from the teacher alone: it needs",
     # sweeps (forge/config/sweep.py): the block's mistakes name the key; a bad point names the point
     "sweep_not_a_mapping": "sweep: must be a mapping with grid:, tied: and/or seeds:",
     "sweep_unknown_key": "sweep.seed: unknown key (known keys here: grid, names, seeds, tied)",
