@@ -5,7 +5,8 @@ run_metadata.json with 1-3 attempts, training_state.json, stage markers, metrics
 latest_checkpoint, a 1 MB output.log that status must not read) in a mix of states,
 then times, each as a fresh process as a user would run it (best of --repeats):
 
-- `forge status DIR` (the table) and `forge status DIR --json`;
+- `forge status DIR` (the table) and `forge status DIR --json`, the runs the points of 10
+  sweeps (the table ends with a line per sweep);
 - the same over runs made before run_metadata.json named task and mode (status then
   reads each config.yaml);
 - `forge --help`.
@@ -56,8 +57,9 @@ def make_runs(root: Path, n: int, identity: bool) -> None:
                              "ended_at": None if reason is None else "2026-11-26T00:00:00+0000",
                              "command": ["forge.py", "--config", "x.yaml"], "packages": packages})  # fmt: skip
         meta = {"created_at": "2026", "config_hash": "0" * 64, "wandb_run_id": f"{i:08x}", "attempts": attempts}
-        if identity:
+        if identity:  # and each a point of one of 10 sweeps: status adds a line per sweep
             meta["identity"] = ident
+            meta["config_path"] = f"configs/sweeps/s{i % 10}.yaml#lr{i}__seed{i % 3}"
         (run / "run_metadata.json").write_text(json.dumps(meta, indent=2))
         for stage in STAGES if state == "complete" else STAGES[:1]:
             (run / "stages" / f"{stage}.done").write_text("")

@@ -167,7 +167,8 @@ def points_table(found: list[Point]) -> list[dict[str, str]]:
 
 
 def _value(value: Any) -> str:
-    return "-" if value is None else json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+    """A config value as YAML spells it (true, not True); an unset one as '-'."""
+    return "-" if value is None else json.dumps(value) if isinstance(value, (bool, list, dict)) else str(value)
 
 
 def verdict(found: list[Point]) -> str | None:
