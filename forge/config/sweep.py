@@ -36,6 +36,8 @@ KEY = "sweep"
 MAX_POINTS = 10_000
 # Keys a sweep may not vary: they name the run, or are its seeds.
 FIXED = {"run_name": "every point's run name is derived from it", "seed": "use `seeds: [...]`", KEY: "a sweep"}
+# Keys that place a run directory: a sweep's points live side by side, where its file places them.
+PLACING = {"output_root", "task.name", "student.name"}
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -143,6 +145,11 @@ def _key(key: Any, where: str) -> str:
     if not all(parts) or parts[0] in FIXED:
         why = FIXED.get(parts[0], "a dotted key such as training.learning_rate")
         raise ConfigError(f"{where}: {key!r} cannot be swept ({why})")
+    if key in PLACING:
+        raise ConfigError(
+            f"{where}: {key!r} cannot be swept (it places the run directory; a sweep's points live side by side, "
+            "named by their values): write one sweep file per value"
+        )
     return key
 
 

@@ -134,6 +134,7 @@ EXPECTED = {
     "sweep_point_invalid": "sweep_point_invalid.yaml#alpha1.5: distillation.alpha: Input should be less than or equal",
     "sweep_sweeps_nothing": "sweep: sweeps nothing: give grid:, tied: or seeds:",
     "sweep_point_name_too_long": "#learning_rate0.0001: run_name: should have at most 100 characters",
+    "sweep_placing_key": "sweep.grid: 'student.name' cannot be swept (it places the run directory",
     "sweep_key_below_a_value": "#x1: training.learning_rate: is not a mapping, so training.learning_rate.x cannot",
 }
 

@@ -93,6 +93,8 @@ def test_a_point_is_addressed_as_file_hash_label_and_mistakes_say_what_exists(tm
     path = write_config(tmp_path, "lr.yaml", SWEEP)
     assert split_ref(f"{path}#seed1") == (str(path), "seed1")
     assert split_ref("a#b/c.yaml") == ("a#b/c.yaml", None)  # a '#' in a folder name is not a point
+    odd = write_config(tmp_path, "odd#name.yaml", f"base: {TINY_CONFIG}\nrun_name: odd\n")  # a file named so
+    assert split_ref(str(odd)) == (str(odd), None) and load_config(odd).run_name == "odd"
     with pytest.raises(ConfigError, match=r"is a sweep of 16 runs: name one as .*lr.yaml#<point> \(e.g. "):
         load_config(path)
     with pytest.raises(ConfigError, match=r"#nope: no such point in this sweep \(its points are named like lr0"):
