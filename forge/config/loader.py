@@ -289,8 +289,10 @@ def placement(path: str | Path, _stack: tuple[str, ...] = ()) -> dict[str, Any]:
             found[section] = data[section]["name"]
     if "run_name" in data:
         found["run_name"] = data["run_name"]
-    if "sweep" in data:
+    if data.get("sweep") is not None:
         found["sweep"] = (data["sweep"], key)  # the block, and the file that sets it
+    elif "sweep" in data:  # `sweep: null` below a sweep: a single run
+        found.pop("sweep", None)
     if not _stack:
         missing = [k for k in ("task", "student") if k not in found]
         if missing:

@@ -217,6 +217,9 @@ def of(raw: RawConfig) -> Sweep | None:
     planning loads each of a sweep's points, and each looks itself up among all of them."""
     if KEY not in raw.data:
         return None
+    if raw.data[KEY] is None:  # `sweep: null`: a config built on a sweep that is a single run
+        del raw.data[KEY]
+        return None
     file = raw.setter_of((KEY,))
     key = (file, repr(raw.data[KEY]))
     if key not in _parsed:

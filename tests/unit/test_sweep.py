@@ -75,6 +75,15 @@ def test_only_seeds_or_only_a_grid(tmp_path):
     assert [c.run_name for c in cfgs] == ["g__r4", "g__r8"] and [c.student.lora.r for c in cfgs] == [4, 8]
 
 
+def test_a_config_built_on_a_sweep_is_a_sweep_unless_it_says_sweep_null(tmp_path, configs):
+    write_config(configs, "mnli/child.yaml", "base: kd.yaml\nrun_name: child\n")
+    write_config(configs, "mnli/single.yaml", "base: kd.yaml\nrun_name: single\nsweep: null\n")
+    workflow._scan.cache_clear()
+    idx = workflow.index(str(configs))
+    assert "out/mnli/tiny/single" in idx and "out/mnli/tiny/child__learning_rate0.0001__seed1" in idx
+    assert load_config(configs / "mnli/single.yaml").run_name == "single"
+
+
 def test_values_are_spelled_exactly_and_made_safe_for_a_folder_name():
     points = parse({"grid": {"a.x": [1e-5, 0.1, True, None, "embedded:tiny/x", [0, 5]]}}, "f.yaml").points()
     assert [p.label for p in points] == ["x1e-05", "x0.1", "xtrue", "xnull", "xembedded-tiny-x", "x0-5"]
