@@ -1,6 +1,7 @@
-"""A sweep end to end, through both entry points: a KD grid over seeds whose points share one
-teacher run. Killed mid-way and run again, it completes without retraining anything that was
-done (the teacher is trained once), and its report gives mean ± std per point."""
+"""The shipped sweep (configs/sweeps/mnli_tiny_kd.yaml: KD alpha x T x 3 seeds) end to end,
+through both entry points, with short steps and a short teacher run that all 12 points share.
+Killed mid-way and run again, it completes without retraining anything that was done (the
+teacher is trained once), and its report gives mean ± std per point."""
 
 from __future__ import annotations
 
@@ -24,20 +25,21 @@ training: {{max_steps: 6, save_steps: 2, eval_steps: 6, logging_steps: 2}}
 """
 
 
+SHIPPED = ROOT / "configs" / "sweeps" / "mnli_tiny_kd.yaml"
+POINTS = [f"alpha{a}_T{t}__seed{s}" for a in ("0.25", "0.75") for t in ("1.0", "4.0") for s in (1, 2, 3)]
+
+
 def make_sweep(folder):
-    """configs/teacher.yaml and configs/kd.yaml: alpha 0.25 / 0.75 x seeds 1, 2, KD from the teacher."""
+    """configs/teacher.yaml, and configs/kd.yaml: the shipped sweep, short, KD from that teacher."""
     configs, out = folder / "configs", folder / "outputs"
     write_config(configs, "teacher.yaml", f"base: {TINY_CONFIG}\n" + SHORT.format(out=out))
-    body = f"base: {TINY_CONFIG}\n" + SHORT.format(out=out)
-    body += "teacher: {run: teacher.yaml}\ndistillation: {alpha: 0.5, temperature: 2.0}\n"
-    body += "sweep:\n  grid: {distillation.alpha: [0.25, 0.75]}\n  seeds: [1, 2]\n"
+    body = f"base: {SHIPPED}\n" + SHORT.format(out=out) + "teacher: {run: teacher.yaml}\n"
     return write_config(configs, "kd.yaml", body)
 
 
 def runs(folder):
     tiny = folder / "outputs" / "mnli" / "tiny"
-    return {name: RunDir(tiny / f"kd__{name}") for name in ("alpha0.25__seed1", "alpha0.25__seed2",
-                                                             "alpha0.75__seed1", "alpha0.75__seed2")}  # fmt: skip
+    return {name: RunDir(tiny / f"kd__{name}") for name in POINTS}
 
 
 def attempts(run: RunDir) -> int:
@@ -48,9 +50,10 @@ def assert_report_has_points(folder, out):
     markdown = (out / "report.md").read_text()
     points = markdown.split("## Points (mean ± std over seeds)")[1]
     rows = [line for line in points.splitlines() if line.startswith("| 0.")]
-    assert [row.split(" | ")[0] for row in rows] == ["| 0.25", "| 0.75"]
-    for row in rows:  # alpha | metric | n | mean ± std
-        assert row.split(" | ")[2] == "2" and " ± " in row.split(" | ")[3], row
+    assert [row.split(" | ")[:2] for row in rows] == [["| 0.25", "1.0"], ["| 0.25", "4.0"], ["| 0.75", "1.0"],
+                                                      ["| 0.75", "4.0"]]  # fmt: skip
+    for row in rows:  # alpha | temperature | metric | n | mean ± std
+        assert row.split(" | ")[3] == "3" and " ± " in row.split(" | ")[4], row
     assert "best: distillation.alpha=" in points and (out / "points.png").stat().st_size > 5000
 
 
@@ -59,26 +62,27 @@ def test_forge_py_runs_a_sweep_one_point_after_another_and_a_rerun_resumes_it(tm
     points = runs(tmp_path)
     teacher = RunDir(tmp_path / "outputs" / "mnli" / "tiny" / "teacher")
     proc = start_forge("--config", str(sweep), cwd=tmp_path)
-    second = points["alpha0.25__seed2"]
+    first, second = points[POINTS[0]], points[POINTS[1]]
     wait_for(second.latest_checkpoint.exists, proc=proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert points["alpha0.25__seed1"].complete.exists() and not second.complete.exists()
-    first_model = (points["alpha0.25__seed1"].model / "model.safetensors").stat().st_mtime_ns
+    assert first.complete.exists() and not second.complete.exists()
+    first_model = (first.model / "model.safetensors").stat().st_mtime_ns
 
     result = run_forge("--config", str(sweep), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert all(run.complete.exists() for run in points.values())
-    assert attempts(teacher) == 1 and attempts(points["alpha0.25__seed1"]) == 1  # done: not run again
-    assert (points["alpha0.25__seed1"].model / "model.safetensors").stat().st_mtime_ns == first_model
+    assert attempts(teacher) == 1 and attempts(first) == 1  # done: not run again
+    assert (first.model / "model.safetensors").stat().st_mtime_ns == first_model
     assert "resuming training from checkpoint-" in result.stderr and attempts(second) == 2
-    assert "sweep: all 4 points complete" in result.stderr
-    for name, run in points.items():  # each point's config.yaml: the resolved config, seed and value set
+    assert "sweep: all 12 points complete" in result.stderr
+    for name, run in points.items():  # each point's config.yaml: the resolved config, seed and values set
         config = run.config.read_text()
         assert f"seed: {name[-1]}" in config and f"alpha: {name[5:9]}" in config and "\nsweep:" not in config
+        assert f"temperature: {name.split('_T')[1][:3]}" in config
 
     status = run_forge("status", str(tmp_path / "outputs"), cwd=tmp_path)
-    assert f"sweep {sweep}: 4 runs: 4 complete" in status.stdout
+    assert f"sweep {sweep}: 12 runs: 12 complete" in status.stdout
     report = run_forge("report", *(str(r.root) for r in points.values()), "--out", "rep", cwd=tmp_path)
     assert report.returncode == 0, report.stderr
     assert_report_has_points(tmp_path, tmp_path / "rep")
@@ -97,7 +101,7 @@ def test_snakemake_runs_a_sweep_as_one_dag_and_a_killed_plan_reruns_only_what_is
     plan = subprocess.run([*cmd, "-n"], capture_output=True, text=True, timeout=120)
     assert plan.returncode == 0, plan.stderr
     out = plan.stdout + plan.stderr
-    assert out.count(": starts fresh") == 5 and "rule sweep_report:" in out  # the teacher's train: once
+    assert out.count(": starts fresh") == 13 and "rule sweep_report:" in out  # the teacher's train: once
 
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
@@ -108,7 +112,7 @@ def test_snakemake_runs_a_sweep_as_one_dag_and_a_killed_plan_reruns_only_what_is
     # Points whose training was done: Snakemake may redo the stage job it was killed in (an
     # evaluation), never their training.
     trained = {name: r.stage_marker("train").stat().st_mtime_ns for name, r in points.items() if r.complete.exists()}
-    assert 0 < len(trained) < 4, "killed too late to test anything"
+    assert 0 < len(trained) < len(POINTS), "killed too late to test anything"
 
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
