@@ -71,16 +71,59 @@ def kl_distillation_topk(
     at T, read at the same ids. With k = every class it equals `kl_distillation`.
     """
     t = temperature
-    if mask is not None:  # the items first: a sequence's prompt and padding cost no softmax over the vocabulary
-        mask = mask.bool()
-        student_logits, teacher_values, teacher_indices = (
-            student_logits[mask],
-            teacher_values[mask],
-            teacher_indices[mask],
-        )
+    student_logits, teacher_values, teacher_indices = _items(student_logits, teacher_values, teacher_indices, mask)
     student = F.log_softmax(student_logits.float() / t, dim=-1).gather(-1, teacher_indices.long())
     teacher = F.log_softmax(teacher_values.detach().float() / t, dim=-1)
     return _kl_over_items(teacher, student, t, None, num_items_in_batch)
+
+
+def reverse_kl_distillation_topk(
+    student_logits: torch.Tensor,
+    teacher_values: torch.Tensor,
+    teacher_indices: torch.Tensor,
+    temperature: float = 1.0,
+    mask: torch.Tensor | None = None,
+    num_items_in_batch: int | torch.Tensor | None = None,
+):
+    """`reverse_kl_distillation` against a teacher known by its top k (as in
+    `kl_distillation_topk`). KL(q ‖ p) needs the student's distribution where the teacher's is
+    known, so both are renormalised over the teacher's k ids: the student's softmax of its
+    logits at those ids. With k = every class it equals `reverse_kl_distillation`."""
+    student, teacher, t = _on_support(student_logits, teacher_values, teacher_indices, temperature, mask)
+    return _over_items(_kl(student, teacher), t, None, num_items_in_batch)
+
+
+def jsd_distillation_topk(
+    student_logits: torch.Tensor,
+    teacher_values: torch.Tensor,
+    teacher_indices: torch.Tensor,
+    beta: float = 0.5,
+    temperature: float = 1.0,
+    mask: torch.Tensor | None = None,
+    num_items_in_batch: int | torch.Tensor | None = None,
+):
+    """`jsd_distillation` against a teacher known by its top k, both distributions renormalised
+    over the teacher's k ids (as in `reverse_kl_distillation_topk`). With k = every class it
+    equals `jsd_distillation`."""
+    student, teacher, t = _on_support(student_logits, teacher_values, teacher_indices, temperature, mask)
+    return _over_items(_generalised_jsd(student, teacher, beta), t, None, num_items_in_batch)
+
+
+def _items(student_logits, teacher_values, teacher_indices, mask):
+    """The items alone (where `mask` is True): a sequence's prompt and padding then cost no
+    softmax over the vocabulary."""
+    if mask is None:
+        return student_logits, teacher_values, teacher_indices
+    mask = mask.bool()
+    return student_logits[mask], teacher_values[mask], teacher_indices[mask]
+
+
+def _on_support(student_logits, teacher_values, teacher_indices, t, mask):
+    """(student, teacher) log-probabilities over the teacher's top-k ids, each renormalised there."""
+    student_logits, teacher_values, teacher_indices = _items(student_logits, teacher_values, teacher_indices, mask)
+    student = F.log_softmax(student_logits.gather(-1, teacher_indices.long()).float() / t, dim=-1)
+    teacher = F.log_softmax(teacher_values.detach().float() / t, dim=-1)
+    return student, teacher, t
 
 
 def reverse_kl_distillation(
@@ -111,14 +154,19 @@ def jsd_distillation(
     β · KL(p ‖ m) + (1 − β) · KL(q ‖ m) with m = β p + (1 − β) q, p the teacher's and q the
     student's softmax at T; 0 < β < 1 (β 0.5: the symmetric JSD). Averaged over items as
     in `kl_distillation`."""
-    if not 0 < beta < 1:
-        raise ValueError(f"jsd_distillation: beta must lie strictly between 0 and 1, not {beta}")
     t = temperature
     student = F.log_softmax(student_logits.float() / t, dim=-1)
     teacher = F.log_softmax(teacher_logits.detach().float() / t, dim=-1)
-    mixture = torch.logsumexp(torch.stack([teacher + math.log(beta), student + math.log(1 - beta)]), dim=0)
-    per_item = beta * _kl(teacher, mixture) + (1 - beta) * _kl(student, mixture)
+    per_item = _generalised_jsd(student, teacher, beta)
     return _over_items(per_item, t, mask, num_items_in_batch)
+
+
+def _generalised_jsd(student: torch.Tensor, teacher: torch.Tensor, beta: float) -> torch.Tensor:
+    """GKD's generalised JSD per item, from log-probabilities: β · KL(p ‖ m) + (1 − β) · KL(q ‖ m)."""
+    if not 0 < beta < 1:
+        raise ValueError(f"jsd_distillation: beta must lie strictly between 0 and 1, not {beta}")
+    mixture = torch.logsumexp(torch.stack([teacher + math.log(beta), student + math.log(1 - beta)]), dim=0)
+    return beta * _kl(teacher, mixture) + (1 - beta) * _kl(student, mixture)
 
 
 def _kl(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:

@@ -21,6 +21,7 @@ the `step N/M key=value ...` lines of output.log (a later line for a step wins).
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import json
 import re
@@ -30,7 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from forge import tasks
-from forge.config.loader import read_yaml
+from forge.config import to_dict, validate
+from forge.config.loader import load_stored, read_yaml
 from forge.errors import ForgeError
 from forge.run import steplog
 from forge.run.layout import RunDir
@@ -107,10 +109,15 @@ def collect(roots: list[Path], cwd: Path) -> list[RunReport]:
 
 
 def _flat_config(run: RunDir) -> dict[str, Any]:
+    """The run's config.yaml, flat, with every default filled in (a run made before forge had a
+    key then compares equal to one that has it at its default); as written if it no longer
+    validates."""
     try:
         data = read_yaml(run.config)
     except ForgeError:
         return {}
+    with contextlib.suppress(ForgeError):
+        data = to_dict(validate(load_stored(run.config), check_upstream=False))
     flat: dict[str, Any] = {}
 
     def walk(node: Any, prefix: str) -> None:

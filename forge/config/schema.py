@@ -148,7 +148,8 @@ class DistillationConfig(Section):
     # true: the teacher runs once over the training data in prepare_data (forge/kd_cache.py);
     # false: online KD, the teacher runs on every training batch.
     teacher_cache: StrictBool = True
-    # Cache only the k largest teacher logits per item (large vocabularies); unset: all.
+    # Cache only the k largest teacher logits per item (large vocabularies; a causal LM: per
+    # answer token, required); unset: all. Every `loss` has a top-k form (forge/losses.py).
     cache_top_k: PositiveInt | None = None
     hidden: HiddenStateConfig = HiddenStateConfig()
     # A transfer set: this many more training rows, beyond the task.max_train_samples
@@ -358,14 +359,6 @@ def rule_violations(cfg: ForgeConfig) -> list[tuple[tuple[str, ...], str]]:
                 ("distillation", "teacher_cache"),
                 "a causal LM's cache keeps the k largest teacher logits of each answer token, not the whole "
                 "vocabulary: set distillation.cache_top_k (e.g. 32), or teacher_cache: false (online KD)",
-            )
-        )
-    if kd.distils and kd.teacher_cache and kd.cache_top_k is not None and kd.loss != "forward_kl":
-        found.append(
-            (
-                ("distillation", "loss"),
-                f"is {kd.loss}, but the top-k teacher cache (cache_top_k) distils with forward_kl only: "
-                "drop cache_top_k or set loss: forward_kl",
             )
         )
     if cfg.teacher is not None and (cfg.teacher.path is None) == (cfg.teacher.run is None):

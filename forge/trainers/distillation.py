@@ -40,9 +40,11 @@ from forge.losses import (
     distillation_objective,
     hidden_state_loss,
     jsd_distillation,
+    jsd_distillation_topk,
     kl_distillation,
     kl_distillation_topk,
     reverse_kl_distillation,
+    reverse_kl_distillation_topk,
 )
 from forge.trainers import on_policy
 from forge.trainers.finetuning import FinetuningTrainer
@@ -62,12 +64,15 @@ def hidden_projection(student_width: int, teacher_width: int) -> torch.nn.Module
     return torch.nn.Linear(student_width, teacher_width)
 
 
-def divergence(loss: str, beta: float):
-    """The KD term's function of (student logits, teacher logits, T, mask, items)."""
+def divergence(loss: str, beta: float, top_k: bool = False):
+    """The KD term's function of (student logits, teacher logits, T, mask, items), or with
+    `top_k` of (student logits, the teacher's top-k values, their ids, T, mask, items)."""
     if loss == "forward_kl":
-        return kl_distillation
+        return kl_distillation_topk if top_k else kl_distillation
     if loss == "reverse_kl":
-        return reverse_kl_distillation
+        return reverse_kl_distillation_topk if top_k else reverse_kl_distillation
+    if loss == "jsd" and top_k:
+        return lambda student, values, ids, t, mask, n: jsd_distillation_topk(student, values, ids, beta, t, mask, n)
     if loss == "jsd":
         return lambda student, teacher, t, mask, n: jsd_distillation(student, teacher, beta, t, mask, n)
     raise ValueError(f"unknown distillation loss {loss!r}; use forward_kl, reverse_kl or jsd")
@@ -94,6 +99,7 @@ class DistillationTrainer(FinetuningTrainer):
         self._micro = (-1, -1)  # (optimizer step, micro-batch within it) of the last training micro-batch
         self._said_on_policy = False
         self.loss_name, self.divergence = loss, divergence(loss, beta)
+        self.topk_divergence = divergence(loss, beta, top_k=True)
         self.transfer = transfer
         self._rows = None  # with a transfer set: the rows of the accumulated batch, all processes
         self.teacher = teacher.eval().requires_grad_(False).to(self.args.device) if teacher is not None else None
@@ -209,9 +215,7 @@ class DistillationTrainer(FinetuningTrainer):
         """(the KL term, the teacher's outputs when it ran on this batch)."""
         t, n = self.temperature, num_items_in_batch
         if TOPK_VALUES in cached:
-            if self.loss_name != "forward_kl":
-                raise ValueError("DistillationTrainer: the top-k teacher cache distils with forward KL only")
-            top = kl_distillation_topk(student_logits, cached[TOPK_VALUES], cached[TOPK_INDICES], t, mask, n)
+            top = self.topk_divergence(student_logits, cached[TOPK_VALUES], cached[TOPK_INDICES], t, mask, n)
             return top, None
         if COLUMN in cached:
             return self.divergence(student_logits, cached[COLUMN], t, mask, n), None

@@ -86,7 +86,6 @@ EXPECTED = {
     "distillation_beta_zero": "distillation.beta: Input should be greater than 0 (got 0)",
     "transfer_samples_zero": "distillation.transfer_samples: Input should be greater than 0 (got 0)",
     "transfer_samples_float": "distillation.transfer_samples: Input should be a valid integer (got '1e3')",
-    "reverse_kl_with_topk_cache": "distillation.loss: is reverse_kl, but the top-k teacher cache (cache_top_k) distils",
     "temperature_zero": "distillation.temperature: Input should be greater than 0 (got 0)",
     "max_length_zero": "task.max_length: Input should be greater than 0 (got 0)",
     "grad_accumulation_zero": "training.gradient_accumulation_steps: Input should be greater than 0 (got 0)",

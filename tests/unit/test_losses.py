@@ -9,10 +9,12 @@ from forge.losses import (
     distillation_objective,
     hidden_state_loss,
     jsd_distillation,
+    jsd_distillation_topk,
     kl_distillation,
     kl_distillation_topk,
     next_token_cross_entropy,
     reverse_kl_distillation,
+    reverse_kl_distillation_topk,
 )
 
 
@@ -186,6 +188,44 @@ def test_topk_kd_gradient_reaches_only_the_student():
     s = torch.randn(3, 6, requires_grad=True)
     values = torch.randn(3, 2, requires_grad=True)
     kl_distillation_topk(s, values, torch.tensor([[0, 1], [2, 3], [4, 5]]), 2.0).backward()
+    assert s.grad is not None and s.grad.abs().sum() > 0 and values.grad is None
+
+
+@pytest.mark.parametrize(
+    "topk, full",
+    [
+        (reverse_kl_distillation_topk, reverse_kl_distillation),
+        (
+            lambda s, v, i, t, m: jsd_distillation_topk(s, v, i, 0.3, t, m),
+            lambda s, te, t, m: jsd_distillation(s, te, 0.3, t, m),
+        ),
+    ],
+    ids=["reverse_kl", "jsd"],
+)
+def test_reverse_kl_and_jsd_over_every_class_are_their_full_versions(topk, full):
+    torch.manual_seed(0)
+    student, teacher = torch.randn(4, 7, 10), torch.randn(4, 7, 10)
+    values, indices = teacher.topk(10, dim=-1)
+    mask = torch.rand(4, 7) > 0.3
+    assert torch.allclose(topk(student, values, indices, 2.0, mask), full(student, teacher, 2.0, mask), atol=1e-6)
+
+
+def test_reverse_kl_over_the_top_k_renormalises_the_student_there_by_hand():
+    student = torch.tensor([[0.0, math.log(2.0), math.log(3.0), 0.0]])  # at ids 1, 2: renormalised 2/5, 3/5
+    values, indices = torch.tensor([[math.log(3.0), math.log(1.0)]]), torch.tensor([[1, 2]])  # p = 3/4, 1/4
+    expected = 0.4 * math.log(0.4 / 0.75) + 0.6 * math.log(0.6 / 0.25)
+    assert reverse_kl_distillation_topk(student, values, indices).item() == pytest.approx(expected, abs=1e-6)
+    m = (0.5 * 0.75 + 0.5 * 0.4, 0.5 * 0.25 + 0.5 * 0.6)  # the mixture at beta 0.5
+    jsd = 0.5 * (0.75 * math.log(0.75 / m[0]) + 0.25 * math.log(0.25 / m[1]))
+    jsd += 0.5 * (0.4 * math.log(0.4 / m[0]) + 0.6 * math.log(0.6 / m[1]))
+    assert jsd_distillation_topk(student, values, indices, 0.5).item() == pytest.approx(jsd, abs=1e-6)
+
+
+@pytest.mark.parametrize("topk", [reverse_kl_distillation_topk, jsd_distillation_topk])
+def test_top_k_reverse_kl_and_jsd_send_gradient_to_the_student_only(topk):
+    s = torch.randn(3, 6, requires_grad=True)
+    values = torch.randn(3, 2, requires_grad=True)
+    topk(s, values, torch.tensor([[0, 1], [2, 3], [4, 5]])).backward()
     assert s.grad is not None and s.grad.abs().sum() > 0 and values.grad is None
 
 
