@@ -226,3 +226,18 @@ def test_status_groups_a_sweeps_runs(tmp_path):
     found = [status.status_of(r) for r in status.find_runs([tmp_path])]
     groups = status.sweep_groups(found)
     assert list(groups) == ["s.yaml"] and len(groups["s.yaml"]) == 4
+
+
+def test_a_run_made_before_a_key_existed_is_in_the_point_of_runs_that_have_it_at_its_default(tmp_path):
+    import yaml
+
+    from forge.config import dump_yaml
+
+    roots = []
+    for seed in (1, 2):
+        data = yaml.safe_load(dump_yaml(load_config(TINY_CONFIG, {"seed": seed})))
+        if seed == 1:
+            del data["distillation"]["on_policy"]  # as written by an older forge
+        roots.append(_run(tmp_path, f"r{seed}", None, 0.5 + seed / 10, **data))
+    found = report.points(report.collect(roots, tmp_path))
+    assert [len(p.runs) for p in found] == [2] and found[0].values == {}
