@@ -269,6 +269,9 @@ def plot_points(found: list[Point], path: Path) -> None:
 
     keys = list(found[0].values) or ["point"]
     metric = found[0].runs[0].status.metric or "metric"
+    if len(keys) > 2:  # keys swept together (tied) or a wide grid: one panel, a column per point
+        _plot_points_side_by_side(plt, found, keys, metric, path)
+        return
     fig, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.6), squeeze=False)
     for ax, key in zip(axes[0], keys, strict=True):
         values = [p.values.get(key, i) for i, p in enumerate(found)]
@@ -293,6 +296,22 @@ def plot_points(found: list[Point], path: Path) -> None:
         ax.grid(alpha=0.3)
         if len(series) > 1:
             ax.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_points_side_by_side(plt, found: list[Point], keys: list[str], metric: str, path: Path) -> None:
+    short = _short(keys)
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(found)), 4.4))
+    for i, p in enumerate(found):
+        if p.mean is not None:
+            ax.errorbar([i], [p.mean], yerr=[p.std or 0.0], marker="o", capsize=3, color="C0")
+        ax.scatter([i] * len(p.scores), p.scores, s=8, alpha=0.5, color="C0")
+    labels = ["\n".join(f"{short[k]}={_value(p.values[k])}" for k in keys) for p in found]
+    ax.set_xticks(range(len(found)), labels, fontsize=7)
+    ax.set_ylabel(metric)
+    ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

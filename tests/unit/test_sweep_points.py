@@ -241,3 +241,26 @@ def test_a_run_made_before_a_key_existed_is_in_the_point_of_runs_that_have_it_at
         roots.append(_run(tmp_path, f"r{seed}", None, 0.5 + seed / 10, **data))
     found = report.points(report.collect(roots, tmp_path))
     assert [len(p.runs) for p in found] == [2] and found[0].values == {}
+
+
+def test_points_of_three_or_more_keys_are_drawn_side_by_side_in_one_panel(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    roots = [
+        _run(
+            tmp_path,
+            f"p{i}_{s}",
+            f"s.yaml#p{i}__seed{s}",
+            0.5 + i / 10 + s / 100,
+            seed=s,
+            training={"learning_rate": 0.1 * i, "warmup_steps": i, "batch_size": 8 + i},
+        )  # fmt: skip
+        for i in range(3)
+        for s in (1, 2)
+    ]
+    files = report.write(report.collect(roots, tmp_path), tmp_path / "rep")
+    image = np.asarray(Image.open(files["points"]).convert("RGB"))
+    assert image.shape[1] < 1000  # one panel, not one per key
+    assert (np.abs(image.astype(int) - (0x1F, 0x77, 0xB4)).max(axis=-1) < 30).sum() > 200  # the points drawn
+    assert "| learning_rate | warmup_steps | batch_size | metric | n | post |" in files["md"].read_text()
