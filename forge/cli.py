@@ -150,7 +150,7 @@ def _check(argv: list[str]) -> int:
     p.add_argument("paths", nargs="+", type=Path, help="config files, or folders of them (base.yaml files are skipped)")
     args = p.parse_args(argv)
 
-    from forge.config import load_config, sweep_points
+    from forge.config import sweep_points, validate
     from forge.config.loader import load_raw
     from forge.errors import ConfigError
     from forge.run import preflight
@@ -166,7 +166,9 @@ def _check(argv: list[str]) -> int:
             continue
         for path in configs:
             try:
-                runs = sweep_points(load_raw(path), str(path)) or [(str(path), load_config(path))]
+                raw = load_raw(path)
+                raw.data.setdefault("run_name", path.stem)
+                runs = sweep_points(raw, str(path)) or [(str(path), validate(raw))]
                 found = [(ref, preflight.check(cfg)) for ref, cfg in runs]  # a sweep: every point
             except ConfigError as exc:
                 print(*(f"forge check: {line}" for line in str(exc).splitlines()), sep="\n", file=sys.stderr)

@@ -37,12 +37,14 @@ def run_pipeline(
     run: RunDir | None = None,
     stop: StopRequest | None = None,
     _chain: tuple[Path, ...] = (),
+    checked: bool = False,
 ) -> int:
+    """The whole run in this process; `checked`: a new run's preflight was done by the caller."""
     run = run or run_dir_of(cfg)
     if run.complete.exists():
         log.info("%s is already complete; nothing to do", run.root)
         return EXIT_OK
-    if not run.config.is_file():  # a new run: checked before the runs it builds on are trained
+    if not checked and not run.config.is_file():  # a new run: checked before the runs it builds on are trained
         from forge.run import preflight
 
         preflight.require(cfg, config_path or str(run.config))
@@ -68,9 +70,10 @@ def run_sweep(points: list[tuple[str, ForgeConfig]], stop: StopRequest | None = 
     exit 1 naming it); a preemption stops the sweep at once: running it again goes on."""
     from forge.run import preflight
 
+    runs = [run_dir_of(cfg) for _, cfg in points]
     problems = []
-    for ref, cfg in points:
-        if not run_dir_of(cfg).config.is_file():
+    for (ref, cfg), run in zip(points, runs, strict=True):
+        if not run.config.is_file():
             try:
                 preflight.require(cfg, ref)
             except ForgeError as exc:
@@ -78,16 +81,16 @@ def run_sweep(points: list[tuple[str, ForgeConfig]], stop: StopRequest | None = 
     if problems:
         raise ConfigError("\n".join(problems))
     failed = []
-    for i, (ref, cfg) in enumerate(points, 1):
-        log.info("sweep point %d/%d: %s", i, len(points), run_dir_of(cfg).root)
+    for i, ((ref, cfg), run) in enumerate(zip(points, runs, strict=True), 1):
+        log.info("sweep point %d/%d: %s", i, len(points), run.root)
         try:
-            run_pipeline(cfg, ref, stop=stop)
+            run_pipeline(cfg, ref, run=run, stop=stop, checked=True)
         except (Preempted, RunBusyError, KeyboardInterrupt):
             raise
         except Exception as exc:  # the next point does not depend on this one
             log.debug("sweep point %s failed", ref, exc_info=True)
             log.error("sweep point %s failed: %s", ref, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-            failed.append(str(run_dir_of(cfg).root))
+            failed.append(str(run.root))
     if failed:
         raise ForgeError(
             f"{len(failed)} of {len(points)} sweep points failed (their output.log says why; running the sweep "

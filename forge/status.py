@@ -135,7 +135,10 @@ def status_of(root: Path | str) -> RunStatus:
 
 def _sweep_of(config_path) -> str | None:
     """The sweep file of a point's `SWEEP.yaml#label`; None for a single run."""
-    return split_ref(config_path)[0] if isinstance(config_path, str) and split_ref(config_path)[1] else None
+    if not isinstance(config_path, str):
+        return None
+    file, label = split_ref(config_path)
+    return file if label is not None else None
 
 
 def _read(path: str) -> str | None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from forge.errors import ConfigError
 from forge.refs import point_ref, split_ref
-from forge.run.layout import RunDir, run_dir_of
+from forge.run.layout import placed_run_dir, run_dir_of
 
 FRAGMENT_NAME = "base.yaml"
 SWEEP_REPORT = "report.md"  # in <output_root>/<task>/<model>/<sweep run_name>/
@@ -72,7 +72,7 @@ def _scan(config_root: str) -> tuple[dict[str, RunEntry], dict[str, SweepEntry]]
     for path in run_configs(config_root):
         try:
             placed = placement(path)
-            root = RunDir(Path(placed["output_root"], placed["task"], placed["student"], placed["run_name"])).root
+            root = placed_run_dir(placed).root
             if "sweep" not in placed:
                 add(str(root), str(path))
                 continue

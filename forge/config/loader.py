@@ -258,15 +258,16 @@ def load_raw(path: str | Path, overrides: dict[str, Any] | None = None) -> RawCo
     return raw
 
 
-def apply_override(raw: RawConfig, dotted: str, value: Any) -> None:
+def apply_override(raw: RawConfig, dotted: str, value: Any, source: str = CLI) -> None:
+    """Set the dotted key to `value` (the command line's, or `source`'s: a sweep's point)."""
     keys = tuple(dotted.split("."))
     node = raw.data
-    for k in keys[:-1]:
+    for i, k in enumerate(keys[:-1]):
         node = node.setdefault(k, {})
         if not isinstance(node, dict):
-            raise ConfigError(f"{CLI}: {dotted}: cannot set a key below a non-mapping value")
+            raise ConfigError(f"{source}: {'.'.join(keys[: i + 1])}: is not a mapping, so {dotted} cannot be set")
     node[keys[-1]] = value
-    raw.origin[keys] = CLI
+    raw.origin[keys] = source
 
 
 def placement(path: str | Path, _stack: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -20,6 +20,7 @@ point is validated as a whole config before anything runs.
 
 from __future__ import annotations
 
+import copy
 import functools
 import itertools
 import math
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from forge.config.loader import RawConfig, resolved
+from forge.config.loader import RawConfig, apply_override, resolved
 from forge.errors import ConfigError
 from forge.refs import REF, point_ref, split_ref  # noqa: F401 (split_ref: part of this module's interface)
 
@@ -236,25 +237,8 @@ def apply(raw: RawConfig, sweep: Sweep, point: Point, ref: str) -> RawConfig:
     """`raw` (a sweep's merged config) as the config of one point: the sweep block gone, the
     point's values set (a mistake in them names `ref`), and the point's run name."""
     data = {k: v for k, v in raw.data.items() if k != KEY}
-    out = RawConfig(data=_copy(data), origin=dict(raw.origin), leaf_file=raw.leaf_file)
-    file = Path(sweep.file)
-    for dotted, value in point.values.items():
-        keys = tuple(dotted.split("."))
-        node = out.data
-        for i, k in enumerate(keys[:-1]):
-            if not isinstance(node.get(k, {}), dict):
-                raise ConfigError(f"{ref}: {'.'.join(keys[: i + 1])}: is not a mapping, so {dotted} cannot be set")
-            node = node.setdefault(k, {})
-        node[keys[-1]] = resolved(value, keys, file)  # ./paths: against the sweep's file
-        out.origin[keys] = ref
-    out.data["run_name"] = point.run_name(str(raw.data.get("run_name")))
-    out.origin[("run_name",)] = ref
+    out = RawConfig(data=copy.deepcopy(data), origin=dict(raw.origin), leaf_file=raw.leaf_file)
+    for dotted, value in point.values.items():  # ./paths: resolved against the sweep's file
+        apply_override(out, dotted, resolved(value, tuple(dotted.split(".")), Path(sweep.file)), source=ref)
+    apply_override(out, "run_name", point.run_name(str(raw.data.get("run_name"))), source=ref)
     return out
-
-
-def _copy(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy(v) for v in value]
-    return value

@@ -150,6 +150,10 @@ def run_dir_of(config) -> RunDir:
     if isinstance(config, (str, Path)):
         from forge.config.loader import placement
 
-        placed = placement(config)
-        return RunDir(Path(placed["output_root"], placed["task"], placed["student"], placed["run_name"]))
+        return placed_run_dir(placement(config))
     return RunDir(Path(config.output_root, config.task.name, config.student.name, config.run_name))
+
+
+def placed_run_dir(placed: dict) -> RunDir:
+    """The run directory of a config's placement (forge.config.loader.placement)."""
+    return RunDir(Path(placed["output_root"], placed["task"], placed["student"], placed["run_name"]))
