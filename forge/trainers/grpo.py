@@ -17,6 +17,7 @@ from forge.config.schema import ForgeConfig
 from forge.rewards import reward_functions
 from forge.run.layout import RunDir
 from forge.trainers.arguments import argument_values
+from forge.trainers.window import LogWindow
 
 
 def grpo_arguments(cfg: ForgeConfig, run: RunDir) -> GRPOConfig:
@@ -37,7 +38,7 @@ def grpo_arguments(cfg: ForgeConfig, run: RunDir) -> GRPOConfig:
     )
 
 
-class PolicyTrainer(GRPOTrainer):
+class PolicyTrainer(LogWindow, GRPOTrainer):
     """GRPO on a policy model with the checked reward functions of `rl.rewards`."""
 
     def __init__(self, *args, cfg: ForgeConfig, run: RunDir, **kwargs):
@@ -45,3 +46,14 @@ class PolicyTrainer(GRPOTrainer):
         super().__init__(*args, reward_funcs=functions, args=grpo_arguments(cfg, run), **kwargs)
         # forge's StepMetricsCallback logs every step to the console and output.log.
         self.remove_callback(PrinterCallback)
+
+    def loss_window(self) -> dict:
+        """The window also keeps trl's per-log buffers (rewards, completion lengths, KL, ...):
+        trl averages each over the steps since the last log."""
+        buffers = {key: list(values) for key, values in self._metrics["train"].items()}
+        return {**super().loss_window(), "metrics": buffers}
+
+    def restore_loss_window(self, window: dict) -> None:
+        super().restore_loss_window(window)
+        for key, values in (window.get("metrics") or {}).items():
+            self._metrics["train"][key] = list(values) + self._metrics["train"][key]

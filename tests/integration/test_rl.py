@@ -179,3 +179,39 @@ def test_the_chain_runs_through_snakemake_warm_start_first(tmp_path):
     assert sft.complete.exists() and grpo.complete.exists()
     assert sorted(logged_rewards(grpo.log.read_text())) == list(range(2, STEPS + 1, 2))
     assert json.loads((grpo.metrics / "post_eval.json").read_text())["step"] == STEPS
+
+
+@pytest.mark.heavy
+def test_a_grpo_run_stopped_between_two_logs_resumes_to_the_same_curve(chain):
+    """SIGUSR1 between two logs (every 6 steps; checkpoints every 4): the first record
+    logged after the resume averages trl's reward / length / KL buffers over the same steps
+    as the uninterrupted run's, so steps.jsonl holds the same curve."""
+    from forge.run import steplog
+
+    folder = chain[0]
+    configs = folder / "configs"
+    for name in ("grpo_whole", "grpo_stopped"):
+        base = short_grpo_config(configs, f"{name}_base", folder / "outputs", "sft.yaml")
+        write_config(configs, f"{name}.yaml", f"base: {base}\nrun_name: {name}\ntraining: {{logging_steps: 6}}\n")
+    env = {"WANDB_MODE": "offline"}
+    assert run_forge("--config", str(configs / "grpo_whole.yaml"), cwd=folder, env=env, timeout=600).returncode == 0
+    run = run_of(folder, "grpo_stopped")
+    proc = start_forge("--config", str(configs / "grpo_stopped.yaml"), cwd=folder, env=env)
+    wait_for(run.latest_checkpoint.exists, proc=proc, timeout=300)
+    proc.send_signal(signal.SIGUSR1)
+    assert proc.wait(timeout=300) == 76
+    stopped_at = json.loads(run.state.read_text())["global_step"]
+    assert stopped_at % 6, f"stopped on a log step ({stopped_at}): nothing between two logs to carry"
+    result = run_forge("--resume", str(run.root), cwd=folder, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    def curve(r):
+        timing = ("time", "per_second")
+        return [
+            {k: v for k, v in x.items() if not any(t in k for t in timing)} for x in steplog.read(r) if "reward" in x
+        ]
+
+    whole = curve(run_of(folder, "grpo_whole"))
+    assert [x["step"] for x in whole] == [6, 12] and "rewards/correctness/mean" in whole[0]
+    assert curve(run) == whole
+    assert_bitwise_equal(run, run_of(folder, "grpo_whole"))
