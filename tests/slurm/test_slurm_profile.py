@@ -59,16 +59,16 @@ def test_the_slurm_profile_runs_the_whole_pipeline(slurm_cluster, folder, refere
     assert len(set(jobs.values())) == 3
 
 
-def requeue_mid_training(run, command: list[str], env: dict | None = None) -> str:
-    """Run the profile; once the train job has a checkpoint, requeue it (SLURM sends it
-    SIGTERM and starts it again under its id). The Snakemake run must still succeed;
-    returns the train job's id."""
+def stop_mid_training(run, command: list[str], slurm: tuple[str, ...], env: dict | None = None) -> str:
+    """Run the profile; once the train job has a checkpoint, run the SLURM command `slurm`
+    on its job id (e.g. `scontrol requeue`). The Snakemake run must still succeed; returns
+    the train job's id."""
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
         wait_for(run.latest_checkpoint.exists, timeout=600, proc=proc)
         job = attempts(run)[-1]["slurm_job_id"]
-        requeue = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True)
-        assert requeue.returncode == 0, requeue.stderr
+        stop = subprocess.run([*slurm, job], capture_output=True, text=True)
+        assert stop.returncode == 0, stop.stderr
         out, _ = proc.communicate(timeout=TIMEOUT)
     finally:
         if proc.poll() is None:
@@ -78,15 +78,37 @@ def requeue_mid_training(run, command: list[str], env: dict | None = None) -> st
     return job
 
 
+REQUEUE = ("scontrol", "requeue")  # SLURM sends SIGTERM to the job and starts it again under its id
+
+
 def test_a_requeued_train_job_resumes_and_the_pipeline_completes(slurm_cluster, folder, reference):
     run = run_dir(folder)
-    job = requeue_mid_training(run, slurm_cmd(folder, slurm_cluster))
+    job = stop_mid_training(run, slurm_cmd(folder, slurm_cluster), REQUEUE)
     assert run.complete.exists()
     assert_bitwise_equal(run, reference)
     train = [a for a in attempts(run) if a["stage"] == "train"]
     assert [a["exit_reason"] for a in train] == ["preempted (SIGTERM)", "stage done"]
     assert train[0]["slurm_job_id"] == train[1]["slurm_job_id"] == job  # requeued, not resubmitted
     assert train[1]["slurm_restart_count"] == 1
+
+
+def test_scancel_of_the_train_job_saves_and_the_profiles_retry_resumes_it(slurm_cluster, folder, reference):
+    """`scancel JOB` mid-training: SLURM sends SIGTERM to every process of the job; forge
+    saves and exits with 75 without requeueing it (SLURM has decided). The job ends
+    CANCELLED, which Snakemake counts as failed: the profile's `retries` resubmit it as a
+    new job, which resumes from the checkpoint to the uninterrupted run's weights."""
+    run = run_dir(folder)
+    job = stop_mid_training(run, slurm_cmd(folder, slurm_cluster), ("scancel",))
+    assert run.complete.exists()
+    assert_bitwise_equal(run, reference)
+    train = [a for a in attempts(run) if a["stage"] == "train"]
+    assert [(a["exit_reason"], a["outcome"]) for a in train] == [
+        ("preempted (SIGTERM)", "preempted"),
+        ("stage done", "stage done"),
+    ]
+    assert train[0]["slurm_job_id"] == job != train[1]["slurm_job_id"]  # cancelled, not requeued: a new job
+    assert train[1]["slurm_restart_count"] == 0
+    assert "resuming training from checkpoint-" in run.log.read_text()
 
 
 def test_a_two_process_train_job_is_requeued_and_resumes_on_two_processes(slurm_cluster, folder):
@@ -97,7 +119,7 @@ def test_a_two_process_train_job_is_requeued_and_resumes_on_two_processes(slurm_
 
     run = run_dir(folder)
     command = slurm_cmd(folder, slurm_cluster, train=("processes=2",))
-    job = requeue_mid_training(run, command, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    job = stop_mid_training(run, command, REQUEUE, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert run.complete.exists()
     train = [a for a in attempts(run) if a["stage"] == "train"]
     assert [(a["exit_reason"], a["processes"]) for a in train] == [("preempted (SIGTERM)", 2), ("stage done", 2)]
@@ -116,12 +138,13 @@ def test_the_time_limit_warning_requeues_the_job_until_training_is_done(slurm_cl
     config = folder / "configs" / "short.yaml"
     config.write_text(
         config.read_text()
-        # 4000 steps take ~130 s at the fastest rate seen here (~31 steps/s): more than one
-        # 2-minute job can hold, whenever SLURM's warning comes. (2000 steps once finished
-        # inside the first start on a quiet machine, and the test had nothing to check.)
-        .replace("max_steps: 120", "max_steps: 4000")
-        .replace("save_steps: 20", "save_steps: 200")
-        .replace("eval_steps: 60", "eval_steps: 4000")
+        # The warning comes 50-90 s into a start; on a quiet machine this job trains ~100
+        # steps/s, so 12,000 steps (~120 s of training) never fit in one start. (2,000 and then
+        # 4,000 steps once finished inside the first start, and the test had nothing to check;
+        # on a busy machine, ~31 steps/s, it takes more starts, not a different result.)
+        .replace("max_steps: 120", "max_steps: 12000")
+        .replace("save_steps: 20", "save_steps: 1000")
+        .replace("eval_steps: 60", "eval_steps: 12000")
         .replace("max_eval_samples: 200", "max_eval_samples: 100")
     )
     cmd = slurm_cmd(folder, slurm_cluster, "--set-resources", "train:runtime=2", "train:cpus_per_task=2",
@@ -130,7 +153,7 @@ def test_the_time_limit_warning_requeues_the_job_until_training_is_done(slurm_cl
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
     run = run_dir(folder)
     assert run.complete.exists()
-    assert json.loads(run.state.read_text())["global_step"] == 4000
+    assert json.loads(run.state.read_text())["global_step"] == 12000
     train = [a for a in attempts(run) if a["stage"] == "train"]
     reasons = [a["exit_reason"] for a in train]
     listed = "\n".join(f"job {a['slurm_job_id']}.{a['slurm_restart_count']}: {a['exit_reason']}" for a in train)
