@@ -151,6 +151,28 @@ LM_KD = {
 }
 
 
+def lm_kd_configs(folder, variant: str, names: tuple[str, ...]):
+    """configs/teacher.yaml (the tiny causal LM, 30 steps on the arithmetic problems) and a
+    30-step LM KD run `variant` (LM_KD) of a 1-layer student cut from it, per name."""
+    configs, out = folder / "configs", folder / "outputs"
+    short = "task: {max_train_samples: 256, max_eval_samples: 8, max_new_tokens: 8}\n"
+    write_config(
+        configs,
+        "teacher.yaml",
+        f"base: {REASONING_TINY / '00_sft.yaml'}\noutput_root: {out}\n{short}"
+        "training: {max_steps: 30, save_steps: 30}\n",
+    )
+    for name in names:
+        write_config(
+            configs,
+            f"{name}.yaml",
+            f"base: {REASONING_TINY / '03_kd_cut.yaml'}\nrun_name: {name}\noutput_root: {out}\n{short}"
+            "student: {run: ./teacher.yaml}\nteacher: {run: ./teacher.yaml}\n"
+            "training: {max_steps: 30, save_steps: 10, logging_steps: 5}\n" + LM_KD[variant],
+        )
+    return configs, out
+
+
 @pytest.mark.parametrize(
     "variant", [pytest.param(v, marks=[pytest.mark.heavy] if v.startswith("on_policy") else []) for v in sorted(LM_KD)]
 )
@@ -161,22 +183,7 @@ def test_a_causal_lm_cut_from_its_teacher_distils_and_resumes_to_the_same_weight
     checkpoint and resumed: bitwise equal (on-policy: the same samples are drawn again)."""
     from forge.run.layout import RunDir
 
-    configs, out = tmp_path / "configs", tmp_path / "outputs"
-    short = "task: {max_train_samples: 256, max_eval_samples: 8, max_new_tokens: 8}\n"
-    write_config(
-        configs,
-        "teacher.yaml",
-        f"base: {REASONING_TINY / '00_sft.yaml'}\noutput_root: {out}\n{short}"
-        "training: {max_steps: 30, save_steps: 30}\n",
-    )
-    for name in ("kd", "kd_killed"):
-        write_config(
-            configs,
-            f"{name}.yaml",
-            f"base: {REASONING_TINY / '03_kd_cut.yaml'}\nrun_name: {name}\noutput_root: {out}\n{short}"
-            "student: {run: ./teacher.yaml}\nteacher: {run: ./teacher.yaml}\n"
-            "training: {max_steps: 30, save_steps: 10, logging_steps: 5}\n" + LM_KD[variant],
-        )
+    configs, out = lm_kd_configs(tmp_path, variant, ("kd", "kd_killed"))
     whole = run_forge("--config", str(configs / "kd.yaml"), cwd=tmp_path)
     assert whole.returncode == 0, whole.stderr[-3000:]
     reference = RunDir(out / "reasoning" / "tiny-cut1" / "kd")
@@ -220,3 +227,69 @@ def test_a_kd_run_stopped_between_two_logs_resumes_to_the_same_curve(tmp_path):
 
     assert curve(run) == curve(run_dir(tmp_path, "whole"))
     assert_bitwise_equal(run, run_dir(tmp_path, "whole"))
+
+
+@pytest.mark.heavy
+@pytest.mark.parametrize("variant", ["cached_top8", "on_policy_half"])
+def test_a_causal_lm_kd_run_stopped_by_either_slurm_signal_resumes_to_the_same_curve(variant, tmp_path):
+    """LM KD from the top-8 cache and on-policy, stopped as SLURM stops a job step (SIGTERM,
+    or the time-limit warning SIGUSR1, to every process, W&B's helpers included) once it has
+    a checkpoint (every 10 steps; logs every 5, so mostly between two logs): exit 75 / 76,
+    and the resumed run has the uninterrupted run's curve (loss, CE, KD) and weights
+    (on-policy: the same completions sampled again)."""
+    import signal
+
+    from forge.run import steplog
+    from forge.run.layout import RunDir
+    from tests.integration.test_pipeline import signal_every_process_after_a_checkpoint
+
+    configs, out = lm_kd_configs(tmp_path, variant, ("kd", "kd_term", "kd_usr1"))
+    whole = run_forge("--config", str(configs / "kd.yaml"), cwd=tmp_path)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    reference = RunDir(out / "reasoning" / "tiny-cut1" / "kd")
+
+    def curve(r):
+        keys = ("loss", "grad_norm", "ce", "kd")
+        return [(x["step"], *(x.get(k) for k in keys)) for x in steplog.read(r) if "loss" in x]
+
+    for name, sig in (("kd_term", signal.SIGTERM), ("kd_usr1", signal.SIGUSR1)):
+        run = RunDir(out / "reasoning" / "tiny-cut1" / name)
+        signal_every_process_after_a_checkpoint(configs / f"{name}.yaml", run, tmp_path, sig)
+        stopped_at = json.loads(run.state.read_text())["global_step"]
+        assert 0 < stopped_at < 30, stopped_at
+        resume_to_completion(run, cwd=tmp_path)
+        assert curve(run) == curve(reference), name
+        assert_bitwise_equal(run, reference)
+
+
+@pytest.mark.heavy
+def test_cached_and_on_policy_lm_kd_run_through_snakemake_and_the_students_generate(tmp_path):
+    """One DAG: the teacher run, then a student distilled from its top-8 cache and one
+    distilled on-policy. The teacher is planned first and trained once; each final student
+    loads with AutoModelForCausalLM and generates."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from forge.run.layout import RunDir
+
+    lm_kd_configs(tmp_path, "cached_top8", ("cached",))
+    _, out = lm_kd_configs(tmp_path, "on_policy_half", ("on_policy",))
+    teacher = RunDir(out / "reasoning" / "tiny" / "teacher")
+    students = {name: RunDir(out / "reasoning" / "tiny-cut1" / name) for name in ("cached", "on_policy")}
+    plan = subprocess.run(snakemake_cmd(tmp_path, "-n"), capture_output=True, text=True, timeout=300)
+    planned = plan.stdout + plan.stderr
+    first = planned.index(f"train {teacher.root}: starts fresh")
+    assert all(first < planned.index(f"train {s.root}: starts fresh") for s in students.values()), planned[-3000:]
+
+    result = subprocess.run(snakemake_cmd(tmp_path), capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    assert [a["stage"] for a in json.loads(teacher.metadata.read_text())["attempts"]].count("train") == 1
+    assert "bytes a token" in students["cached"].log.read_text()
+    assert "on-policy micro-batch" in students["on_policy"].log.read_text()
+    for student in students.values():
+        assert student.complete.exists()
+        tokenizer = AutoTokenizer.from_pretrained(student.model)
+        model = AutoModelForCausalLM.from_pretrained(student.model)
+        assert model.config.num_hidden_layers == 1  # cut from the teacher
+        batch = tokenizer(["Ana has 3 pens and gets 4 more."], return_tensors="pt")
+        generated = model.generate(**batch, max_new_tokens=6, do_sample=False)
+        assert generated.shape[1] > batch["input_ids"].shape[1]

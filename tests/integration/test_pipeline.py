@@ -220,11 +220,15 @@ def test_how_often_a_run_evaluates_or_saves_does_not_change_what_it_trains(tmp_p
     assert_bitwise_equal(run_dir(tmp_path), reference)
 
 
-def sigterm_every_process_after_a_checkpoint(config, run, cwd) -> None:
-    """What SLURM does on requeue or preemption: SIGTERM to every process of the job step,
-    forge's and W&B's helpers (wandb-core runs in a session of its own, so a signal to the
-    process group would miss it), once `run` has a checkpoint. Their death must not turn a
-    safe stop into a failure: exit 75, recorded as preempted."""
+STOPPED_BY = {signal.SIGTERM: (75, "preempted"), signal.SIGUSR1: (76, "time limit")}
+
+
+def signal_every_process_after_a_checkpoint(config, run, cwd, sig=signal.SIGTERM) -> None:
+    """What SLURM does on requeue or preemption (SIGTERM) or before the time limit
+    (`--signal=USR1@N`): the signal to every process of the job step, forge's and W&B's
+    helpers (wandb-core runs in a session of its own, so a signal to the process group
+    would miss it), once `run` has a checkpoint. Their death must not turn a safe stop into
+    a failure: exit 75 recorded as preempted (SIGTERM), 76 as time limit (SIGUSR1)."""
     import os
 
     import psutil
@@ -242,16 +246,17 @@ def sigterm_every_process_after_a_checkpoint(config, run, cwd) -> None:
     assert len(everyone) > 1, "W&B started no helper process: nothing to test"
     for process in everyone:
         with contextlib.suppress(psutil.NoSuchProcess):
-            process.send_signal(signal.SIGTERM)
+            process.send_signal(sig)
     output = proc.communicate(timeout=120)[0]
-    assert proc.returncode == 75, output
+    code, outcome = STOPPED_BY[sig]
+    assert proc.returncode == code, output
     attempt = json.loads(run.metadata.read_text())["attempts"][-1]
-    assert (attempt["outcome"], attempt["exit_code"]) == ("preempted", 75), attempt
+    assert (attempt["outcome"], attempt["exit_code"]) == (outcome, code), attempt
 
 
 def test_sigterm_to_every_process_of_the_run_with_wandb_on_is_a_preemption(tmp_path, reference):
     run = run_dir(tmp_path)
-    sigterm_every_process_after_a_checkpoint(short_config(tmp_path), run, tmp_path)
+    signal_every_process_after_a_checkpoint(short_config(tmp_path), run, tmp_path)
     resume_to_completion(run, tmp_path)
     assert_bitwise_equal(run, reference)
 
@@ -274,5 +279,5 @@ def test_sigterm_to_every_process_of_a_kd_or_grpo_run_is_a_preemption_too(tmp_pa
         config = rl_chain(tmp_path)
         assert run_forge("--config", str(tmp_path / "configs" / "sft.yaml"), cwd=tmp_path).returncode == 0
         run = RunDir(tmp_path / "outputs" / "reasoning" / "tiny" / "grpo")
-    sigterm_every_process_after_a_checkpoint(config, run, tmp_path)
+    signal_every_process_after_a_checkpoint(config, run, tmp_path)
     resume_to_completion(run, tmp_path)
