@@ -102,12 +102,31 @@ def validate(raw: RawConfig, check_upstream: bool = True) -> ForgeConfig:
             problems.append((key, f"should have at most {MAX_NAME} characters (got {_cut(repr(name))})"))
     if check_upstream and not problems:
         for role, path in cfg.upstream_runs.items():
-            if not Path(path).is_file():
-                problems.append(((role, "run"), f"file not found: {path} (the config of the run to train first)"))
+            if problem := _upstream_problem(path):
+                problems.append(((role, "run"), problem))
     if problems:
         lines = [f"{raw.setter_of(key)}: {'.'.join(key)}: {msg}" for key, msg in problems]
         raise ConfigError("\n".join(lines))
     return cfg
+
+
+def _upstream_problem(ref: str) -> str | None:
+    """Why `ref` (a config file, or a sweep's point `SWEEP.yaml#label`) names no run to train
+    first, or None. Only the file and the point's label are checked here: the run's config
+    itself is validated when this run is planned or created."""
+    file, label = sweep.split_ref(ref)
+    if not Path(file).is_file():
+        return f"file not found: {file} (the config of the run to train first)"
+    if label is not None:
+        try:
+            found = sweep.of(load_raw(file))
+        except ConfigError as exc:
+            return str(exc).splitlines()[0]
+        if found is None:
+            return f"{file} is not a sweep (it has no `sweep:` block), so {ref} names no run"
+        if label not in found.by_label:
+            return f"{file} has no point {label!r} (its points are named like {', '.join(list(found.by_label)[:3])})"
+    return None
 
 
 def _unknown_key(dotted: str) -> str | None:

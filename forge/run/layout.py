@@ -145,12 +145,23 @@ def checkpoint_step(path: Path) -> int | None:
 
 def run_dir_of(config) -> RunDir:
     """Where a run lives: <output_root>/<task.name>/<student.name>/<run_name>. `config` is a
-    validated ForgeConfig, or the path of a config file, of which only those keys are read
-    (cheap enough to place every run of a large plan)."""
+    validated ForgeConfig, or the path of a config file (or of a sweep's point,
+    `SWEEP.yaml#label`), of which only those keys are read (cheap enough to place every run
+    of a large plan)."""
     if isinstance(config, (str, Path)):
+        from forge.config import sweep
         from forge.config.loader import placement
+        from forge.errors import ConfigError
 
-        return placed_run_dir(placement(config))
+        file, label = sweep.split_ref(str(config))
+        placed = placement(file)
+        run = placed_run_dir(placed)
+        if label is None:
+            return run
+        if "sweep" not in placed:
+            raise ConfigError(f"{config}: {file} is not a sweep (it has no `sweep:` block)")
+        point = sweep.parse(*placed["sweep"]).point(label)  # a ConfigError naming the label
+        return RunDir(run.root.with_name(point.run_name(run.root.name)))
     return RunDir(Path(config.output_root, config.task.name, config.student.name, config.run_name))
 
 

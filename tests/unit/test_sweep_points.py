@@ -156,6 +156,29 @@ def test_planning_places_every_point_and_the_sweeps_report_beside_them(configs):
     assert load_config(workflow.config_for(points[-1], str(configs))).seed == 2
 
 
+def test_a_run_builds_on_one_point_of_a_sweep_and_the_plan_trains_that_point_first(configs):
+    """`student.run` (or `teacher.run`) may name a sweep's point, `SWEEP.yaml#label`, e.g. GRPO
+    from the seed-2 run of a KD sweep; a label that names no point is one line."""
+    warm = write_config(
+        configs, "mnli/warm.yaml", HEAD + "student: {path: null, run: kd.yaml#learning_rate0.0002__seed2}\n"
+    )
+    ref = load_config(warm).upstream_runs["student"]
+    assert split_ref(ref) == (f"{configs}/mnli/kd.yaml", "learning_rate0.0002__seed2")
+    assert workflow.upstream_targets("out/mnli/tiny/warm", str(configs)) == [
+        "out/mnli/tiny/kd__learning_rate0.0002__seed2/pipeline_complete"
+    ]
+    for run, says in (
+        ("kd.yaml#learning_rate0.0003__seed2", "kd.yaml has no point 'learning_rate0.0003__seed2' (its points"),
+        ("00_sft.yaml#seed1", "00_sft.yaml is not a sweep (it has no `sweep:` block)"),
+        ("gone.yaml#seed1", "file not found: " + f"{configs}/mnli/gone.yaml"),
+    ):
+        write_config(configs, "mnli/bad.yaml", HEAD + f"student: {{path: null, run: '{run}'}}\n")
+        with pytest.raises(ConfigError) as err:
+            load_config(configs / "mnli/bad.yaml")
+        (line,) = str(err.value).splitlines()
+        assert "student.run: " in line and says in line, line
+
+
 def test_a_point_clashing_with_a_hand_written_run_is_named(configs):
     write_config(configs, "mnli/clash.yaml", HEAD + "run_name: kd__learning_rate0.0001__seed1\n")
     with pytest.raises(
