@@ -110,6 +110,38 @@ def short_config(folder: Path, name: str = "short.yaml") -> Path:
 REASONING_TINY = ROOT / "configs" / "reasoning" / "gsm8k" / "tiny"
 GRPO_STEPS = 12
 
+# LM distillation of a 1-layer student cut from the tiny causal LM: its variants, each added
+# to lm_kd_config's body.
+LM_KD = {
+    "online_reverse_kl": "",  # 03_kd_cut.yaml as shipped
+    "cached_top8": "distillation: {loss: forward_kl, teacher_cache: true, cache_top_k: 8}\n",
+    "on_policy_half": "distillation: {on_policy: 0.5}\n",  # the student's own samples, scored online
+}
+LM_SHORT = "task: {max_train_samples: 256, max_eval_samples: 8, max_new_tokens: 8}\n"
+
+
+def lm_teacher_config(configs: Path, output_root: Path) -> Path:
+    """configs/teacher.yaml: the tiny causal LM, 30 SFT steps on the arithmetic problems."""
+    return write_config(
+        configs,
+        "teacher.yaml",
+        f"base: {REASONING_TINY / '00_sft.yaml'}\noutput_root: {output_root}\n{LM_SHORT}"
+        "training: {max_steps: 30, save_steps: 30}\n",
+    )
+
+
+def lm_kd_config(configs: Path, name: str, output_root: Path, teacher: Path | str, variant: str) -> Path:
+    """configs/<name>.yaml: 30 steps of LM KD `variant` (LM_KD) of a 1-layer student cut from
+    the run of `teacher` (also its teacher); a checkpoint every 10 steps, a log every 5.
+    Its run directory: <output_root>/reasoning/tiny-cut1/<name>."""
+    return write_config(
+        configs,
+        f"{name}.yaml",
+        f"base: {REASONING_TINY / '03_kd_cut.yaml'}\nrun_name: {name}\noutput_root: {output_root}\n{LM_SHORT}"
+        f"student: {{run: {teacher}}}\nteacher: {{run: {teacher}}}\n"
+        "training: {max_steps: 30, save_steps: 10, logging_steps: 5}\n" + LM_KD[variant],
+    )
+
 
 def short_grpo_config(configs: Path, name: str, output_root: Path, student_run: str | Path, lora: bool = False) -> Path:
     """configs/<name>.yaml: 12 GRPO steps (16 completions, 4 a prompt, a checkpoint every 4)

@@ -52,8 +52,17 @@ RL_POINTS = {
 }
 POINTS.update(RL_POINTS)
 
+# LM distillation (tests.conftest.lm_kd_config: a 1-layer student cut from the tiny causal LM,
+# 30 steps, a checkpoint every 10), from the teacher's top-8 cache and on-policy.
+LM_POINTS = {
+    "lm kd: in step 15 (after checkpoint-10)": ("transformers.Trainer", "training_step", 15),
+    "lm kd checkpoint-20: model written, optimizer not": ("transformers.Trainer", "_save_optimizer_and_scheduler", 2),
+    "lm kd checkpoint-20: written, not yet marked complete": ("forge.callbacks", "mark_checkpoint_complete", 2),
+}
+POINTS.update(LM_POINTS)
+
 KILL, TERM, USR1 = signal.SIGKILL, signal.SIGTERM, signal.SIGUSR1
-MATRIX = [(point, KILL) for point in POINTS if point not in RL_POINTS] + [
+MATRIX = [(point, KILL) for point in POINTS if point not in RL_POINTS and point not in LM_POINTS] + [
     (point, sig)
     for sig in (TERM, USR1)
     for point in (
@@ -67,7 +76,8 @@ MATRIX = [(point, KILL) for point in POINTS if point not in RL_POINTS] + [
 ]
 
 # KD (online teacher with the learned hidden-state projection: the most state to
-# restore) and GRPO (sampling RNG, trl's buffers): fewer points, the same checks.
+# restore), GRPO (sampling RNG, trl's buffers) and LM KD (a top-k cache; on-policy
+# sampling): fewer points, the same checks.
 KD_MATRIX = [
     ("train: in step 50 (after checkpoint-40)", KILL),
     ("checkpoint-40: model written, optimizer not", KILL),
@@ -82,6 +92,11 @@ RL_MATRIX = [
     ("grpo: in step 6 (after checkpoint-4)", TERM),
     ("grpo: in step 6 (after checkpoint-4)", USR1),
 ]
+LM_MATRIX = [(point, KILL) for point in LM_POINTS] + [
+    ("lm kd: in step 15 (after checkpoint-10)", TERM),
+    ("lm kd: in step 15 (after checkpoint-10)", USR1),
+]
+LM_VARIANTS = ("cached_top8", "on_policy_half")
 
 # A stop asked for here comes after forge's last look at the flag: the run completes.
 STOP_AFTER_LAST_CHECK = {"post_eval: evaluating the final model"}
@@ -125,6 +140,25 @@ def rl_run_dir(folder: Path):
     from forge.run.layout import RunDir
 
     return RunDir(folder / "outputs" / "reasoning" / "tiny" / "short")
+
+
+def lm_teacher(folder: Path) -> Path:
+    """The LM KD runs' teacher (and starting point): run once, shared by them."""
+    from tests.conftest import lm_teacher_config
+
+    return lm_teacher_config(folder, folder / "outputs")
+
+
+def lm_kd_config(folder: Path, teacher: Path, variant: str) -> Path:
+    from tests.conftest import lm_kd_config
+
+    return lm_kd_config(folder, "short", folder / "outputs", teacher, variant)
+
+
+def lm_run_dir(folder: Path):
+    from forge.run.layout import RunDir
+
+    return RunDir(folder / "outputs" / "reasoning" / "tiny-cut1" / "short")
 
 
 def expected_first_exit(point: str, sig: int) -> int:
@@ -227,16 +261,22 @@ def interrupt_and_resume(
     )
 
 
-def kinds(warm_config: Path):
+def kinds(warm_config: Path, lm_teacher_config: Path):
     """(run kind, its matrix, folder -> config, folder -> run dir); the GRPO runs start from
-    the one complete warm start `warm_config`."""
+    the one complete warm start `warm_config`, the LM KD runs from the complete run of
+    `lm_teacher_config`."""
     from tests.conftest import run_dir, short_config
 
     return [
         ("SFT", MATRIX, short_config, run_dir),
         ("KD", KD_MATRIX, kd_config, run_dir),
         ("RL", RL_MATRIX, lambda folder: rl_config(folder, warm_config), rl_run_dir),
-    ]
+        *(
+            (f"LM KD {variant}", LM_MATRIX, lambda folder, v=variant: lm_kd_config(folder, lm_teacher_config, v),
+             lm_run_dir)
+            for variant in LM_VARIANTS
+        ),
+    ]  # fmt: skip
 
 
 def main() -> int:
@@ -250,8 +290,14 @@ def main() -> int:
         warm = Path(tmp) / "warm_start"
         warm.mkdir()
         warm_config = rl_warm_start(warm)
-        total = sum(len(matrix) for _, matrix, _, _ in kinds(warm_config))
-        for kind, matrix, make_config, run_of in kinds(warm_config):
+        teacher = Path(tmp) / "lm_teacher"
+        teacher.mkdir()
+        teacher_config = lm_teacher(teacher)
+        for config, folder in ((warm_config, warm), (teacher_config, teacher)):
+            subprocess.run([sys.executable, str(ROOT / "forge.py"), "--config", str(config)], cwd=folder, check=True,
+                           capture_output=True)  # fmt: skip
+        total = sum(len(matrix) for _, matrix, _, _ in kinds(warm_config, teacher_config))
+        for kind, matrix, make_config, run_of in kinds(warm_config, teacher_config):
             ref_folder = Path(tmp) / f"reference_{kind}"
             ref_folder.mkdir()
             subprocess.run([sys.executable, str(ROOT / "forge.py"), "--config", str(make_config(ref_folder))],

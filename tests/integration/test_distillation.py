@@ -9,10 +9,12 @@ import subprocess
 import pytest
 
 from tests.conftest import (
-    REASONING_TINY,
+    LM_KD,
     TINY_CONFIG,
     assert_bitwise_equal,
     kill_mid_training,
+    lm_kd_config,
+    lm_teacher_config,
     resume_to_completion,
     run_dir,
     run_forge,
@@ -144,32 +146,13 @@ def test_a_hidden_state_kd_run_killed_mid_training_resumes_to_the_same_weights(t
     assert_bitwise_equal(run, reference)
 
 
-LM_KD = {
-    "online_reverse_kl": "",  # 03_kd_cut.yaml as shipped
-    "cached_top8": "distillation: {loss: forward_kl, teacher_cache: true, cache_top_k: 8}\n",
-    "on_policy_half": "distillation: {on_policy: 0.5}\n",  # the student's own samples, scored online
-}
-
-
 def lm_kd_configs(folder, variant: str, names: tuple[str, ...]):
-    """configs/teacher.yaml (the tiny causal LM, 30 steps on the arithmetic problems) and a
-    30-step LM KD run `variant` (LM_KD) of a 1-layer student cut from it, per name."""
+    """configs/teacher.yaml (tests.conftest.lm_teacher_config) and an LM KD run `variant` of
+    a 1-layer student cut from it, per name."""
     configs, out = folder / "configs", folder / "outputs"
-    short = "task: {max_train_samples: 256, max_eval_samples: 8, max_new_tokens: 8}\n"
-    write_config(
-        configs,
-        "teacher.yaml",
-        f"base: {REASONING_TINY / '00_sft.yaml'}\noutput_root: {out}\n{short}"
-        "training: {max_steps: 30, save_steps: 30}\n",
-    )
+    lm_teacher_config(configs, out)
     for name in names:
-        write_config(
-            configs,
-            f"{name}.yaml",
-            f"base: {REASONING_TINY / '03_kd_cut.yaml'}\nrun_name: {name}\noutput_root: {out}\n{short}"
-            "student: {run: ./teacher.yaml}\nteacher: {run: ./teacher.yaml}\n"
-            "training: {max_steps: 30, save_steps: 10, logging_steps: 5}\n" + LM_KD[variant],
-        )
+        lm_kd_config(configs, name, out, "./teacher.yaml", variant)
     return configs, out
 
 

@@ -8,10 +8,15 @@ import pytest
 from tests.conftest import run_dir, run_forge, short_config
 from tests.kill_matrix import (
     KD_MATRIX,
+    LM_MATRIX,
+    LM_VARIANTS,
     MATRIX,
     RL_MATRIX,
     interrupt_and_resume,
     kd_config,
+    lm_kd_config,
+    lm_run_dir,
+    lm_teacher,
     rl_config,
     rl_run_dir,
     rl_warm_start,
@@ -68,3 +73,31 @@ def test_an_interrupted_grpo_run_resumes_to_the_same_weights(point, sig, tmp_pat
     warm, reference = rl_runs
     config = rl_config(tmp_path, warm)
     check(interrupt_and_resume(tmp_path, config, rl_run_dir(tmp_path), reference, point, sig, "RL"))
+
+
+@pytest.fixture(scope="module")
+def lm_runs(tmp_path_factory):
+    """(the complete LM teacher's config, {variant: an uninterrupted LM KD run from it})"""
+    teacher_folder = tmp_path_factory.mktemp("lm_teacher")
+    teacher = lm_teacher(teacher_folder)
+    result = run_forge("--config", str(teacher), cwd=teacher_folder)
+    assert result.returncode == 0, result.stderr
+    references = {}
+    for variant in LM_VARIANTS:
+        folder = tmp_path_factory.mktemp(f"lm_reference_{variant}")
+        result = run_forge("--config", str(lm_kd_config(folder, teacher, variant)), cwd=folder)
+        assert result.returncode == 0, result.stderr
+        references[variant] = lm_run_dir(folder)
+    return teacher, references
+
+
+LM_CASES = [(variant, point, sig) for variant in LM_VARIANTS for point, sig in LM_MATRIX]
+
+
+@pytest.mark.parametrize(
+    ("variant", "point", "sig"), LM_CASES, ids=[f"{v}-{i}" for v in LM_VARIANTS for i in ids(LM_MATRIX)]
+)
+def test_an_interrupted_lm_kd_run_resumes_to_the_same_weights(variant, point, sig, tmp_path, lm_runs):
+    teacher, references = lm_runs
+    config = lm_kd_config(tmp_path, teacher, variant)
+    check(interrupt_and_resume(tmp_path, config, lm_run_dir(tmp_path), references[variant], point, sig, "LM KD"))
