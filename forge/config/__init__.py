@@ -119,13 +119,9 @@ def _upstream_problem(ref: str) -> str | None:
         return f"file not found: {file} (the config of the run to train first)"
     if label is not None:
         try:
-            found = sweep.of(load_raw(file))
+            one_run(load_raw(file), file, label)  # the sweep's own errors: not a sweep, no such point
         except ConfigError as exc:
             return str(exc).splitlines()[0]
-        if found is None:
-            return f"{file} is not a sweep (it has no `sweep:` block), so {ref} names no run"
-        if label not in found.by_label:
-            return f"{file} has no point {label!r} (its points are named like {', '.join(list(found.by_label)[:3])})"
     return None
 
 

@@ -168,7 +168,7 @@ def test_a_run_builds_on_one_point_of_a_sweep_and_the_plan_trains_that_point_fir
         "out/mnli/tiny/kd__learning_rate0.0002__seed2/pipeline_complete"
     ]
     for run, says in (
-        ("kd.yaml#learning_rate0.0003__seed2", "kd.yaml has no point 'learning_rate0.0003__seed2' (its points"),
+        ("kd.yaml#learning_rate0.0003__seed2", "kd.yaml#learning_rate0.0003__seed2: no such point in this sweep"),
         ("00_sft.yaml#seed1", "00_sft.yaml is not a sweep (it has no `sweep:` block)"),
         ("gone.yaml#seed1", "file not found: " + f"{configs}/mnli/gone.yaml"),
     ):
