@@ -7,9 +7,10 @@ Every key here is read by some part of forge.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, StrictBool, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict, StrictBool, field_validator
 from pydantic_core import PydanticCustomError
 
 from forge import tasks
@@ -38,6 +39,24 @@ PositiveFloat = Annotated[Float, Field(gt=0)]
 Seed = Annotated[int, Strict(), Field(ge=0, le=2**32 - 1)]  # what numpy, torch and datasets accept
 
 Mode = Literal["sft", "kd", "rl"]
+
+# In `student.run` / `teacher.run`, `{seed}` stands for this run's own `seed`: a sweep over seeds
+# builds each seed on the upstream run of the same seed (`smollm2_sft.yaml#seed{seed}`). The
+# config keeps the placeholder (so a sweep's seeds stay one point); `upstream_runs` fills it in.
+SEED_PLACEHOLDER = "{seed}"
+_PLACEHOLDER = re.compile(r"\{[^{}]*\}")
+
+
+def _only_seed_placeholder(value: str | None) -> str | None:
+    other = next((m for m in _PLACEHOLDER.findall(value or "") if m != SEED_PLACEHOLDER), None)
+    if other is not None:
+        raise PydanticCustomError(
+            "placeholder", f"{other} is not a placeholder forge fills in (only {SEED_PLACEHOLDER}: the run's seed)"
+        )
+    return value
+
+
+RunRef = Annotated[str | None, AfterValidator(_only_seed_placeholder)]
 
 
 class Section(BaseModel):
@@ -97,9 +116,10 @@ class ModelConfig(Section):
     name: Name
     # Exactly one of: `path`, a Hub model id, a local directory in Hub format or
     # "embedded:<name>"; or `run`, the config file of another forge run whose final
-    # model this run starts from (e.g. GRPO after an SFT warm start; run first).
+    # model this run starts from (e.g. GRPO after an SFT warm start; run first). `{seed}`
+    # in `run` is this run's own seed (e.g. `sft_sweep.yaml#seed{seed}`).
     path: str | None = None
-    run: str | None = None
+    run: RunRef = None
     revision: str | None = None
     lora: LoraConfig | None = None
     # Keep only these layers of the model (increasing indices from 0): a student cut from
@@ -121,9 +141,10 @@ class ModelConfig(Section):
 class TeacherConfig(Section):
     # Exactly one of: `path`, a Hub id, a local directory in Hub format or
     # "embedded:<name>"; or `run`, the config file of another forge run, whose
-    # final model is the teacher (Snakemake and forge.py run it first).
+    # final model is the teacher (Snakemake and forge.py run it first). `{seed}` in `run`
+    # is this run's seed, as for the student.
     path: str | None = None
-    run: str | None = None
+    run: RunRef = None
     revision: str | None = None
     trust_remote_code: StrictBool = False  # as for the student
 
@@ -258,8 +279,9 @@ class ForgeConfig(Section):
     @property
     def upstream_runs(self) -> dict[str, str]:
         """role ("teacher", "student") -> the config file of each run whose final model this
-        run loads (forge/run/upstream.py)."""
-        return {role: m.run for role, m in self.models.items() if m.run is not None}
+        run loads (forge/run/upstream.py), `{seed}` filled in with this run's seed."""
+        seed = str(self.seed)
+        return {role: m.run.replace(SEED_PLACEHOLDER, seed) for role, m in self.models.items() if m.run is not None}
 
 
 def _listing(names: list[str]) -> str:

@@ -60,6 +60,7 @@ EXPECTED = {
     "section_is_a_list": "training: Input should be a valid dictionary",
     "student_path_and_run": "student_path_and_run.yaml: student: set exactly one of path (a model) or run",
     "student_run_missing": "student.run: file not found:",
+    "student_run_unknown_placeholder": "student.run: {run} is not a placeholder forge fills in (only {seed}",
     "teacher_run_is_itself": "names this very run; a run cannot build on itself",
     "teacher_run_missing": "teacher.run: file not found:",
     "top_level_list": "top_level_list.yaml: the top level must be a mapping of keys, not list",

@@ -179,6 +179,36 @@ def test_a_run_builds_on_one_point_of_a_sweep_and_the_plan_trains_that_point_fir
         assert "student.run: " in line and says in line, line
 
 
+def test_seed_in_a_run_ref_builds_each_seed_on_the_upstream_point_of_the_same_seed(configs, tmp_path):
+    """`student.run: SWEEP.yaml#seed{seed}` pairs seeds across a chain (GRPO seed s from SFT seed
+    s): each point's upstream run is its own seed's, the plan trains those first, and the
+    points stay one point for the report (the config keeps the placeholder)."""
+    write_config(configs, "mnli/sft.yaml", HEAD + "sweep:\n  seeds: [1, 2, 3]\n")
+    chain = write_config(
+        configs,
+        "mnli/chain.yaml",
+        HEAD + "student: {path: null, run: 'sft.yaml#seed{seed}'}\nsweep:\n  seeds: [1, 3]\n",
+    )
+    points = sweep_points(load_raw(chain), str(chain))
+    assert [cfg.upstream_runs["student"] for _, cfg in points] == [
+        f"{configs}/mnli/sft.yaml#seed1",
+        f"{configs}/mnli/sft.yaml#seed3",
+    ]
+    assert {cfg.student.run for _, cfg in points} == {f"{configs}/mnli/sft.yaml#seed{{seed}}"}
+    assert workflow.upstream_targets("out/mnli/tiny/chain__seed3", str(configs)) == [
+        "out/mnli/tiny/sft__seed3/pipeline_complete"
+    ]
+    # A single run fills in its own seed; a seed the upstream sweep lacks names the point it looked for.
+    write_config(configs, "mnli/one.yaml", HEAD + "seed: 4\nstudent: {path: null, run: 'sft.yaml#seed{seed}'}\n")
+    with pytest.raises(ConfigError, match=r"student.run: .*sft.yaml#seed4: no such point in this sweep"):
+        load_config(configs / "mnli/one.yaml")
+    # Reports group the points of such a sweep as one: their stored configs differ only in seed.
+    scores = zip(points, (0.5, 0.7), strict=True)
+    runs = [_run(tmp_path, cfg.run_name, ref, score, **to_dict(cfg)) for (ref, cfg), score in scores]
+    (point,) = report.points(report.collect(runs, tmp_path))
+    assert len(point.runs) == 2 and point.mean == pytest.approx(0.6)
+
+
 def test_a_point_clashing_with_a_hand_written_run_is_named(configs):
     write_config(configs, "mnli/clash.yaml", HEAD + "run_name: kd__learning_rate0.0001__seed1\n")
     with pytest.raises(
