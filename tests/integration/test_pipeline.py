@@ -7,7 +7,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -172,10 +171,31 @@ def test_debug_uses_a_small_subset_and_logs_verbosely(tmp_path):
     assert post["validation_matched"]["samples"] == 200
 
 
+SLOW_TORCH_IMPORT = """
+import os, pathlib, sys, time
+
+class SlowTorch:  # the first `import torch` says so, then takes its time
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch":
+            sys.meta_path.remove(self)
+            pathlib.Path(os.environ["TORCH_LOADING"]).touch()
+            time.sleep(3)
+
+sys.meta_path.insert(0, SlowTorch())
+"""
+
+
 def test_a_signal_while_the_libraries_load_is_not_lost(tmp_path):
+    """The signal lands while torch is being imported (held there by a sitecustomize hook,
+    so a fast machine cannot import it before the signal comes): forge stops before any stage."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(SLOW_TORCH_IMPORT)
+    loading = tmp_path / "torch-loading"
     run = run_dir(tmp_path)
-    proc = start_forge("--config", str(short_config(tmp_path)), cwd=tmp_path)
-    time.sleep(1.0)  # forge has parsed its arguments; torch & co are still loading
+    env = {"PYTHONPATH": str(hook), "TORCH_LOADING": str(loading)}
+    proc = start_forge("--config", str(short_config(tmp_path)), cwd=tmp_path, env=env)
+    wait_for(loading.exists, timeout=60, proc=proc)
     proc.send_signal(signal.SIGUSR1)
     output = proc.communicate(timeout=120)[0]
     assert proc.returncode == 76, output

@@ -35,9 +35,13 @@ def test_a_cut_distilbert_keeps_the_chosen_layers_weights_and_saves_in_hub_forma
 
     cut.save_pretrained(tmp_path)
     again = AutoModelForSequenceClassification.from_pretrained(tmp_path)
+    assert again.config.n_layers == 2
+    mine, reloaded = cut.state_dict(), again.state_dict()
+    assert mine.keys() == reloaded.keys() and all(torch.equal(v, reloaded[k]) for k, v in mine.items())
     ids = torch.tensor([[2, 10, 11, 3]])
     cut.eval(), again.eval()
-    assert torch.equal(cut(input_ids=ids).logits, again(input_ids=ids).logits)
+    # same weights; the kernels may round differently on differently aligned (mmapped) tensors
+    torch.testing.assert_close(cut(input_ids=ids).logits, again(input_ids=ids).logits)
 
 
 def test_a_cut_llama_renumbers_its_cache_layers_and_generates(tmp_path):
