@@ -40,7 +40,7 @@ def test_a_cut_distilbert_keeps_the_chosen_layers_weights_and_saves_in_hub_forma
     assert mine.keys() == reloaded.keys() and all(torch.equal(v, reloaded[k]) for k, v in mine.items())
     ids = torch.tensor([[2, 10, 11, 3]])
     cut.eval(), again.eval()
-    # same weights; the kernels may round differently on differently aligned (mmapped) tensors
+    # same weights; the forward passes differed in the last bit on CI (kernel rounding)
     torch.testing.assert_close(cut(input_ids=ids).logits, again(input_ids=ids).logits)
 
 
