@@ -270,6 +270,13 @@ def apply_override(raw: RawConfig, dotted: str, value: Any, source: str = CLI) -
     raw.origin[keys] = source
 
 
+def _merged(below: Any, above: Any) -> Any:
+    """`above` deep-merged onto `below` (mappings merge, anything else replaces), as `_merge` does."""
+    if not (isinstance(below, dict) and isinstance(above, dict)):
+        return above
+    return {**below, **{k: _merged(below.get(k), v) for k, v in above.items()}}
+
+
 def placement(path: str | Path, _stack: tuple[str, ...] = ()) -> dict[str, Any]:
     """output_root, task (task.name), student (student.name) and run_name of a config file,
     following `base:`, and its `sweep:` block if it has one, and nothing else: where a run
@@ -290,8 +297,9 @@ def placement(path: str | Path, _stack: tuple[str, ...] = ()) -> dict[str, Any]:
             found[section] = data[section]["name"]
     if "run_name" in data:
         found["run_name"] = data["run_name"]
-    if data.get("sweep") is not None:
-        found["sweep"] = (data["sweep"], key)  # the block, and the file that sets it
+    if data.get("sweep") is not None:  # merged into a base's block, as the loader merges it
+        below = found["sweep"][0] if isinstance(found.get("sweep"), tuple) else {}
+        found["sweep"] = (_merged(below, data["sweep"]), key)  # the block, and the file that sets it last
     elif "sweep" in data:  # `sweep: null` below a sweep: a single run
         found.pop("sweep", None)
     if not _stack:

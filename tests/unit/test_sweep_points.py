@@ -156,6 +156,24 @@ def test_planning_places_every_point_and_the_sweeps_report_beside_them(configs):
     assert load_config(workflow.config_for(points[-1], str(configs))).seed == 2
 
 
+def test_a_sweep_that_changes_part_of_its_bases_block_is_planned_under_the_names_it_runs_under(tmp_path):
+    """A config built on a sweep may set part of the `sweep:` block (here a slice of the grid and
+    fewer seeds); the rest (the short names) comes from the base, for the plan as for the run.
+    (The plan read the block of the last file alone, named the points without the base's short
+    names, and refused every point as "no such point".)"""
+    write_config(tmp_path, "lr.yaml", SWEEP)
+    write_config(tmp_path, "slice.yaml", "base: lr.yaml\nrun_name: slice\nsweep:\n  grid: "
+                 "{training.learning_rate: [1.0e-4]}\n  seeds: [2]\n")  # fmt: skip
+    raw = load_raw(tmp_path / "slice.yaml")
+    points = [split_ref(ref)[1] for ref, _ in sweep_points(raw, str(tmp_path / "slice.yaml"))]
+    assert points == ["lr0.0001_warmup_steps0_n100_e50__seed2", "lr0.0001_warmup_steps0_n200_e60__seed2",
+                      "lr0.0001_warmup_steps10_n100_e50__seed2", "lr0.0001_warmup_steps10_n200_e60__seed2"]  # fmt: skip
+    planned = sorted(e.config for e in workflow.index(str(tmp_path)).values() if "slice.yaml" in e.config)
+    assert sorted(split_ref(c)[1] for c in planned) == sorted(points)
+    for ref in planned:
+        assert load_config(ref).seed == 2  # each planned point loads as the run it is
+
+
 def test_a_run_builds_on_one_point_of_a_sweep_and_the_plan_trains_that_point_first(configs):
     """`student.run` (or `teacher.run`) may name a sweep's point, `SWEEP.yaml#label`, e.g. GRPO
     from the seed-2 run of a KD sweep; a label that names no point is one line."""
