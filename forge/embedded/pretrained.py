@@ -81,8 +81,12 @@ def build_smollm2(out: Path) -> None:
     src = package_dir("smollm2-135m-instruct")
     if importlib.util.find_spec("gguf") is None:
         raise ConfigError(f"embedded:smollm2-135m-instruct is read from a GGUF file, which needs `gguf`: {INSTALL}")
-    tokenizer = AutoTokenizer.from_pretrained(src, gguf_file=SMOLLM2_GGUF)
-    loaded = AutoModelForCausalLM.from_pretrained(src, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
+    # local_files_only: the files are the package's, and the tokenizer saves the flag it was loaded
+    # with; left to the environment (HF_HUB_OFFLINE when the libraries were imported), the built
+    # tokenizer_config.json would differ between an offline and an online process.
+    tokenizer = AutoTokenizer.from_pretrained(src, gguf_file=SMOLLM2_GGUF, local_files_only=True)
+    loaded = AutoModelForCausalLM.from_pretrained(src, gguf_file=SMOLLM2_GGUF, dtype=torch.float32,
+                                                  local_files_only=True)  # fmt: skip
     # A model loaded from GGUF refuses save_pretrained; the same architecture without the
     # quantization record takes its (dequantized) weights and saves like any other.
     settings = {
