@@ -10,10 +10,11 @@ from transformers import Trainer
 from transformers.trainer_callback import PrinterCallback
 
 from forge.losses import cross_entropy, next_token_cross_entropy
+from forge.trainers.resume import ExactResume
 from forge.trainers.window import LogWindow
 
 
-class FinetuningTrainer(LogWindow, Trainer):
+class FinetuningTrainer(LogWindow, ExactResume, Trainer):
     """Cross-entropy on the model's logits. The distillation trainer builds on this loss."""
 
     def __init__(self, *args, next_token: bool = False, **kwargs):

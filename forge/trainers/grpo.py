@@ -17,6 +17,7 @@ from forge.config.schema import ForgeConfig
 from forge.rewards import reward_functions
 from forge.run.layout import RunDir
 from forge.trainers.arguments import argument_values
+from forge.trainers.resume import ExactResume
 from forge.trainers.window import LogWindow
 
 
@@ -38,7 +39,7 @@ def grpo_arguments(cfg: ForgeConfig, run: RunDir) -> GRPOConfig:
     )
 
 
-class PolicyTrainer(LogWindow, GRPOTrainer):
+class PolicyTrainer(LogWindow, ExactResume, GRPOTrainer):
     """GRPO on a policy model with the checked reward functions of `rl.rewards`."""
 
     def __init__(self, *args, cfg: ForgeConfig, run: RunDir, **kwargs):
