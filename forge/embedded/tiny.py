@@ -64,7 +64,7 @@ def build_tiny_distilbert(
 
     max_positions = 128
     if tokenizer_from is not None:
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_from)
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_from, local_files_only=True)  # saved as loaded: see pretrained.py
     else:
         tokenizer = DistilBertTokenizer(tokenizer_object=train_wordpiece(texts), model_max_length=max_positions)
     config = DistilBertConfig(
@@ -166,7 +166,7 @@ def build_tiny_ocr(
 
     height, width, max_positions = 32, 128, 64
     if processor_from is not None:
-        processor = AutoProcessor.from_pretrained(processor_from)
+        processor = AutoProcessor.from_pretrained(processor_from, local_files_only=True)  # as above
     else:
         tokenizer = PreTrainedTokenizerFast(
             tokenizer_object=train_byte_bpe(texts, vocab_size=384, special_tokens=OCR_TOKENS),
