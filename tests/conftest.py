@@ -47,6 +47,41 @@ def run_forge(*args: str, cwd: Path, timeout: float = 300, env: dict | None = No
     )
 
 
+def forge_here(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """What `run_forge` returns, from forge's command line run in this process (forge.cli.main):
+    no fresh interpreter, so none of its ~5 s of imports. For a test of an outcome; what only a
+    real process shows (a signal, an exit by signal, a fresh interpreter's environment) needs
+    run_forge. The console handler, the signal handlers, the environment and the working
+    directory are put back as they were."""
+    import contextlib
+    import io
+    import logging
+    import signal
+
+    from forge import cli
+    from forge.signals import WATCHED
+
+    handlers = {sig: signal.getsignal(sig) for sig in WATCHED}
+    environment, here = dict(os.environ), os.getcwd()
+    out, err = io.StringIO(), io.StringIO()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = cli.main(list(args))
+    finally:
+        os.chdir(here)
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+        from forge.logs import LIBRARIES
+
+        for logger in map(logging.getLogger, ("forge", *LIBRARIES)):  # the console: this call's stderr
+            for handler in [h for h in logger.handlers if getattr(h, "_forge", False)]:
+                logger.removeHandler(handler)
+        os.environ.clear()
+        os.environ.update(environment)
+    return subprocess.CompletedProcess(["forge", *args], code, out.getvalue(), err.getvalue())
+
+
 def start_forge(*args: str, cwd: Path, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, str(ROOT / "forge.py"), *args],
@@ -120,19 +155,42 @@ LM_KD = {
 LM_SHORT = "task: {max_train_samples: 256, max_eval_samples: 8, max_new_tokens: 8}\n"
 
 
-def lm_teacher_config(configs: Path, output_root: Path) -> Path:
-    """configs/teacher.yaml: the tiny causal LM, 30 SFT steps on the arithmetic problems."""
+def reasoning_warm_start_config(folder: Path) -> Path:
+    """configs/sft.yaml in `folder`: a short SFT warm start of the tiny causal LM on the
+    arithmetic problems (150 steps: it learns the answer format). Its run directory:
+    <folder>/outputs/reasoning/tiny/sft."""
     return write_config(
-        configs,
-        "teacher.yaml",
-        f"base: {REASONING_TINY / '00_sft.yaml'}\noutput_root: {output_root}\n{LM_SHORT}"
-        "training: {max_steps: 30, save_steps: 30}\n",
+        folder / "configs",
+        "sft.yaml",
+        f"""
+        base: {REASONING_TINY / "00_sft.yaml"}
+        output_root: {folder / "outputs"}
+        task:
+          max_eval_samples: 40
+        training:
+          max_steps: 150
+          save_steps: 75
+          eval_steps: 75
+        """,
     )
+
+
+@pytest.fixture(scope="session")
+def warm_start(tmp_path_factory) -> Path:
+    """The config of a complete reasoning_warm_start_config run, trained once per session and
+    shared: the policy the GRPO tests start from, and the teacher (and the model cut into a
+    student) of the LM distillation tests. That a run's upstream run is trained first is
+    tested once per entry point (forge.py, Snakemake), not by every test that needs one."""
+    folder = tmp_path_factory.mktemp("warm_start")
+    config = reasoning_warm_start_config(folder)
+    result = forge_here("--config", str(config), cwd=folder)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return config
 
 
 def lm_kd_config(configs: Path, name: str, output_root: Path, teacher: Path | str, variant: str) -> Path:
     """configs/<name>.yaml: 30 steps of LM KD `variant` (LM_KD) of a 1-layer student cut from
-    the run of `teacher` (also its teacher); a checkpoint every 10 steps, a log every 5.
+    the run of `teacher` (also its teacher: the `warm_start`); a checkpoint every 10 steps, a log every 5.
     Its run directory: <output_root>/reasoning/tiny-cut1/<name>."""
     return write_config(
         configs,
@@ -197,7 +255,7 @@ def kill_mid_training(config: Path, run, cwd: Path) -> None:
 
 def resume_to_completion(run, cwd: Path) -> subprocess.CompletedProcess:
     """`forge --resume` of a killed run: it picks up from a checkpoint and completes."""
-    result = run_forge("--resume", str(run.root), cwd=cwd)
+    result = forge_here("--resume", str(run.root), cwd=cwd)
     assert result.returncode == 0, result.stderr
     assert "resuming training from checkpoint-" in result.stderr
     assert run.complete.exists()
@@ -218,7 +276,7 @@ def assert_bitwise_equal(a, b) -> None:
 def reference(tmp_path_factory):
     """An uninterrupted forge.py run of short.yaml: what every interrupted run must equal."""
     folder = tmp_path_factory.mktemp("reference")
-    result = run_forge("--config", str(short_config(folder)), cwd=folder)
+    result = forge_here("--config", str(short_config(folder)), cwd=folder)
     assert result.returncode == 0, result.stderr
     return run_dir(folder)
 

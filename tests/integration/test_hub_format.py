@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.conftest import ROOT, run_forge, write_config
+from tests.conftest import ROOT, forge_here, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -68,7 +68,7 @@ def test_hub_layout_model_and_glue_parquet_train_through_the_real_config(tmp_pat
           save_steps: 5
         """,
     )
-    result = run_forge("--config", str(config), "--max_steps", "10", cwd=tmp_path)
+    result = forge_here("--config", str(config), "--max_steps", "10", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     run = tmp_path / "outputs" / "mnli" / "distilbert" / "00_sft"
     assert (run / "pipeline_complete").exists()

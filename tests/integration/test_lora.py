@@ -9,10 +9,10 @@ import pytest
 
 from tests.conftest import (
     assert_bitwise_equal,
+    forge_here,
     kill_mid_training,
     resume_to_completion,
     run_dir,
-    run_forge,
     write_config,
 )
 from tests.integration.test_distillation import kd_pair
@@ -44,7 +44,7 @@ def lora_folder(tmp_path_factory):
     """A folder with a trained teacher run and an uninterrupted LoRA KD run."""
     folder = tmp_path_factory.mktemp("lora")
     kd_pair(folder)
-    result = run_forge("--config", str(lora_config(folder, "lora")), cwd=folder)
+    result = forge_here("--config", str(lora_config(folder, "lora")), cwd=folder)
     assert result.returncode == 0, result.stderr
     return folder
 

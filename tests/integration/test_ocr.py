@@ -1,20 +1,18 @@
 """The OCR path end to end, offline: a short run completes through forge.py, writes CER,
 WER and exact match before and after training, and its final directory loads with
-transformers' Auto classes and transcribes an image; a longer run, SIGKILLed after its
-first checkpoint and resumed, learns to read (CER falls); a KD run whose teacher is
-another OCR run goes through Snakemake, teacher first."""
+transformers' Auto classes and transcribes an image; the same run SIGKILLed after its first
+checkpoint resumes to the same weights. (OCR KD through Snakemake, teacher first: the one DAG
+of every chain in test_snakemake; whether the recipe learns to read: bench/ocr_learns.py.)"""
 
 from __future__ import annotations
 
 import json
 import random
-import re
 import textwrap
 
 import pytest
 
-from tests.conftest import ROOT, kill_mid_training, resume_to_completion, run_forge, write_config
-from tests.integration.test_snakemake import snakemake
+from tests.conftest import ROOT, assert_bitwise_equal, forge_here, kill_mid_training, resume_to_completion, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -56,7 +54,7 @@ def test_a_short_ocr_run_completes_and_its_final_model_transcribes(tmp_path):
     from forge.embedded import synthetic_ocr
 
     config = write_config(tmp_path, "ocr.yaml", short_run(tmp_path, LINES / "tiny/00_sft.yaml", "ocr"))
-    result = run_forge("--config", str(config), cwd=tmp_path, timeout=600)
+    result = forge_here("--config", str(config), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     run = run_of(tmp_path, "tiny", "ocr")
     assert run.complete.exists()
@@ -74,48 +72,16 @@ def test_a_short_ocr_run_completes_and_its_final_model_transcribes(tmp_path):
     assert out.shape[1] > 1  # it generated past the start token
 
 
-LEARN_STEPS = 1200
-
-
-@pytest.mark.heavy  # a long recipe: it trains until the model reads
-def test_an_ocr_run_killed_mid_training_resumes_and_learns_to_read(tmp_path):
-    """The shipped offline recipe, shortened; CER on the 200 test lines must fall."""
-    config = write_config(
-        tmp_path,
-        "learn.yaml",
-        f"""
-        base: {LINES / "tiny/00_sft.yaml"}
-        run_name: learn
-        output_root: {tmp_path / "outputs"}
-        training:
-          max_steps: {LEARN_STEPS}
-          save_steps: {LEARN_STEPS // 4}
-          eval_steps: {LEARN_STEPS}
-        """,
-    )
-    run = run_of(tmp_path, "tiny", "learn")
+@pytest.mark.heavy
+def test_an_ocr_run_killed_mid_training_resumes_to_the_same_weights(tmp_path):
+    """The short run killed after its first checkpoint and resumed ends bitwise equal to the
+    same run uninterrupted: the image collator draws nothing a resume could change. (Whether
+    the recipe learns to read is a measurement: bench/ocr_learns.py.)"""
+    base = LINES / "tiny/00_sft.yaml"
+    write_config(tmp_path, "whole.yaml", short_run(tmp_path, base, "whole"))
+    assert forge_here("--config", str(tmp_path / "whole.yaml"), cwd=tmp_path).returncode == 0
+    config = write_config(tmp_path, "killed.yaml", short_run(tmp_path, base, "killed"))
+    run = run_of(tmp_path, "tiny", "killed")
     kill_mid_training(config, run, tmp_path)
-    result = resume_to_completion(run, tmp_path)
-    resumed_from = int(re.search(r"resuming training from checkpoint-(\d+)", result.stderr).group(1))
-    assert 0 < resumed_from < LEARN_STEPS
-    pre, post = metrics(run, "pre_eval")["test"], metrics(run, "post_eval")
-    assert post["step"] == LEARN_STEPS and post["test"]["samples"] == 200
-    print(f"OCR, {LEARN_STEPS} steps: CER {pre['cer']:.3f} -> {post['test']['cer']:.3f}")
-    assert post["test"]["cer"] < pre["cer"]
-
-
-@pytest.mark.heavy  # two OCR runs through Snakemake
-def test_ocr_kd_from_another_ocr_run_goes_through_snakemake_teacher_first(tmp_path):
-    configs = tmp_path / "configs"
-    write_config(configs, "teacher.yaml", short_run(tmp_path, LINES / "tiny_wide/00_sft.yaml", "teacher"))
-    kd = short_run(tmp_path, LINES / "tiny/01_kd.yaml", "kd") + "teacher: {run: teacher.yaml}\n"
-    write_config(configs, "kd.yaml", kd)
-    result = snakemake(tmp_path, timeout=900)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    teacher, student = run_of(tmp_path, "tiny-wide", "teacher"), run_of(tmp_path, "tiny", "kd")
-    assert teacher.complete.exists() and student.complete.exists()
-    assert set(metrics(student, "teacher_pre_eval")["test"]) == {"cer", "wer", "exact_match", "samples"}
-    log = student.log.read_text()
-    steps = re.findall(r"step (\d+)/20 loss=\S+ .*ce=\S+ kd=\S+", log)
-    assert steps == ["5", "10", "15", "20"]  # with the CE and per-token KD parts of the loss
-    assert metrics(student, "post_eval")["step"] == 20
+    resume_to_completion(run, tmp_path)
+    assert_bitwise_equal(run, run_of(tmp_path, "tiny", "whole"))

@@ -15,6 +15,7 @@ from forge.run.state import checkpoint_problem
 from tests.conftest import (
     ROOT,
     assert_bitwise_equal,
+    forge_here,
     kill_mid_training,
     resume_to_completion,
     run_dir,
@@ -129,7 +130,7 @@ def test_a_truncated_newest_checkpoint_is_skipped(tmp_path, reference):
     with (newest / "model.safetensors").open("r+b") as fh:
         fh.truncate(100)
 
-    result = run_forge("--resume", str(run.root), cwd=tmp_path)
+    result = forge_here("--resume", str(run.root), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert f"latest_checkpoint names checkpoint-{newest_step}, but model.safetensors is 100 bytes" in result.stderr
     assert f"resuming training from checkpoint-{previous_step}" in result.stderr
@@ -151,7 +152,7 @@ def test_a_second_process_on_a_running_run_is_refused(tmp_path):
 
 
 def test_max_steps_and_run_name_overrides(tmp_path):
-    result = run_forge(
+    result = forge_here(
         "--config", str(short_config(tmp_path)), "--max_steps", "10", "--run_name", "quick", cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr
@@ -161,7 +162,7 @@ def test_max_steps_and_run_name_overrides(tmp_path):
 
 
 def test_debug_uses_a_small_subset_and_logs_verbosely(tmp_path):
-    result = run_forge("--config", str(short_config(tmp_path)), "--debug", "--max_steps", "4", cwd=tmp_path)
+    result = forge_here("--config", str(short_config(tmp_path)), "--debug", "--max_steps", "4", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     run = run_dir(tmp_path)
     stored = run.config.read_text()
@@ -203,8 +204,21 @@ def test_a_signal_while_the_libraries_load_is_not_lost(tmp_path):
     assert not run.checkpoints() and not run.stage_marker("prepare_data").exists()
 
 
+# The final weights of README's first run (sha256 of model.safetensors), recorded before
+# the task layer became types: a redesign must leave them bitwise as they are. They depend on
+# the build of torch and the threads it uses (the suite runs with 2, as README's command does
+# on this 2-core machine kind: with 1 thread the same run ends elsewhere).
+README_RUN_WEIGHTS = "af540278f06d6913491c0528d2acdbbe4894976f62a7ffbd81344792b66ab478"
+README_RUN_ACCURACY = {"validation_matched": 0.727, "validation_mismatched": 0.707}  # README, "The first run"
+
+
 def test_the_readme_first_command_produces_a_complete_run(tmp_path):
-    """The forge part of README's first command, as written, in a fresh directory."""
+    """The forge part of README's first command, as written, in a fresh directory: the same
+    weights, bit for bit, and the same figures as README says."""
+    import hashlib
+
+    import torch
+
     from tests.conftest import ROOT
 
     first = (ROOT / "README.md").read_text().split("```bash\n", 1)[1].splitlines()[0]
@@ -221,6 +235,11 @@ def test_the_readme_first_command_produces_a_complete_run(tmp_path):
 
     assert AutoModelForSequenceClassification.from_pretrained(run / "model").num_labels == 3
     assert AutoTokenizer.from_pretrained(run / "model")("a", "b")["input_ids"]
+    post = json.loads((run / "metrics/post_eval.json").read_text())
+    assert {split: post[split]["accuracy"] for split in README_RUN_ACCURACY} == README_RUN_ACCURACY
+    if torch.__version__ == "2.13.0+cpu":  # README's pinned build (the CI machines'); a GPU build rounds elsewhere
+        weights = hashlib.sha256((run / "model" / "model.safetensors").read_bytes()).hexdigest()
+        assert weights == README_RUN_WEIGHTS
 
 
 @pytest.mark.parametrize(
@@ -234,7 +253,7 @@ def test_the_readme_first_command_produces_a_complete_run(tmp_path):
 def test_how_often_a_run_evaluates_or_saves_does_not_change_what_it_trains(tmp_path, reference, training):
     short_config(tmp_path, "short_base.yaml")
     config = write_config(tmp_path, "short.yaml", f"base: short_base.yaml\ntraining:\n  {training}\n")
-    result = run_forge("--config", str(config), cwd=tmp_path)
+    result = forge_here("--config", str(config), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert run_dir(tmp_path).complete.exists()
     assert_bitwise_equal(run_dir(tmp_path), reference)
@@ -279,25 +298,3 @@ def test_sigterm_to_every_process_of_the_run_with_wandb_on_is_a_preemption(tmp_p
     signal_every_process_after_a_checkpoint(short_config(tmp_path), run, tmp_path)
     resume_to_completion(run, tmp_path)
     assert_bitwise_equal(run, reference)
-
-
-@pytest.mark.heavy
-@pytest.mark.parametrize("mode", ["kd", "rl"])
-def test_sigterm_to_every_process_of_a_kd_or_grpo_run_is_a_preemption_too(tmp_path, mode):
-    """The same for online KD (a teacher in the process) and GRPO (generation in the loop):
-    exit 75, preempted, and the run resumes to completion. (Their bitwise resumes are the
-    kill matrix's.)"""
-    from forge.run.layout import RunDir
-    from tests.conftest import ONLINE_KD
-    from tests.integration.test_rl import rl_chain
-
-    if mode == "kd":
-        short_config(tmp_path, "short_base.yaml")
-        config = write_config(tmp_path, "short.yaml", "        base: short_base.yaml" + ONLINE_KD)
-        run = run_dir(tmp_path)
-    else:
-        config = rl_chain(tmp_path)
-        assert run_forge("--config", str(tmp_path / "configs" / "sft.yaml"), cwd=tmp_path).returncode == 0
-        run = RunDir(tmp_path / "outputs" / "reasoning" / "tiny" / "grpo")
-    signal_every_process_after_a_checkpoint(config, run, tmp_path)
-    resume_to_completion(run, tmp_path)

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tests.conftest import ROOT, require_pretrained, run_forge, write_config
+from tests.conftest import ROOT, forge_here, require_pretrained, write_config
 
 pytestmark = [pytest.mark.heavy, pytest.mark.integration]
 
@@ -45,7 +45,7 @@ def test_minilm_cut_student_distils_with_a_transfer_set_and_its_final_model_load
           eval_steps: 2
         """,
     )
-    result = run_forge("--config", str(config), cwd=tmp_path, timeout=600)
+    result = forge_here("--config", str(config), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     run = tmp_path / "outputs" / "mnli" / "minilm-cut2" / "smoke"
     assert "kept layers [0, 5] of embedded:minilm-l6" in (run / "output.log").read_text()
@@ -102,7 +102,7 @@ def test_smollm2_warm_start_and_grpo_run_and_the_final_models_load(tmp_path):
         """
         + short(1),
     )
-    result = run_forge("--config", str(grpo), cwd=tmp_path, timeout=900)  # trains sft.yaml first
+    result = forge_here("--config", str(grpo), cwd=tmp_path)  # trains sft.yaml first
     assert result.returncode == 0, result.stderr[-3000:]
     root = tmp_path / "outputs" / "reasoning" / "smollm2-135m"
     for name in ("sft", "grpo"):

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.conftest import run_dir, run_forge, short_config, write_config
+from tests.conftest import forge_here, run_dir, short_config, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -20,10 +20,10 @@ def test_a_report_over_two_runs_has_their_metrics_and_draws_both_curves(tmp_path
 
     body = f"base: {short_config(tmp_path)}\ntraining:\n  learning_rate: 3.0e-4\n"
     other = write_config(tmp_path, "faster.yaml", body)
-    assert run_forge("--config", str(other), cwd=tmp_path).returncode == 0
+    assert forge_here("--config", str(other), cwd=tmp_path).returncode == 0
     faster = run_dir(tmp_path, "faster")
 
-    result = run_forge("report", str(reference.root), str(faster.root), "--out", "rep", cwd=tmp_path)
+    result = forge_here("report", str(reference.root), str(faster.root), "--out", "rep", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     out = tmp_path / "rep"
     markdown = (out / "report.md").read_text()
@@ -44,5 +44,5 @@ def test_a_report_over_two_runs_has_their_metrics_and_draws_both_curves(tmp_path
 
 
 def test_report_refuses_a_folder_without_runs(tmp_path):
-    result = run_forge("report", str(tmp_path), cwd=tmp_path)
+    result = forge_here("report", str(tmp_path), cwd=tmp_path)
     assert result.returncode == 2 and "no runs found" in result.stderr

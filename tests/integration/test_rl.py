@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import signal
-import subprocess
 
 import pytest
 
@@ -14,13 +13,12 @@ from tests.conftest import (
     GRPO_STEPS,
     REASONING_TINY,
     assert_bitwise_equal,
+    forge_here,
     run_forge,
     short_grpo_config,
     start_forge,
     wait_for,
-    write_config,
 )
-from tests.integration.test_snakemake import snakemake_cmd
 
 pytestmark = pytest.mark.integration
 
@@ -28,24 +26,10 @@ TINY = REASONING_TINY
 STEPS = GRPO_STEPS
 
 
-def rl_chain(folder, grpo_name: str = "grpo", lora: bool = False):
-    """configs/sft.yaml (a short warm start) and configs/<grpo_name>.yaml (short GRPO from it)."""
-    configs = folder / "configs"
-    write_config(
-        configs,
-        "sft.yaml",
-        f"""
-        base: {TINY / "00_sft.yaml"}
-        output_root: {folder / "outputs"}
-        task:
-          max_eval_samples: 40
-        training:
-          max_steps: 150
-          save_steps: 75
-          eval_steps: 75
-        """,
-    )
-    return short_grpo_config(configs, grpo_name, folder / "outputs", "sft.yaml", lora)
+def grpo_config(folder, warm_start, name: str = "grpo", lora: bool = False):
+    """configs/<name>.yaml: a short GRPO run (tests.conftest.short_grpo_config) from the
+    session's complete warm start."""
+    return short_grpo_config(folder / "configs", name, folder / "outputs", warm_start, lora)
 
 
 def run_of(folder, name: str):
@@ -60,17 +44,19 @@ def logged_rewards(text: str) -> dict[int, float]:
 
 
 @pytest.fixture(scope="module")
-def chain(tmp_path_factory):
+def chain(tmp_path_factory, warm_start):
+    """(the folder of an uninterrupted GRPO run from the warm start, the warm start's run)"""
     folder = tmp_path_factory.mktemp("rl")
-    result = run_forge("--config", str(rl_chain(folder)), cwd=folder, timeout=600)
+    result = forge_here("--config", str(grpo_config(folder, warm_start)), cwd=folder)
     assert result.returncode == 0, result.stderr
-    return folder, result.stderr
+    return folder, run_of(warm_start.parents[1], "sft")
 
 
-def test_the_offline_sft_to_grpo_chain_completes_through_forge_py(chain):
-    folder, err = chain
-    sft, grpo = run_of(folder, "sft"), run_of(folder, "grpo")
-    assert err.index("student run") < err.index(f"new run in {sft.root}") < err.index(f"new run in {grpo.root}")
+def test_grpo_from_the_offline_sft_warm_start_completes_through_forge_py(chain):
+    """(That forge.py trains an upstream run first is tested once, by the KD pair in
+    test_distillation; Snakemake's, by the one DAG of every chain in test_snakemake.)"""
+    folder, sft = chain
+    grpo = run_of(folder, "grpo")
     assert sft.complete.exists() and grpo.complete.exists()
 
     # the policy is the warm-started model: its baseline is the SFT run's final score
@@ -113,11 +99,11 @@ def test_the_final_policy_loads_with_transformers_and_generates(chain):
     assert text.strip()  # it answers something, in text
 
 
-def test_a_grpo_run_killed_mid_training_resumes_at_its_checkpoint_to_the_same_weights(chain):
+def test_a_grpo_run_killed_mid_training_resumes_at_its_checkpoint_to_the_same_weights(chain, warm_start, tmp_path):
     folder = chain[0]
     run = run_of(folder, "grpo_kill")
     env = {"WANDB_MODE": "offline"}
-    proc = start_forge("--config", str(rl_chain(folder, "grpo_kill")), cwd=folder, env=env)
+    proc = start_forge("--config", str(grpo_config(folder, warm_start, "grpo_kill")), cwd=folder, env=env)
     wait_for(run.latest_checkpoint.exists, proc=proc, timeout=300)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -125,11 +111,14 @@ def test_a_grpo_run_killed_mid_training_resumes_at_its_checkpoint_to_the_same_we
     before = run.log.read_text()
 
     # the run resumes from its own directory: the configs it (and its warm start) came from are not read
-    (folder / "configs").rename(folder / "configs.away")
+    away = [(folder / "configs", tmp_path / "configs"), (warm_start.parent, tmp_path / "warm_start_configs")]
+    for here, there in away:
+        here.rename(there)
     try:
         result = run_forge("--resume", str(run.root), cwd=folder, env=env, timeout=600)
     finally:
-        (folder / "configs.away").rename(folder / "configs")
+        for here, there in away:
+            there.rename(here)
     assert result.returncode == 0, result.stderr
     resumed_from = int(re.search(r"resuming training from checkpoint-(\d+)", result.stderr).group(1))
     assert 0 < resumed_from < STEPS
@@ -147,17 +136,18 @@ def test_a_grpo_run_killed_mid_training_resumes_at_its_checkpoint_to_the_same_we
     assert_bitwise_equal(run, run_of(folder, "grpo"))
 
 
-def test_lora_on_the_policy_saves_an_adapter_and_a_merged_policy_that_agree(chain):
+def test_lora_on_the_policy_saves_an_adapter_and_a_merged_policy_that_agree(chain, warm_start):
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    folder = chain[0]
-    result = run_forge("--config", str(rl_chain(folder, "grpo_lora", lora=True)), cwd=folder, timeout=600)
+    folder, sft = chain
+    config = grpo_config(folder, warm_start, "grpo_lora", lora=True)
+    result = forge_here("--config", str(config), cwd=folder)
     assert result.returncode == 0, result.stderr
     run = run_of(folder, "grpo_lora")
     base_dir = json.loads((run.adapter / "adapter_config.json").read_text())["base_model_name_or_path"]
-    assert base_dir == str(run_of(folder, "sft").model)  # the adapter names the warm-started policy
+    assert base_dir == str(sft.model.resolve())  # the adapter names the warm-started policy
 
     tokenizer = AutoTokenizer.from_pretrained(run.model)
     batch = tokenizer(["Ben has 5 coins and gives away 2."], return_tensors="pt")
@@ -165,53 +155,3 @@ def test_lora_on_the_policy_saves_an_adapter_and_a_merged_policy_that_agree(chai
     adapted = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_dir), run.adapter).eval()
     with torch.no_grad():
         torch.testing.assert_close(merged(**batch).logits, adapted(**batch).logits, rtol=0, atol=1e-5)
-
-
-@pytest.mark.heavy  # the whole chain again, through Snakemake
-def test_the_chain_runs_through_snakemake_warm_start_first(tmp_path):
-    rl_chain(tmp_path)
-    sft, grpo = run_of(tmp_path, "sft"), run_of(tmp_path, "grpo")
-    plan = subprocess.run(snakemake_cmd(tmp_path, "-n"), capture_output=True, text=True, timeout=300)
-    out = plan.stdout + plan.stderr
-    assert out.index(f"train {sft.root}: starts fresh") < out.index(f"train {grpo.root}: starts fresh")
-    result = subprocess.run(snakemake_cmd(tmp_path), capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    assert sft.complete.exists() and grpo.complete.exists()
-    assert sorted(logged_rewards(grpo.log.read_text())) == list(range(2, STEPS + 1, 2))
-    assert json.loads((grpo.metrics / "post_eval.json").read_text())["step"] == STEPS
-
-
-@pytest.mark.heavy
-def test_a_grpo_run_stopped_between_two_logs_resumes_to_the_same_curve(chain):
-    """SIGUSR1 between two logs (every 6 steps; checkpoints every 4): the first record
-    logged after the resume averages trl's reward / length / KL buffers over the same steps
-    as the uninterrupted run's, so steps.jsonl holds the same curve."""
-    from forge.run import steplog
-
-    folder = chain[0]
-    configs = folder / "configs"
-    for name in ("grpo_whole", "grpo_stopped"):
-        base = short_grpo_config(configs, f"{name}_base", folder / "outputs", "sft.yaml")
-        write_config(configs, f"{name}.yaml", f"base: {base}\nrun_name: {name}\ntraining: {{logging_steps: 6}}\n")
-    env = {"WANDB_MODE": "offline"}
-    assert run_forge("--config", str(configs / "grpo_whole.yaml"), cwd=folder, env=env, timeout=600).returncode == 0
-    run = run_of(folder, "grpo_stopped")
-    proc = start_forge("--config", str(configs / "grpo_stopped.yaml"), cwd=folder, env=env)
-    wait_for(run.latest_checkpoint.exists, proc=proc, timeout=300)
-    proc.send_signal(signal.SIGUSR1)
-    assert proc.wait(timeout=300) == 76
-    stopped_at = json.loads(run.state.read_text())["global_step"]
-    assert stopped_at % 6, f"stopped on a log step ({stopped_at}): nothing between two logs to carry"
-    result = run_forge("--resume", str(run.root), cwd=folder, env=env, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-
-    def curve(r):
-        timing = ("time", "per_second")
-        return [
-            {k: v for k, v in x.items() if not any(t in k for t in timing)} for x in steplog.read(r) if "reward" in x
-        ]
-
-    whole = curve(run_of(folder, "grpo_whole"))
-    assert [x["step"] for x in whole] == [6, 12] and "rewards/correctness/mean" in whole[0]
-    assert curve(run) == whole
-    assert_bitwise_equal(run, run_of(folder, "grpo_whole"))

@@ -9,13 +9,13 @@ import signal
 
 import pytest
 
-from tests.conftest import run_dir, run_forge, short_config, start_forge, wait_for
+from tests.conftest import forge_here, run_dir, short_config, start_forge, wait_for
 
 pytestmark = pytest.mark.integration
 
 
 def status(*paths, cwd, flags=()) -> dict[str, dict]:
-    result = run_forge("status", *map(str, paths), "--json", *flags, cwd=cwd)
+    result = forge_here("status", *map(str, paths), "--json", *flags, cwd=cwd)
     assert result.returncode == 0, result.stderr
     return {row["run"].rsplit("/", 1)[1]: row for row in json.loads(result.stdout)}
 
@@ -41,13 +41,13 @@ def test_status_reports_each_run_as_it_is(tmp_path, reference):
 
     # failed: its prepared data vanished before pre_eval (a bad input is refused before a run exists)
     failed_config, failed = short_config(tmp_path, "failed.yaml"), run_dir(tmp_path, "failed")
-    assert run_forge("stage", "prepare_data", "--config", str(failed_config), cwd=tmp_path).returncode == 0
+    assert forge_here("stage", "prepare_data", "--config", str(failed_config), cwd=tmp_path).returncode == 0
     shutil.rmtree(failed.data)
-    assert run_forge("stage", "pre_eval", "--config", str(failed_config), cwd=tmp_path).returncode == 1
+    assert forge_here("stage", "pre_eval", "--config", str(failed_config), cwd=tmp_path).returncode == 1
 
     # pending: one stage run alone, as a Snakemake job would
     pending_config = short_config(tmp_path, "pending.yaml")
-    assert run_forge("stage", "prepare_data", "--config", str(pending_config), cwd=tmp_path).returncode == 0
+    assert forge_here("stage", "prepare_data", "--config", str(pending_config), cwd=tmp_path).returncode == 0
 
     rows = status(outputs, reference.root, cwd=tmp_path)
     assert set(rows) == {"preempted", "killed", "failed", "pending", "short"}
@@ -67,11 +67,11 @@ def test_status_reports_each_run_as_it_is(tmp_path, reference):
     # the filters, and the table a person reads
     assert set(status(outputs, reference.root, cwd=tmp_path, flags=["--incomplete"])) == set(rows) - {"short"}
     assert set(status(outputs, cwd=tmp_path, flags=["--failed"])) == {"failed", "killed"}
-    table = run_forge("status", str(outputs), cwd=tmp_path)
+    table = forge_here("status", str(outputs), cwd=tmp_path)
     assert table.returncode == 0 and "preempted" in table.stdout and "outputs/mnli/tiny/killed" in table.stdout
 
     # the killed run resumes to completion; each training step is logged once
-    assert run_forge("--resume", str(killed.root), cwd=tmp_path).returncode == 0
+    assert forge_here("--resume", str(killed.root), cwd=tmp_path).returncode == 0
     after = status(killed.root, cwd=tmp_path)["killed"]
     assert (after["state"], after["attempts"], after["step"]) == ("complete", 2, 120)
     from forge.run import steplog

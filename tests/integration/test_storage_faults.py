@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, assert_bitwise_equal, run_dir, short_config
+from tests.conftest import ROOT, assert_bitwise_equal, forge_here, run_dir, short_config
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +36,6 @@ def test_a_checkpoint_that_fails_mid_write_leaves_the_previous_one_to_resume_fro
     import subprocess
 
     from forge.run.state import checkpoint_problem
-    from tests.conftest import run_forge
 
     script = tmp_path / "full_disk.py"
     script.write_text(FULL_DISK.format(forge=str(ROOT / "forge.py")))
@@ -53,7 +52,7 @@ def test_a_checkpoint_that_fails_mid_write_leaves_the_previous_one_to_resume_fro
     assert checkpoint_problem(run.checkpoint(40)) is not None  # ...and never marked safe
     assert json.loads(run.metadata.read_text())["attempts"][-1]["exit_reason"].startswith("failed: OSError")
 
-    resumed = run_forge("--resume", str(run.root), cwd=tmp_path)
+    resumed = forge_here("--resume", str(run.root), cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming training from checkpoint-20" in resumed.stderr
     assert_bitwise_equal(run, reference)

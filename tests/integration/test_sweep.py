@@ -5,6 +5,7 @@ teacher is trained once), and its report gives mean ± std per point."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -14,7 +15,7 @@ import sys
 import pytest
 
 from forge.run.layout import RunDir
-from tests.conftest import ROOT, TINY_CONFIG, run_forge, start_forge, wait_for, write_config
+from tests.conftest import ROOT, TINY_CONFIG, forge_here, start_forge, wait_for, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -69,7 +70,7 @@ def test_forge_py_runs_a_sweep_one_point_after_another_and_a_rerun_resumes_it(tm
     assert first.complete.exists() and not second.complete.exists()
     first_model = (first.model / "model.safetensors").stat().st_mtime_ns
 
-    result = run_forge("--config", str(sweep), cwd=tmp_path)
+    result = forge_here("--config", str(sweep), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert all(run.complete.exists() for run in points.values())
     assert attempts(teacher) == 1 and attempts(first) == 1  # done: not run again
@@ -81,43 +82,56 @@ def test_forge_py_runs_a_sweep_one_point_after_another_and_a_rerun_resumes_it(tm
         assert f"seed: {name[-1]}" in config and f"alpha: {name[5:9]}" in config and "\nsweep:" not in config
         assert f"temperature: {name.split('_T')[1][:3]}" in config
 
-    status = run_forge("status", str(tmp_path / "outputs"), cwd=tmp_path)
+    status = forge_here("status", str(tmp_path / "outputs"), cwd=tmp_path)
     assert f"sweep {sweep}: 12 runs: 12 complete" in status.stdout
-    report = run_forge("report", *(str(r.root) for r in points.values()), "--out", "rep", cwd=tmp_path)
+    report = forge_here("report", *(str(r.root) for r in points.values()), "--out", "rep", cwd=tmp_path)
     assert report.returncode == 0, report.stderr
     assert_report_has_points(tmp_path, tmp_path / "rep")
 
 
 @pytest.mark.heavy
-def test_snakemake_runs_a_sweep_as_one_dag_and_a_killed_plan_reruns_only_what_is_left(tmp_path):
+def test_snakemake_plans_the_sweep_as_one_dag_and_a_killed_slice_of_it_reruns_only_what_is_left(tmp_path):
+    """The shipped sweep's 12 points plan as one DAG (the teacher trained once); a 2-point
+    slice of it (one grid point, two seeds: a config built on the sweep) runs through
+    Snakemake, is killed once a point is complete, and the rerun trains only what was left
+    and writes the slice's report."""
     make_sweep(tmp_path)
-    points = runs(tmp_path)
-    teacher = RunDir(tmp_path / "outputs" / "mnli" / "tiny" / "teacher")
     configs = tmp_path / "configs"
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
-           "--profile", str(ROOT / "profiles" / "local"), "--cores", "2",
-           "--config", f"config_root={configs}", f"runs={configs / 'kd.yaml'}"]  # fmt: skip
+    write_config(configs, "slice.yaml", "base: kd.yaml\nsweep: {grid: {distillation.alpha: [0.25], "
+                 "distillation.temperature: [1.0]}, seeds: [1, 2]}\n")  # fmt: skip
+    teacher = RunDir(tmp_path / "outputs" / "mnli" / "tiny" / "teacher")
 
-    plan = subprocess.run([*cmd, "-n"], capture_output=True, text=True, timeout=120)
+    def snakemake(runs: str) -> list[str]:
+        return [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory",
+                str(tmp_path), "--profile", str(ROOT / "profiles" / "local"), "--cores", "2",
+                "--config", f"config_root={configs}", f"runs={configs / runs}"]  # fmt: skip
+
+    plan = subprocess.run([*snakemake("kd.yaml"), "-n"], capture_output=True, text=True, timeout=120)
     assert plan.returncode == 0, plan.stderr
     out = plan.stdout + plan.stderr
     assert out.count(": starts fresh") == 13 and "rule sweep_report:" in out  # the teacher's train: once
 
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    tiny = tmp_path / "outputs" / "mnli" / "tiny"
+    points = {seed: RunDir(tiny / f"slice__alpha0.25_T1.0__seed{seed}") for seed in (1, 2)}
+    proc = subprocess.Popen(snakemake("slice.yaml"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)  # fmt: skip
     try:
         wait_for(lambda: any(r.complete.exists() for r in points.values()), timeout=400, proc=proc)
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # Snakemake and the jobs it runs
+        with contextlib.suppress(ProcessLookupError):  # (a Snakemake that ended early: said above)
+            os.killpg(proc.pid, signal.SIGKILL)  # Snakemake and the jobs it runs
         proc.wait()
-    # Points whose training was done: Snakemake may redo the stage job it was killed in (an
-    # evaluation), never their training.
-    trained = {name: r.stage_marker("train").stat().st_mtime_ns for name, r in points.items() if r.complete.exists()}
-    assert 0 < len(trained) < len(POINTS), "killed too late to test anything"
+    # A point whose training was done: Snakemake may redo the stage job it was killed in (an
+    # evaluation), never its training.
+    trained = {seed: r.stage_marker("train").stat().st_mtime_ns for seed, r in points.items() if r.complete.exists()}
+    assert len(trained) == 1, "killed too late to test anything"
 
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(snakemake("slice.yaml"), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert all(r.complete.exists() for r in points.values())
     assert [a["stage"] for a in json.loads(teacher.metadata.read_text())["attempts"]].count("train") == 1
-    for name, mtime in trained.items():
-        assert points[name].stage_marker("train").stat().st_mtime_ns == mtime, f"{name} was trained again"
-    assert_report_has_points(tmp_path, tmp_path / "outputs" / "mnli" / "tiny" / "kd")
+    for seed, mtime in trained.items():
+        assert points[seed].stage_marker("train").stat().st_mtime_ns == mtime, f"seed {seed} was trained again"
+    report = (tiny / "slice" / "report.md").read_text().split("## Points (mean ± std over seeds)")[1]
+    (row,) = [line for line in report.splitlines() if line.startswith("| accuracy |")]  # one point: no swept column
+    assert row.split(" | ")[1] == "2" and " ± " in row  # its two seeds

@@ -45,20 +45,6 @@ def attempts(run):
     return json.loads(run.metadata.read_text())["attempts"]
 
 
-def test_the_slurm_profile_runs_the_whole_pipeline(slurm_cluster, folder, reference):
-    result = subprocess.run(slurm_cmd(folder, slurm_cluster), capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
-    run = run_dir(folder)
-    assert run.complete.exists()
-    assert_bitwise_equal(run, reference)
-    jobs = {a["stage"]: a.get("slurm_job_id") for a in attempts(run)}
-    assert list(jobs) == ["prepare_data", "pre_eval", "train", "finalize", "post_eval"]
-    assert all(jobs.values())
-    # three SLURM jobs (the profile's groups): the light stages share one with their neighbour
-    assert jobs["prepare_data"] == jobs["pre_eval"] and jobs["finalize"] == jobs["post_eval"]
-    assert len(set(jobs.values())) == 3
-
-
 def stop_mid_training(run, command: list[str], slurm: tuple[str, ...], env: dict | None = None) -> str:
     """Run the profile; once the train job has a checkpoint, run the SLURM command `slurm`
     on its job id (e.g. `scontrol requeue`). The Snakemake run must still succeed; returns
@@ -79,36 +65,6 @@ def stop_mid_training(run, command: list[str], slurm: tuple[str, ...], env: dict
 
 
 REQUEUE = ("scontrol", "requeue")  # SLURM sends SIGTERM to the job and starts it again under its id
-
-
-def test_a_requeued_train_job_resumes_and_the_pipeline_completes(slurm_cluster, folder, reference):
-    run = run_dir(folder)
-    job = stop_mid_training(run, slurm_cmd(folder, slurm_cluster), REQUEUE)
-    assert run.complete.exists()
-    assert_bitwise_equal(run, reference)
-    train = [a for a in attempts(run) if a["stage"] == "train"]
-    assert [a["exit_reason"] for a in train] == ["preempted (SIGTERM)", "stage done"]
-    assert train[0]["slurm_job_id"] == train[1]["slurm_job_id"] == job  # requeued, not resubmitted
-    assert train[1]["slurm_restart_count"] == 1
-
-
-def test_scancel_of_the_train_job_saves_and_the_profiles_retry_resumes_it(slurm_cluster, folder, reference):
-    """`scancel JOB` mid-training: SLURM sends SIGTERM to every process of the job; forge
-    saves and exits with 75 without requeueing it (SLURM has decided). The job ends
-    CANCELLED, which Snakemake counts as failed: the profile's `retries` resubmit it as a
-    new job, which resumes from the checkpoint to the uninterrupted run's weights."""
-    run = run_dir(folder)
-    job = stop_mid_training(run, slurm_cmd(folder, slurm_cluster), ("scancel",))
-    assert run.complete.exists()
-    assert_bitwise_equal(run, reference)
-    train = [a for a in attempts(run) if a["stage"] == "train"]
-    assert [(a["exit_reason"], a["outcome"]) for a in train] == [
-        ("preempted (SIGTERM)", "preempted"),
-        ("stage done", "stage done"),
-    ]
-    assert train[0]["slurm_job_id"] == job != train[1]["slurm_job_id"]  # cancelled, not requeued: a new job
-    assert train[1]["slurm_restart_count"] == 0
-    assert "resuming training from checkpoint-" in run.log.read_text()
 
 
 def test_a_two_process_train_job_is_requeued_and_resumes_on_two_processes(slurm_cluster, folder):
@@ -164,27 +120,33 @@ def test_the_time_limit_warning_requeues_the_job_until_training_is_done(slurm_cl
     assert [a["slurm_restart_count"] for a in train] == list(range(len(train)))
 
 
-def test_forge_doctor_fixes_the_profile_for_this_cluster_and_the_fixed_profile_runs_as_is(
-    slurm_cluster, folder, reference, tmp_path
-):
+def test_the_profile_forge_doctor_fixes_runs_the_pipeline_through_a_requeue_and_a_scancel(slurm_cluster, folder):
     """The local cluster has no accounting and a 2-CPU node: the shipped profile would hang
-    polling sacct and its train job would not fit. `forge doctor --write` says so and writes
-    a copy that runs the whole pipeline with no other setting on the command line."""
+    polling sacct and its train job would not fit. `forge doctor --write` says so and writes a
+    copy, which then runs the whole pipeline with no other setting on the command line, in
+    three jobs (the light stages share one with their neighbour), through both ways SLURM
+    stops a job:
+    - `scontrol requeue` mid-training: SLURM sends SIGTERM to the job; forge saves, and the
+      job comes back under its own id (restart count 1) and resumes;
+    - `scancel` of that requeued job mid-training: SIGTERM again; forge saves and exits 75
+      without requeueing (SLURM has decided); the job ends CANCELLED, which Snakemake counts
+      as failed: the profile's `retries` resubmit it as a new job, which resumes.
+    The run ends bitwise equal to an uninterrupted forge.py run of the same config."""
     import sys
 
-    from tests.conftest import ROOT
+    from tests.conftest import ROOT, run_forge
 
-    fixed = tmp_path / "fixed-profile"
-    doctor = [
-        sys.executable,
-        "-m",
-        "forge",
-        "doctor",
-        "--profile",
-        str(ROOT / "profiles" / "slurm"),
-        "--write",
-        str(fixed),
-    ]
+    config = folder / "configs" / "short.yaml"  # long enough to be caught twice mid-training
+    config.write_text(config.read_text().replace("max_steps: 120", "max_steps: 600").replace("save_steps: 20",
+                      "save_steps: 50").replace("eval_steps: 60", "eval_steps: 600"))  # fmt: skip
+    reference_config = folder / "reference.yaml"
+    reference_config.write_text(f"base: {config}\nrun_name: reference\n")
+    assert run_forge("--config", str(reference_config), cwd=folder).returncode == 0
+    reference = run_dir(folder, "reference")
+
+    fixed = folder / "fixed-profile"
+    doctor = [sys.executable, "-m", "forge", "doctor", "--profile", str(ROOT / "profiles" / "slurm"), "--write",
+              str(fixed)]  # fmt: skip
     result = subprocess.run(doctor, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "problem  accounting: none" in result.stdout and "slurm-status-command: squeue" in result.stdout
@@ -199,6 +161,45 @@ def test_forge_doctor_fixes_the_profile_for_this_cluster_and_the_fixed_profile_r
         "--config", f"config_root={folder / 'configs'}", f"runs={folder / 'configs'}",
         "--slurm-init-seconds-before-status-checks", "2",  # faster here; not needed to work
     ]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
-    assert_bitwise_equal(run_dir(folder), reference)
+    run = run_dir(folder)
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(run.latest_checkpoint.exists, timeout=600, proc=proc)
+        job = attempts(run)[-1]["slurm_job_id"]
+        first = run.latest_checkpoint.read_text()
+        assert subprocess.run(["scontrol", "requeue", job], capture_output=True).returncode == 0
+
+        def requeued_and_training():
+            restarted = [a for a in attempts(run) if a["stage"] == "train" and a.get("slurm_restart_count") == 1]
+            return restarted and run.latest_checkpoint.read_text() != first
+
+        wait_for(requeued_and_training, timeout=600, proc=proc)
+        assert subprocess.run(["scancel", job], capture_output=True).returncode == 0
+        out, _ = proc.communicate(timeout=TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, out[-5000:]
+    assert run.complete.exists()
+    assert_bitwise_equal(run, reference)
+
+    jobs = {}
+    for a in attempts(run):
+        jobs.setdefault(a["stage"], []).append(a)
+    assert list(jobs) == ["prepare_data", "pre_eval", "train", "finalize", "post_eval"]
+    (prepare,), (pre_eval,), (finalize,), (post_eval,) = (jobs[s] for s in ("prepare_data", "pre_eval", "finalize",
+                                                                            "post_eval"))  # fmt: skip
+    # three jobs as planned (the profile's groups): the light stages share one with their neighbour
+    assert prepare["slurm_job_id"] == pre_eval["slurm_job_id"] and finalize["slurm_job_id"] == post_eval["slurm_job_id"]
+    assert len({prepare["slurm_job_id"], job, finalize["slurm_job_id"]}) == 3
+    requeued, cancelled, retried = jobs["train"]
+    assert [(a["exit_reason"], a["outcome"]) for a in jobs["train"]] == [
+        ("preempted (SIGTERM)", "preempted"),
+        ("preempted (SIGTERM)", "preempted"),
+        ("stage done", "stage done"),
+    ]
+    assert requeued["slurm_job_id"] == cancelled["slurm_job_id"] == job  # requeued: the same job
+    assert (requeued["slurm_restart_count"], cancelled["slurm_restart_count"]) == (0, 1)
+    assert retried["slurm_job_id"] != job and retried["slurm_restart_count"] == 0  # cancelled: a new job
+    assert run.log.read_text().count("resuming training from checkpoint-") == 2
