@@ -64,7 +64,7 @@ def build_tiny_distilbert(
 
     max_positions = 128
     if tokenizer_from is not None:
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_from, local_files_only=True)  # saved as loaded: see pretrained.py
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_from, local_files_only=True)  # see pretrained.py
     else:
         tokenizer = DistilBertTokenizer(tokenizer_object=train_wordpiece(texts), model_max_length=max_positions)
     config = DistilBertConfig(
