@@ -10,14 +10,20 @@ from forge.tasks import task_of
 
 log = logging.getLogger("forge.eval")
 
+MAIN = "main"  # the key of a metrics file that names its main metric (not a split)
+
 
 def evaluate_model(session: RunSession, model, tokenizer, name: str, step: int) -> dict[str, dict[str, float]]:
-    """The task's metrics per evaluation split, written to metrics/<name>.json and W&B."""
+    """The task's metrics per evaluation split, written to metrics/<name>.json (with the main
+    metric named: `forge status` and `forge report` read it from there) and W&B."""
     task = task_of(session.cfg)
-    results = task.evaluate(session, model, tokenizer, task.load_prepared(session.run.data))
+    data = task.load_prepared(session.run.data)
+    results = task.evaluate(session, model, tokenizer, data)
     for split, metrics in results.items():
         shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k != "samples")
         log.info("%s %s: %s", name, split, shown)
-    atomic_write_json(session.run.metrics / f"{name}.json", {"step": step, **results})
+    main = task.main_metric(session.run.data)
+    record = {"split": task.eval_splits(data)[0], "metric": main.name, "larger_is_better": main.larger_is_better}
+    atomic_write_json(session.run.metrics / f"{name}.json", {"step": step, **results, MAIN: record})
     session.tracker.log({f"{name}/{s}/{k}": v for s, m in results.items() for k, v in m.items()}, step=step)
     return results

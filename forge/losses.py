@@ -26,6 +26,21 @@ def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, num_items_in_batch
     return total / max(num_items_in_batch, 1)
 
 
+def mean_squared_error(
+    outputs: torch.Tensor, labels: torch.Tensor, num_items_in_batch: int | torch.Tensor | None = None
+):
+    """Mean squared error of a regression head's one output per item against its float label,
+    over the whole accumulated batch's items when `num_items_in_batch` is given."""
+    outputs = outputs.reshape(-1).float()
+    labels = labels.reshape(-1).float()
+    if num_items_in_batch is None:
+        return F.mse_loss(outputs, labels)
+    total = F.mse_loss(outputs, labels, reduction="sum")
+    if torch.is_tensor(num_items_in_batch):
+        return total / num_items_in_batch.clamp(min=1)
+    return total / max(num_items_in_batch, 1)
+
+
 def next_token_cross_entropy(
     logits: torch.Tensor, labels: torch.Tensor, num_items_in_batch: int | torch.Tensor | None = None
 ):

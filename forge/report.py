@@ -30,13 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from forge import tasks
 from forge.config import to_dict, validate
 from forge.config.loader import load_stored, read_yaml
 from forge.errors import ForgeError
 from forge.run import steplog
 from forge.run.layout import RunDir
-from forge.status import RunStatus, display_name, main_metric, status_of
+from forge.status import Metric, RunStatus, display_name, main_metric, status_of
 
 _LOG_LINE = re.compile(r"forge\.train: step (\d+)/\d+ (.*)$")
 
@@ -102,7 +101,8 @@ def collect(roots: list[Path], cwd: Path) -> list[RunReport]:
     reports = []
     for root in roots:
         status = status_of(root)
-        teacher = main_metric(root, "teacher_pre_eval", tasks.main_metric(status.task))
+        metric = Metric(status.metric_split, status.metric, status.larger_is_better) if status.metric else None
+        teacher = main_metric(root, "teacher_pre_eval", metric)
         curves = curves_of(step_records(RunDir(root)))
         reports.append(RunReport(display_name(root, cwd), status, teacher, curves, _flat_config(RunDir(root))))
     return reports
@@ -184,8 +184,8 @@ def verdict(found: list[Point]) -> str | None:
     scored = [p for p in found if p.mean is not None]
     if len(scored) < 2:
         return None
-    metric = tasks.main_metric(scored[0].runs[0].status.task)
-    larger = metric.larger_is_better if metric is not None else True
+    larger = scored[0].runs[0].status.larger_is_better
+    larger = True if larger is None else larger
     best, second = sorted(scored, key=lambda p: p.mean, reverse=larger)[:2]
 
     def name(p: Point) -> str:

@@ -1,20 +1,23 @@
 """Reward functions for the RL path, pure: completions in, one float per completion out.
 
 They follow trl's reward-function signature, `f(prompts, completions, **columns)`, where
-`columns` are the dataset's other columns (e.g. `answer`), one value per completion.
-A completion is a string, or for chat data a list of messages whose last one is the
-model's. Built-ins, by name in `rl.rewards`:
+`columns` are the dataset's other columns, one value per completion: the row's own columns
+by their names in the data, and `reference`, the text of the task's completion column (the
+reference answer). A completion is a string, or for chat data a list of messages whose last
+one is the model's. Built-ins, by name in `rl.rewards`:
 
-- `correctness`: 1.0 when the completion's final answer equals the reference answer.
-- `format`: 1.0 when the completion ends with a final-answer line, `#### <number>`
-  (the GSM8K convention), else 0.0.
+- `correctness`: 1.0 when the completion's answer equals the reference's, both read by the
+  task's `answer_pattern` (`extract_answer`), else 0.0.
+- `format`: 1.0 when the completion has its answer where the first answer pattern looks
+  for it (GSM8K's: a final line `#### <number>`), else 0.0.
 
-Any other function is named as `package.module:function`. `rl.rewards` maps each
-name to its weight.
+The generation task's greedy accuracy grades with the same `extract_answer`. Any other
+function is named as `package.module:function`. `rl.rewards` maps each name to its weight.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import re
@@ -25,8 +28,10 @@ from forge.errors import ConfigError, ForgeError
 Reward = Callable[..., list[float]]
 
 _NUMBER = r"-?\d[\d,]*(?:\.\d+)?"
-_FINAL_LINE = re.compile(rf"####\s*({_NUMBER})\s*$")
-_ANY_NUMBER = re.compile(_NUMBER)
+# GSM8K's answers end with a line `#### <number>`; a completion without one is read by its
+# last number. The first pattern that matches a text decides; of its matches, the last.
+GSM8K_ANSWER = (rf"####\s*({_NUMBER})\s*$", rf"({_NUMBER})")
+_A_NUMBER = re.compile(rf"{_NUMBER}")
 
 
 def completion_text(completion) -> str:
@@ -46,26 +51,44 @@ def normalize_number(text: str) -> str:
     return "0" if text in ("-0", "") else text
 
 
-def extract_answer(text: str) -> str | None:
-    """The final answer of a completion or a reference: the number after `####`, else the
-    last number in the text; None when there is none."""
-    final = _FINAL_LINE.search(text.strip())
-    if final:
-        return normalize_number(final.group(1))
-    numbers = _ANY_NUMBER.findall(text)
-    return normalize_number(numbers[-1]) if numbers else None
+def patterns_of(answer_pattern: str | Sequence[str] | None) -> tuple[str, ...]:
+    """A task's `answer_pattern` (one regex or a list tried in order) as a tuple."""
+    if answer_pattern is None:
+        return GSM8K_ANSWER
+    return (answer_pattern,) if isinstance(answer_pattern, str) else tuple(answer_pattern)
 
 
-def correctness(prompts, completions, answer, **_) -> list[float]:
+@functools.lru_cache(maxsize=64)
+def _compiled(pattern: str) -> re.Pattern:
+    return re.compile(pattern)
+
+
+def extract_answer(text: str, patterns: Sequence[str] = GSM8K_ANSWER) -> str | None:
+    """The answer in a completion or a reference: the last match of the first pattern that
+    matches (its first group, or the whole match without groups), stripped; a number is
+    normalised ('1,200' and '1200.0' are '1200'). None when no pattern matches."""
+    text = text.strip()
+    for pattern in patterns:
+        matches = list(_compiled(pattern).finditer(text))
+        if matches:
+            last = matches[-1]
+            found = (last.group(1) if last.re.groups else last.group(0)) or ""
+            found = found.strip()
+            return normalize_number(found) if _A_NUMBER.fullmatch(found) else found
+    return None
+
+
+def correctness(prompts, completions, reference, patterns: Sequence[str] = GSM8K_ANSWER, **_) -> list[float]:
     rewards = []
-    for completion, reference in zip(completions, answer, strict=True):
-        got, want = extract_answer(completion_text(completion)), extract_answer(str(reference))
+    for completion, wanted in zip(completions, reference, strict=True):
+        got, want = extract_answer(completion_text(completion), patterns), extract_answer(str(wanted), patterns)
         rewards.append(1.0 if got is not None and got == want else 0.0)
     return rewards
 
 
-def format_reward(prompts, completions, **_) -> list[float]:
-    return [1.0 if _FINAL_LINE.search(completion_text(c).strip()) else 0.0 for c in completions]
+def format_reward(prompts, completions, patterns: Sequence[str] = GSM8K_ANSWER, **_) -> list[float]:
+    first = _compiled(patterns[0])
+    return [1.0 if first.search(completion_text(c).strip()) else 0.0 for c in completions]
 
 
 BUILTINS: dict[str, Reward] = {"correctness": correctness, "format": format_reward}
@@ -139,7 +162,12 @@ def checked(name: str, function: Reward) -> Reward:
     return reward
 
 
-def reward_functions(weights: dict[str, float]) -> tuple[list[Reward], list[float]]:
-    """The checked functions of `rl.rewards` and their weights, in config order."""
+def reward_functions(
+    weights: dict[str, float], patterns: Sequence[str] = GSM8K_ANSWER
+) -> tuple[list[Reward], list[float]]:
+    """The checked functions of `rl.rewards` and their weights, in config order; the
+    built-ins read answers with the task's `patterns`."""
     names = list(weights)
-    return [checked(n, resolve(n)) for n in names], [float(weights[n]) for n in names]
+    functions = [functools.partial(BUILTINS[n], patterns=tuple(patterns)) if n in BUILTINS else resolve(n)
+                 for n in names]  # fmt: skip
+    return [checked(n, f) for n, f in zip(names, functions, strict=True)], [float(weights[n]) for n in names]

@@ -30,9 +30,9 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from forge import tasks
+from forge.config import legacy
 from forge.refs import split_ref
 from forge.run import layout, registry
 from forge.run.layout import STAGES, checkpoint_step
@@ -56,6 +56,8 @@ class RunStatus:
     attempts: int
     preemptions: int
     metric: str | None  # the task's main metric, e.g. "accuracy"
+    metric_split: str | None  # the evaluation split it is read on
+    larger_is_better: bool | None
     pre: float | None
     post: float | None
     wandb: str | None
@@ -111,7 +113,10 @@ def status_of(root: Path | str) -> RunStatus:
     attempts = [a for a in meta.get("attempts") or [] if isinstance(a, dict)]
     state_file = _json(os.path.join(root, layout.STATE)) or {}
     done = _done_stages(root)
-    metric = tasks.main_metric(identity.get("task"))
+    evaluations = {
+        name: _json(os.path.join(root, layout.METRICS, f"{name}.json")) for name in ("pre_eval", "post_eval")
+    }
+    metric = metric_of(evaluations.values(), identity.get("task"))
     return RunStatus(
         run=root,
         mode=identity.get("mode"),
@@ -124,8 +129,10 @@ def status_of(root: Path | str) -> RunStatus:
         attempts=len(attempts),
         preemptions=sum(1 for a in attempts if _stopped_safely(a)),
         metric=metric.name if metric else None,
-        pre=main_metric(root, "pre_eval", metric),
-        post=main_metric(root, "post_eval", metric),
+        metric_split=metric.split if metric else None,
+        larger_is_better=metric.larger_is_better if metric else None,
+        pre=value_of(evaluations["pre_eval"], metric),
+        post=value_of(evaluations["post_eval"], metric),
         wandb=_wandb(root, meta),
         updated=_updated(root),
         last_exit=attempts[-1].get("exit_reason") if attempts else None,
@@ -236,11 +243,36 @@ def _safe_step(root: str) -> int | None:
     return checkpoint_step(Path(name.strip())) if name else None
 
 
+class Metric(NamedTuple):
+    split: str
+    name: str
+    larger_is_better: bool
+
+
+def metric_of(evaluations, task: str | None) -> Metric | None:
+    """The run's main metric, as its metrics files (`evaluations`: their contents) name it; for
+    a run whose files were written before they named it, its old task's; None for neither (a
+    run not evaluated yet)."""
+    for data in evaluations:
+        main = data.get("main") if isinstance(data, dict) else None
+        if isinstance(main, dict):
+            try:
+                return Metric(str(main["split"]), str(main["metric"]), bool(main["larger_is_better"]))
+            except KeyError:
+                continue
+    old = legacy.MAIN_METRICS.get(task) if isinstance(task, str) else None
+    return Metric(*old) if old else None
+
+
 def main_metric(root: Path | str, name: str, metric) -> float | None:
     """The task's main metric in metrics/<name>.json (pre_eval, post_eval, teacher_pre_eval)."""
+    return value_of(_json(os.path.join(root, layout.METRICS, f"{name}.json")), metric)
+
+
+def value_of(data, metric) -> float | None:
+    """The main metric's value in a metrics file's contents."""
     if metric is None:
         return None
-    data = _json(os.path.join(root, layout.METRICS, f"{name}.json"))
     try:
         return float(data[metric.split][metric.name])
     except (TypeError, KeyError, ValueError):

@@ -82,6 +82,17 @@ def forge_here(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(["forge", *args], code, out.getvalue(), err.getvalue())
 
 
+def prepared(cfg, out: Path):
+    """The data of the run `cfg` as prepare_data leaves it in `out` (its task type's
+    prepare, with the student's preprocessor), loaded back."""
+    from forge.models.loading import load_preprocessor
+    from forge.tasks import task_of
+
+    task = task_of(cfg)
+    task.prepare(load_preprocessor(cfg.student.path, task.head()), out)
+    return task.load_prepared(out)
+
+
 def start_forge(*args: str, cwd: Path, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, str(ROOT / "forge.py"), *args],

@@ -18,9 +18,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from forge.config import sweep
+from forge.config import legacy, sweep
 from forge.config.loader import CLI, RawConfig, load_raw
-from forge.config.schema import RESUME_SAFE_KEYS, ForgeConfig, rule_violations
+from forge.config.schema import RESUME_SAFE_KEYS, TASK_TYPES, ForgeConfig, rule_violations
 from forge.errors import ConfigError
 
 __all__ = [
@@ -92,6 +92,8 @@ def validate(raw: RawConfig, check_upstream: bool = True) -> ForgeConfig:
     the runs this one needs first (student.run, a distilling teacher.run) must exist, and
     names are at most MAX_NAME characters; off for a run's own stored config.yaml, whose
     later stages need no upstream run and whose names were accepted when it began."""
+    if legacy.is_old(raw.data.get("task")):  # a task from before tasks were types (forge/config/legacy.py)
+        raw.data["task"] = legacy.upgrade(raw.data["task"])
     try:
         cfg = ForgeConfig.model_validate(raw.data)
     except ValidationError as exc:
@@ -141,13 +143,28 @@ def _unknown_key(dotted: str) -> str | None:
     return None
 
 
+TYPE_NAMES = " or ".join(", ".join(repr(t) for t in TASK_TYPES).rsplit(", ", 1))
+
+
 def _explain(err: dict[str, Any], raw: RawConfig) -> str:
     loc = tuple(str(p) for p in err["loc"])
+    tag = None
+    if len(loc) > 1 and loc[0] == "task" and loc[1] in TASK_TYPES:  # pydantic names the union's member
+        tag, loc = loc[1], (loc[0], *loc[2:])
     key = ".".join(loc)
     source = raw.source_of(loc) or CLI
     kind = err["type"]
+    if kind == "no_data":  # said of the section: the file that took the data away (or named none)
+        source = raw.source_of(("task", "dataset")) or raw.source_of(("task", "data_files")) or raw.leaf_file
+        return f"{source}: task: {err['msg']}"
+    if kind == "union_tag_not_found":
+        return (f"{source}: task.type: required key is missing: the kind of task, {TYPE_NAMES} "
+                "(task.name is the run's label)")  # fmt: skip
+    if kind == "union_tag_invalid":
+        got = (err.get("ctx") or {}).get("tag")
+        return f"{raw.source_of(('task', 'type')) or CLI}: task.type: Input should be {TYPE_NAMES} (got {got!r})"
     if kind == "extra_forbidden":
-        known = sorted(_fields_at(ForgeConfig, loc[:-1]))
+        known = sorted(_fields_at(ForgeConfig, loc[:-1], tag))
         hint = difflib.get_close_matches(loc[-1], known, n=1, cutoff=0.6)
         suggestion = f" (did you mean '{hint[0]}'?)" if hint else f" (known keys here: {', '.join(known)})"
         return f"{source}: {key}: unknown key{suggestion}"
@@ -163,17 +180,24 @@ def _cut(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else f"{text[: limit - 1]}… ({len(text):,} characters)"
 
 
-def _fields_at(model: type[BaseModel], path: tuple[str, ...]) -> set[str]:
-    """Names of the fields of the (nested) model found at `path`."""
+def _fields_at(model: type[BaseModel], path: tuple[str, ...], task_type: str | None = None) -> set[str]:
+    """Names of the fields of the (nested) model found at `path`; under `task`, those of the
+    task type `task_type` (None: of any type)."""
+    models = [model]
     for part in path:
-        field = model.model_fields.get(part)
-        if field is None:
+        found = []
+        for current in models:
+            field = current.model_fields.get(part)
+            if field is None:
+                continue
+            if current is ForgeConfig and part == "task":
+                found.extend([TASK_TYPES[task_type]] if task_type in TASK_TYPES else TASK_TYPES.values())
+            elif (sub := _model_in(field.annotation)) is not None:
+                found.append(sub)
+        if not found:
             return set()
-        sub = _model_in(field.annotation)
-        if sub is None:
-            return set()
-        model = sub
-    return set(model.model_fields)
+        models = found
+    return {name for m in models for name in m.model_fields}
 
 
 def _model_in(annotation: Any) -> type[BaseModel] | None:
@@ -196,6 +220,9 @@ def config_hash(cfg: ForgeConfig) -> str:
     left at (or set to) their defaults don't count, so a key forge adds later with a
     default that keeps today's behaviour does not make Snakemake rerun finished runs."""
     meaning = cfg.model_dump(mode="json", exclude_defaults=True)
+    old = legacy.contract(cfg.task)  # a task an old config said by name hashes as it did then
+    if old is not None:
+        meaning["task"] = old
     canonical = json.dumps(meaning, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 

@@ -10,7 +10,19 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict, StrictBool, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from forge import tasks
@@ -63,38 +75,132 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
-class TaskConfig(Section):
-    # A task of forge/tasks/: mnli (sentence-pair classification, GLUE MNLI), reasoning
-    # (word problems answered by a causal LM, GSM8K's layout, for SFT warm starts and RL),
-    # ocr (line images transcribed by a vision encoder-decoder).
-    name: str
-    # A Hub dataset id ("nyu-mll/glue"), a local directory in Hub format, or
-    # "embedded:<name>" for a dataset forge generates offline.
-    dataset: str
+class Splits(Section):
+    # The source's splits a run reads: the training split, and the evaluation split(s), the
+    # main one first. Unset: "train", and the first of validation / test / eval / dev present.
+    train: str | None = None
+    eval: str | Annotated[list[str], Field(min_length=1)] | None = None
+
+
+def _regexes(value):
+    import re
+
+    for pattern in [value] if isinstance(value, str) else value or []:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise PydanticCustomError("regex", f"{pattern!r} is not a regular expression ({exc})") from None
+    return value
+
+
+class TaskBase(Section):
+    # The run's label: its place under outputs/ (<output_root>/<task.name>/<student>/<run_name>).
+    name: Name
+    # Where the data is: a Hub dataset id ("nyu-mll/glue"), a local directory in Hub format or
+    # a folder of csv / json / jsonl / parquet files, or "embedded:<name>" for a dataset forge
+    # generates offline. With `data_files` it is the folder they are relative to (unset: the
+    # folder of the config that names them).
+    dataset: str | None = None
     dataset_config: str | None = None
+    # Files per split ({train: train.csv, eval: [a.jsonl, b.jsonl]}); their suffix says the format.
+    data_files: dict[str, str | Annotated[list[str], Field(min_length=1)]] | None = None
+    splits: Splits | None = None
+    # Carve this share of the training rows off as the evaluation split (drawn with data_seed,
+    # the same rows in every attempt) when the data has no evaluation split.
+    eval_split: Annotated[Float, Field(gt=0, lt=1)] | None = None
     max_length: PositiveInt = 128
-    # reasoning, ocr: tokens a model may generate per answer when it is evaluated.
-    max_new_tokens: PositiveInt = 64
-    # ocr: the dataset's columns, and whether rows whose image cannot be read are
-    # skipped (with a warning naming them) instead of stopping prepare_data.
-    image_column: str = "image"
-    text_column: str = "text"
-    skip_bad_images: StrictBool = False
     max_train_samples: PositiveInt | None = None
     max_eval_samples: PositiveInt | None = None
-    # Draws the max_train_samples / max_eval_samples subsets. Apart from `seed` (the model's
-    # initialisation, dropout, the data order) so that runs over several seeds see the same
-    # examples; vary it to measure how much the choice of examples matters.
+    # Draws the max_train_samples / max_eval_samples subsets and a carved eval_split. Apart from
+    # `seed` (the model's initialisation, dropout, the data order) so that runs over several seeds
+    # see the same examples; vary it to measure how much the choice of examples matters.
     data_seed: Seed = 42
+    # A row that cannot be used (no text, a label outside the set, an image that does not open):
+    # error (one line naming split and row) or skip (left out, counted in the log).
+    bad_rows: Literal["error", "skip"] = "error"
 
-    @field_validator("name")
+    @model_validator(mode="after")
+    def _some_data(self):
+        if self.dataset is None and self.data_files is None:
+            raise PydanticCustomError("no_data", "name the data: task.dataset, task.data_files, or both")
+        return self
+
+
+class ClassificationColumns(Section):
+    text: str = "text"
+    text_pair: str | None = None  # a second text (NLI's hypothesis)
+    label: str = "label"
+
+
+class ClassificationTask(TaskBase):
+    # A text (and a second one) -> one of the labels; float labels -> a number (regression).
+    type: Literal["classification"]
+    columns: ClassificationColumns = ClassificationColumns()
+    # The classes, in id order: the label column's values (integer ones: their names by index).
+    # Unset: the data's ClassLabel names, else the sorted distinct values of the training split.
+    labels: Annotated[list[StrictStr | StrictInt], Field(min_length=2)] | None = None
+
+    @field_validator("labels")
     @classmethod
-    def _a_known_task(cls, value: str) -> str:
-        if value not in tasks.TASKS:
-            known = [repr(n) for n in tasks.names()]
-            choices = f"{', '.join(known[:-1])} or {known[-1]}" if len(known) > 1 else known[0]
-            raise PydanticCustomError("task_name", f"Input should be {choices}")
+    def _distinct(cls, value):
+        if value is not None and len(set(map(str, value))) != len(value):
+            raise PydanticCustomError("labels", "Input should list each label once")
         return value
+
+
+class GenerationColumns(Section):
+    # One form of row: `messages` (a chat), `prompt` + `completion`, or `text`. Unset: found by
+    # these names in the data.
+    messages: str | None = None
+    prompt: str | None = None
+    completion: str | None = None
+    text: str | None = None
+    system: str | None = None  # a per-row system prompt (prompt + completion rows)
+
+
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+class GenerationTask(TaskBase):
+    # A causal LM: chats, prompt + completion pairs, or plain text (forge/tasks/generation.py).
+    type: Literal["generation"]
+    columns: GenerationColumns = GenerationColumns()
+    # The user turn written from the row's columns ("Solve: {question}"), instead of a prompt column.
+    prompt_template: str | None = None
+    system_prompt: str | None = None  # a system turn before every prompt
+    # A Jinja chat template used instead of the tokenizer's (a model without one needs it).
+    chat_template: str | None = None
+    # A chat's field names ({role: from, content: value}) and role names ({assistant: [gpt]}),
+    # as axolotl's keys of the same names.
+    message_property_mappings: dict[Literal["role", "content"], str] | None = None
+    roles: dict[Role, Annotated[list[str], Field(min_length=1)]] | None = None
+    # The tokens that carry the loss. Unset: completion for prompt + completion rows, assistant
+    # (every assistant turn) for chats, all for text.
+    loss_on: Literal["completion", "assistant", "all"] | None = None
+    overlength: Literal["truncate", "drop", "error"] = "truncate"  # a row longer than max_length
+    packing: StrictBool = False  # SFT rows packed into max_length blocks
+    # The answer in a completion and a reference: a regex whose first group (or whole match) is
+    # it, the last match counting; or a list of them, the first that matches deciding. Sets the
+    # held-out accuracy and the correctness / format rewards' reading.
+    answer_pattern: Annotated[str | Annotated[list[str], Field(min_length=1)] | None, AfterValidator(_regexes)] = None
+    # Tokens a model may generate per answer when it is evaluated.
+    max_new_tokens: PositiveInt = 64
+
+
+class ImageToTextColumns(Section):
+    image: str = "image"  # an image, image bytes, or a file path relative to the dataset folder
+    text: str = "text"
+
+
+class ImageToTextTask(TaskBase):
+    # An image -> its text, by a vision encoder-decoder (OCR).
+    type: Literal["image_to_text"]
+    columns: ImageToTextColumns = ImageToTextColumns()
+    max_new_tokens: PositiveInt = 64  # tokens a model may generate per transcription
+
+
+TaskConfig = Annotated[ClassificationTask | GenerationTask | ImageToTextTask, Field(discriminator="type")]
+TASK_TYPES = {"classification": ClassificationTask, "generation": GenerationTask, "image_to_text": ImageToTextTask}
 
 
 class LoraConfig(Section):
@@ -274,7 +380,8 @@ class ForgeConfig(Section):
     def references(self) -> list[str]:
         """What the run loads by reference (a Hub id, a local directory, "embedded:<name>"):
         its dataset and the `path` of each model it loads."""
-        return [self.task.dataset, *(m.path for m in self.models.values() if m.path is not None)]
+        data = [self.task.dataset] if self.task.dataset is not None else []
+        return [*data, *(m.path for m in self.models.values() if m.path is not None)]
 
     @property
     def upstream_runs(self) -> dict[str, str]:
@@ -288,132 +395,197 @@ def _listing(names: list[str]) -> str:
     return " and ".join(names) if len(names) < 3 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
-def _unsupported(task: str, feature: str) -> str | None:
-    """Why `task` cannot do `feature`, or None when it can."""
-    spec = tasks.spec(task)
-    if feature in spec.supports:
+Violations = list[tuple[tuple[str, ...], str]]  # (the key a message is about, the message)
+
+
+def _unsupported(cfg: ForgeConfig, feature: str) -> str | None:
+    """Why the run's task type cannot do `feature`, or None when it can."""
+    kind = tasks.TYPES[cfg.task.type]
+    if feature in kind.supports:
         return None
-    own = spec.why_not.get(feature)
-    return own or f"{tasks.FEATURES[feature]} is available for the {_listing(tasks.supporting(feature))} task(s)"
+    own = kind.why_not.get(feature)
+    listed = _listing(tasks.supporting(feature))
+    return own or f"{tasks.FEATURES[feature]} is available for task.type {listed}, not {cfg.task.type}"
 
 
-def rule_violations(cfg: ForgeConfig) -> list[tuple[tuple[str, ...], str]]:
-    """Rules between fields, as (key the message is about, message). What a task supports
-    comes from the task (its TaskSpec in forge/tasks/)."""
+def _model_rules(cfg: ForgeConfig) -> Violations:
+    """Each model names one thing to load; a cut student trains whole, not through LoRA."""
     found = []
-    kd, task = cfg.distillation, cfg.task.name
     if (cfg.student.path is None) == (cfg.student.run is None):
         found.append((("student",), "set exactly one of path (a model) or run (another forge run's config)"))
-    if cfg.rl is not None and _unsupported(task, "rl"):
-        choices = " or ".join(tasks.supporting("rl"))
-        found.append((("rl",), f"RL needs a task a policy can answer (task.name: {choices}), not {task!r}"))
-    if cfg.rl is not None and cfg.teacher is not None:
-        found.append((("teacher",), "an RL run learns from its rewards, not from a teacher: remove `teacher:`"))
-    if cfg.rl is not None and cfg.training.batch_size % cfg.rl.num_generations:
-        found.append(
-            (
-                ("training", "batch_size"),
-                f"is {cfg.training.batch_size}, which counts completions: make it a multiple of "
-                f"rl.num_generations ({cfg.rl.num_generations})",
-            )
-        )
-    if cfg.rl is None and kd.distils and _unsupported(task, "distillation"):
-        listed = _listing(tasks.supporting("distillation"))
-        found.append((("distillation",), f"distillation is available for the {listed} tasks, not {task!r}"))
-    elif cfg.rl is None and kd.distils:
-        if kd.teacher_cache and (why := _unsupported(task, "teacher_cache")):
-            found.append(
-                (("distillation", "teacher_cache"), f"{why}: set distillation.teacher_cache: false (online KD)")
-            )
-        if kd.hidden.weight > 0 and _unsupported(task, "hidden_states"):
-            listed = _listing(tasks.supporting("hidden_states"))
-            found.append(
-                (("distillation", "hidden", "weight"), f"the hidden-state loss is available for {listed} only")
-            )
-    if cfg.rl is not None and not cfg.rl.rewards:
-        found.append((("rl", "rewards"), "RL needs at least one reward function"))
-    if cfg.rl is not None:
-        from forge.rewards import resolve
-
-        for name in cfg.rl.rewards:
-            try:
-                resolve(name)
-            except ConfigError as exc:
-                found.append((("rl", "rewards"), str(exc).removeprefix("rl.rewards: ")))
-    if cfg.rl is None and kd.distils and cfg.teacher is None:
-        key, value = (("alpha",), kd.alpha) if kd.alpha > 0 else (("hidden", "weight"), kd.hidden.weight)
-        found.append(
-            (
-                ("distillation", *key),
-                f"is {value}, which needs a teacher: add a `teacher:` block "
-                f"or set distillation.{'.'.join(key)} to 0 for plain fine-tuning",
-            )
-        )
-    if cfg.rl is None and kd.hidden.weight > 0 and kd.teacher_cache:
-        found.append(
-            (
-                ("distillation", "teacher_cache"),
-                "the hidden-state loss needs the teacher's hidden states at every step, which "
-                "are not cached: set distillation.teacher_cache: false (online KD)",
-            )
-        )
+    if cfg.teacher is not None and (cfg.teacher.path is None) == (cfg.teacher.run is None):
+        found.append((("teacher",), "set exactly one of path (a model) or run (another forge run's config)"))
     if cfg.student.layers and cfg.student.lora is not None:
         found.append(
             (
                 ("student", "layers"),
-                "and student.lora together would save an adapter whose base is the uncut model: cut in one run "
-                "(student.layers, no lora), then train LoRA on its final model (student.run)",
+                "and student.lora together would save an adapter whose base is the uncut "
+                "model: cut in one run (student.layers, no lora), then train LoRA on its final model "
+                "(student.run)",
             )
         )
-    if kd.transfer_samples is not None:
-        found.extend(_transfer_set_violations(cfg))
-    if kd.on_policy > 0:
-        found.extend(_on_policy_violations(cfg))
-    if (
-        cfg.rl is None
-        and kd.alpha > 0
-        and kd.teacher_cache
-        and kd.cache_top_k is None
-        and tasks.spec(task).per_token_cache
-    ):
-        found.append(
-            (
-                ("distillation", "teacher_cache"),
-                "a causal LM's cache keeps the k largest teacher logits of each answer token, not the whole "
-                "vocabulary: set distillation.cache_top_k (e.g. 32), or teacher_cache: false (online KD)",
-            )
-        )
-    if cfg.teacher is not None and (cfg.teacher.path is None) == (cfg.teacher.run is None):
-        found.append((("teacher",), "set exactly one of path (a model) or run (another forge run's config)"))
     return found
 
 
-def _on_policy_violations(cfg: ForgeConfig) -> list[tuple[tuple[str, ...], str]]:
+def _rl_rules(cfg: ForgeConfig) -> Violations:
+    """An `rl:` block: a task a policy answers, rewards that resolve, whole groups per batch."""
+    if cfg.rl is None:
+        return []
+    found = []
+    if why := _unsupported(cfg, "rl"):
+        found.append((("rl",), why))
+    if cfg.teacher is not None:
+        found.append((("teacher",), "an RL run learns from its rewards, not from a teacher: remove `teacher:`"))
+    if cfg.training.batch_size % cfg.rl.num_generations:
+        found.append(
+            (
+                ("training", "batch_size"),
+                f"is {cfg.training.batch_size}, which counts completions: make it a "
+                f"multiple of rl.num_generations ({cfg.rl.num_generations})",
+            )
+        )
+    if not cfg.rl.rewards:
+        found.append((("rl", "rewards"), "RL needs at least one reward function"))
+    from forge.rewards import BUILTINS, resolve
+
+    for name in cfg.rl.rewards:
+        try:
+            resolve(name)
+        except ConfigError as exc:
+            found.append((("rl", "rewards"), str(exc).removeprefix("rl.rewards: ")))
+    graders = [n for n in cfg.rl.rewards if n in BUILTINS]
+    if graders and cfg.task.type == "generation" and cfg.task.answer_pattern is None:
+        found.append(
+            (
+                ("task", "answer_pattern"),
+                f"is unset, and the {_listing(graders)} reward(s) read answers by it: set it (GSM8K's: '####\\s*(.+)')",
+            )
+        )
+    return found
+
+
+def _kd_rules(cfg: ForgeConfig) -> Violations:
+    """Distillation: a teacher, and what the task type's logits allow (cache, hidden states)."""
+    kd = cfg.distillation
+    if cfg.rl is not None or not kd.distils:
+        return []
+    if why := _unsupported(cfg, "distillation"):
+        return [(("distillation",), why)]
+    found = []
+    if cfg.teacher is None:
+        key, value = (("alpha",), kd.alpha) if kd.alpha > 0 else (("hidden", "weight"), kd.hidden.weight)
+        found.append(
+            (
+                ("distillation", *key),
+                f"is {value}, which needs a teacher: add a `teacher:` block or set "
+                f"distillation.{'.'.join(key)} to 0 for plain fine-tuning",
+            )
+        )
+    if kd.teacher_cache and (why := _unsupported(cfg, "teacher_cache")):
+        found.append((("distillation", "teacher_cache"), f"{why}: set distillation.teacher_cache: false (online KD)"))
+    if kd.hidden.weight > 0 and (why := _unsupported(cfg, "hidden_states")):
+        found.append((("distillation", "hidden", "weight"), why))
+    if kd.hidden.weight > 0 and kd.teacher_cache:
+        found.append(
+            (
+                ("distillation", "teacher_cache"),
+                "the hidden-state loss needs the teacher's hidden states "
+                "at every step, which are not cached: set distillation.teacher_cache: false (online KD)",
+            )
+        )
+    per_token = tasks.TYPES[cfg.task.type].alignment is tasks.Alignment.NEXT_TOKEN
+    if kd.alpha > 0 and kd.teacher_cache and kd.cache_top_k is None and per_token:
+        found.append(
+            (
+                ("distillation", "teacher_cache"),
+                "a causal LM's cache keeps the k largest teacher logits of "
+                "each answer token, not the whole vocabulary: set distillation.cache_top_k (e.g. 32), or "
+                "teacher_cache: false (online KD)",
+            )
+        )
+    return found
+
+
+def _transfer_set_rules(cfg: ForgeConfig) -> Violations:
+    key = ("distillation", "transfer_samples")
+    if cfg.distillation.transfer_samples is None:
+        return []
+    if cfg.rl is not None or cfg.distillation.alpha == 0:
+        return [(key, "the transfer set's rows are learned from the teacher alone: it needs distillation.alpha > 0")]
+    if why := _unsupported(cfg, "transfer_set"):
+        return [(key, why)]
+    if cfg.task.max_train_samples is None:
+        return [
+            (key, "needs task.max_train_samples, the labelled rows: the transfer set is the training rows beyond them")
+        ]
+    return []
+
+
+def _on_policy_rules(cfg: ForgeConfig) -> Violations:
     key, kd = ("distillation", "on_policy"), cfg.distillation
-    if why := _unsupported(cfg.task.name, "on_policy"):
+    if kd.on_policy == 0:
+        return []
+    if why := _unsupported(cfg, "on_policy"):
         return [(key, why)]
     if cfg.rl is not None or kd.alpha == 0:
         return [(key, "on-policy batches learn from the teacher alone: it needs distillation.alpha > 0")]
     if kd.teacher_cache:
-        return [(key, "scores the student's own samples with the teacher, which must run online: "
-                      "set distillation.teacher_cache: false")]  # fmt: skip
-    return []
-
-
-def _transfer_set_violations(cfg: ForgeConfig) -> list[tuple[tuple[str, ...], str]]:
-    key = ("distillation", "transfer_samples")
-    if cfg.rl is not None or cfg.distillation.alpha == 0:
-        return [(key, "the transfer set's rows are learned from the teacher alone: it needs distillation.alpha > 0")]
-    if why := _unsupported(cfg.task.name, "transfer_set"):
-        return [(key, why)]
-    if cfg.task.max_train_samples is None:
         return [
             (
                 key,
-                "needs task.max_train_samples, the labelled rows: the transfer set is the training rows beyond them",
+                "scores the student's own samples with the teacher, which must run online: "
+                "set distillation.teacher_cache: false",
             )
         ]
     return []
+
+
+def _task_rules(cfg: ForgeConfig) -> Violations:
+    """The task section's own keys against each other, and against the run's mode."""
+    task, found = cfg.task, []
+    if task.eval_split is not None and task.splits is not None and task.splits.eval is not None:
+        found.append((("task", "eval_split"), "and task.splits.eval both say where the evaluation rows are: keep one"))
+    if task.type != "generation":
+        return found
+    columns = task.columns
+    forms = [
+        name
+        for name, set_ in (
+            ("messages", columns.messages),
+            ("prompt/completion", columns.completion),
+            ("text", columns.text),
+        )
+        if set_
+    ]
+    if len(forms) > 1:
+        found.append((("task", "columns"), f"names {' and '.join(forms)} columns: a row is one form; keep one"))
+    if columns.prompt and task.prompt_template:
+        found.append((("task", "columns", "prompt"), "and task.prompt_template both write the user turn: keep one"))
+    if columns.text and task.loss_on in ("completion", "assistant"):
+        found.append(
+            (
+                ("task", "loss_on"),
+                f"is {task.loss_on}, which needs prompts or chats; plain text rows learn every token (loss_on: all)",
+            )
+        )
+    if task.packing and cfg.mode != "sft":
+        found.append(
+            (
+                ("task", "packing"),
+                f"packs SFT rows; a {cfg.mode.upper()} run reads its rows one by one "
+                "(a teacher's logits per row, or prompts to sample from)",
+            )
+        )
+    return found
+
+
+RULES = (_model_rules, _task_rules, _rl_rules, _kd_rules, _transfer_set_rules, _on_policy_rules)
+
+
+def rule_violations(cfg: ForgeConfig) -> Violations:
+    """Rules between fields, as (key the message is about, message), one function per kind of
+    rule. What a task type supports comes from the type (forge/tasks/)."""
+    return [found for rules in RULES for found in rules(cfg)]
 
 
 # Keys that may differ between a run's stored config.yaml and a resumed

@@ -3,9 +3,9 @@ source: a Hub id, a local directory in Hub format, an embedded model forge build
 PEFT adapter directory (`adapter_config.json`: its base is loaded, then the adapter),
 or another forge run's final model (resolved by forge/run/upstream.py into a plain path).
 
-What is loaded on top of the weights is the task's `Head`: a sequence classifier with
-its labels (mnli), a causal LM (reasoning), an image-to-text model (OCR); and with it
-the task's preprocessor, a tokenizer or a processor."""
+What is loaded on top of the weights is the task type's `Head`: a sequence classifier with
+its labels (classification), a causal LM (generation), an image-to-text model
+(image_to_text); and with it the task's preprocessor, a tokenizer or a processor."""
 
 from __future__ import annotations
 
@@ -30,16 +30,24 @@ ADAPTER_CONFIG = "adapter_config.json"
 @dataclass(frozen=True)
 class Head:
     """What a task loads a model as: the transformers Auto class, the labels of a
-    classifier, peft's task type for LoRA, and the Auto class of its preprocessor."""
+    classifier (or that it regresses a number), peft's task type for LoRA, and the Auto class
+    of its preprocessor."""
 
     auto_class: str
     labels: tuple[str, ...] | None = None
     peft_task: str | None = None
     preprocessor: str = "AutoTokenizer"
+    regression: bool = False
 
 
-def classifier(labels: tuple[str, ...]) -> Head:
-    return Head("AutoModelForSequenceClassification", tuple(labels), "SEQ_CLS")
+def classifier(labels: tuple[str, ...] | None) -> Head:
+    """A sequence classifier over `labels` (None: as many as the checkpoint's head has)."""
+    return Head("AutoModelForSequenceClassification", tuple(labels) if labels is not None else None, "SEQ_CLS")
+
+
+def regressor() -> Head:
+    """A sequence classifier with one output, trained and graded by mean squared error."""
+    return Head("AutoModelForSequenceClassification", None, "SEQ_CLS", regression=True)
 
 
 CAUSAL_LM = Head("AutoModelForCausalLM", peft_task="CAUSAL_LM")
@@ -130,7 +138,9 @@ def _pretrained(ref: str, head: Head, revision: str | None, trust: bool = False)
     import transformers
 
     labels, extra = head.labels, {}
-    if labels is not None:
+    if head.regression:
+        extra = dict(num_labels=1, problem_type="regression")
+    elif labels is not None:
         extra = dict(
             num_labels=len(labels),
             id2label=dict(enumerate(labels)),

@@ -4,10 +4,10 @@ created. `forge check CONFIG...` runs it alone; a new run (forge.py, or the firs
 
 Checked: the student's and the teacher's model (an embedded name forge knows; a local
 directory with a config.json that parses; a Hub id in the local cache when the Hub cannot
-be reached), the dataset (the task's splits, columns and label values, from the dataset's
-layout and parquet metadata), teacher and student tokenizers alike (KD), LoRA's
-target_modules against the student's module names (built on the meta device, no
-weights), `output_root` usable as a folder and the run directory's name valid for a
+be reached), the data as its task type reads it (the splits, the mapped columns, the first
+rows of each split, streamed, and for chats the student's chat template), teacher and
+student tokenizers alike (KD), LoRA's target_modules against the student's module names
+(built on the meta device, no weights), `output_root` usable as a folder and the run directory's name valid for a
 filesystem. What cannot be checked without a download or a run that has not happened
 yet (a teacher run still to train) is named in a note, never assumed good.
 """
@@ -50,7 +50,7 @@ def check(cfg: ForgeConfig) -> Findings:
     # configs must not let one config's answer decide for the next.
     found = Findings(offline=any(hub.is_hub_id(r) for r in cfg.references) and _hub_out_of_reach())
     local = {role: found.guarded(f"{role}.path", _model, role, model, found) for role, model in cfg.models.items()}
-    found.guarded("task.dataset", _dataset, cfg, found)
+    found.guarded("task", _dataset, cfg, local, found)
     found.guarded("teacher", _same_tokenizer, cfg, local, found)
     found.guarded("student.lora.target_modules", _lora_targets, cfg, local.get("student"), found)
     found.guarded("student.layers", _layers, cfg, local.get("student"), found)
@@ -66,7 +66,11 @@ def _top_k(cfg: ForgeConfig, local: dict[str, Path | None], found: Findings) -> 
     kd = cfg.distillation
     if cfg.mode != "kd" or not kd.teacher_cache or kd.cache_top_k is None:
         return
-    labels = tasks.task_of(cfg).HEAD.labels
+    task = tasks.task_of(cfg)
+    labels = task.head().labels
+    if task.alignment is tasks.Alignment.EXAMPLE and labels is None:
+        found.notes.append("distillation.cache_top_k: checked against the classes when the data is prepared")
+        return
     if labels is not None:
         count, what = len(labels), "classes"
     else:
@@ -155,16 +159,72 @@ def _cached(ref: str, revision: str | None, key: str, found: Findings) -> Path |
     return Path(config).parent
 
 
-def _dataset(cfg: ForgeConfig, found: Findings) -> None:
-    from forge.tasks import sources
+def _dataset(cfg: ForgeConfig, local: dict[str, Path | None], found: Findings) -> None:
+    """The data as the task type reads it: its splits, the mapped columns, the first rows (and
+    for chats the student's chat template), streamed without converting anything."""
+    from forge.tasks import data as sources
 
-    task = tasks.task_of(cfg)
-    if not hasattr(task, "data_needs"):
-        found.notes.append(f"task {cfg.task.name}: its dataset is checked when the run prepares it")
+    task = cfg.task
+    if task.dataset is not None and hub.is_hub_id(task.dataset) and task.data_files is None:
+        problems, notes = _hub_dataset(task, found.offline)
+        found.problems.extend(("task.dataset", p) for p in problems)
+        found.notes.extend(notes)
         return
-    problems, notes = sources.problems(cfg.task.dataset, task.data_needs(cfg), found.offline)
-    found.problems.extend(("task.dataset", p) for p in problems)
+    if task.dataset is not None and embedded.is_embedded(task.dataset):
+        if not embedded.known(task.dataset):
+            found.problems.append(("task.dataset", f"unknown embedded dataset {task.dataset!r}"))
+            return
+        if embedded.built(task.dataset) is None:  # forge generates it; looked at once it has (no building here)
+            found.notes.append(f"task.dataset: {task.dataset} is generated on first use; checked then")
+            return
+    try:
+        seen = sources.peek(task)
+    except sources.DataError as exc:
+        found.problems.append(_keyed(str(exc)))
+        return
+    kind = tasks.task_of(cfg)
+    preprocessor = None
+    if local.get("student") is not None:
+        from forge.models.loading import ModelSource, load_preprocessor
+
+        try:
+            source = ModelSource(str(local["student"]), None, cfg.student.trust_remote_code)
+            preprocessor = load_preprocessor(source, kind.head())
+        except Exception as exc:  # a tokenizer transformers cannot load: the run would fail the same way
+            found.problems.append(("student.path", f"its tokenizer cannot be loaded ({type(exc).__name__})"))
+    problems, notes = kind.check_data(seen, preprocessor)
+    found.problems.extend(map(_keyed, problems))
     found.notes.extend(notes)
+
+
+def _keyed(problem: str) -> tuple[str, str]:
+    """(key, message) of a data problem: the task key it names first, else `task`."""
+    key, _, rest = problem.partition(": ")
+    return (key, rest) if key.startswith("task.") and rest else ("task", problem)
+
+
+def _hub_dataset(task, offline: bool) -> tuple[list[str], list[str]]:
+    """A Hub dataset: in this machine's cache when the Hub cannot be reached."""
+    if not offline:
+        return [], [f"dataset {task.dataset} is on the Hub: checked when the run loads it"]
+    import datasets.config
+    import huggingface_hub.constants
+    from datasets import load_dataset_builder
+
+    # Look in the cache only. The libraries read HF_HUB_OFFLINE once, at import: setting the
+    # variable now would leave ~30 s of retries per dataset; their flags are set for this call.
+    flags = [(datasets.config, "HF_HUB_OFFLINE"), (huggingface_hub.constants, "HF_HUB_OFFLINE")]
+    saved = [getattr(module, name) for module, name in flags]
+    for module, name in flags:
+        setattr(module, name, True)
+    try:
+        load_dataset_builder(task.dataset, task.dataset_config)
+    except Exception:
+        return [str(hub.unreachable(task.dataset, "dataset"))], []
+    finally:
+        for (module, name), value in zip(flags, saved, strict=True):
+            setattr(module, name, value)
+    return [], [f"dataset {task.dataset}: in the local cache; its rows are checked when the run prepares them"]
 
 
 def _same_tokenizer(cfg: ForgeConfig, local: dict[str, Path | None], found: Findings) -> None:
@@ -192,7 +252,7 @@ def _lora_targets(cfg: ForgeConfig, student: Path | None, found: Findings) -> No
     if student is None:
         found.notes.append("student.lora.target_modules: checked when the student model is on this machine")
         return
-    names = module_names(student, tasks.task_of(cfg).HEAD.auto_class, cfg.student.trust_remote_code)
+    names = module_names(student, tasks.task_of(cfg).head().auto_class, cfg.student.trust_remote_code)
     for target in lora.target_modules:
         if not any(name == target or name.endswith("." + target) for name in names):
             leaves = sorted({name.rsplit(".", 1)[-1] for name in names if name})

@@ -41,7 +41,7 @@ def run(session: RunSession) -> None:
             f"{run_dir.root}: training ended at step {trained_to}, but the newest safe checkpoint is "
             f"{checkpoint.name}; remove stages/train.done to train again"
         )
-    lora, head = session.cfg.student.lora, task_of(session.cfg).HEAD
+    lora, head = session.cfg.student.lora, task_of(session.cfg).head(run_dir.data)
     source = ModelSource(str(checkpoint), trust_remote_code=session.cfg.student.trust_remote_code)
     tokenizer = load_preprocessor(source, head)
     if lora is None:

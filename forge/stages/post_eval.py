@@ -12,7 +12,7 @@ from forge.tasks import task_of
 
 def run(session: RunSession) -> None:
     final = ModelSource(str(session.run.final_model), trust_remote_code=session.cfg.student.trust_remote_code)
-    head = task_of(session.cfg).HEAD
+    head = task_of(session.cfg).head(session.run.data)
     model = load_model(final, head)
     step = TrainingState.load(session.run).global_step
     results = evaluate_model(session, model, load_preprocessor(final, head), "post_eval", step=step)

@@ -14,7 +14,7 @@ def run(session: RunSession) -> None:
 
     cfg = session.cfg
     set_seed(cfg.seed)  # a fresh classification head starts as it will in training
-    head = task_of(cfg).HEAD
+    head = task_of(cfg).head(session.run.data)
     model = load_model(session.source("student"), head)
     tokenizer = load_preprocessor(session.source("student"), head)
     evaluate_model(session, model, tokenizer, "pre_eval", step=0)

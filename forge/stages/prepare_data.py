@@ -1,25 +1,29 @@
-"""prepare_data: load the task's dataset, tokenize it, save it to <run>/data (and, for KD
-with a teacher cache, run the teacher over the training split once)."""
+"""prepare_data: read the task's data, check and tokenize it, save it to <run>/data (and, for KD
+with a teacher cache, run the teacher over the training split once). What the data was is
+recorded beside it (<run>/data/fingerprint.json): a resume whose data has changed is refused."""
 
 from __future__ import annotations
 
 import logging
 
-from forge import tasks
 from forge.models.loading import load_preprocessor
-from forge.run.files import replace_dir
+from forge.run.files import atomic_write_json, replace_dir
 from forge.run.session import RunSession
 from forge.run.state import mark_stage_done
-from forge.tasks import task_of
+from forge.tasks import Alignment, task_of
+from forge.tasks import data as sources
 
 log = logging.getLogger("forge.stages")
+
+FINGERPRINT = "fingerprint.json"
 
 
 def run(session: RunSession) -> None:
     cfg, out, task = session.cfg, session.run.data, task_of(session.cfg)
-    tokenizer = load_preprocessor(session.source("student"), task.HEAD)
+    tokenizer = load_preprocessor(session.source("student"), task.head())
     tmp = out.with_name(out.name + ".tmp")
-    sizes = task.prepare(cfg, tokenizer, tmp)
+    sizes = task.prepare(tokenizer, tmp)
+    atomic_write_json(tmp / FINGERPRINT, sources.fingerprint(cfg.task))
     replace_dir(tmp, out)
     log.info("prepared %s", ", ".join(f"{k}: {v}" for k, v in sizes.items()))
     if cfg.mode == "kd" and cfg.distillation.teacher_cache:
@@ -29,23 +33,24 @@ def run(session: RunSession) -> None:
 
 def cache_teacher_logits(session: RunSession, tokenizer, task) -> None:
     """Run the teacher once over the training split; training reads the cache."""
-    from transformers import DataCollatorWithPadding
+    from transformers import DataCollatorWithPadding, set_seed
 
     from forge import kd_cache
     from forge.models.teacher import check_same_tokenizer
-    from forge.run.files import atomic_write_json
 
     cfg, run, teacher = session.cfg, session.run, session.source("teacher")
     check_same_tokenizer(tokenizer, teacher)
-    train = task.load_prepared(run.data)[task.TRAIN_SPLIT]
+    set_seed(cfg.seed)  # a teacher whose head is fresh (a model never trained on the labels) starts alike everywhere
+    train = task.load_prepared(run.data)[task.train_split]
     top_k = cfg.distillation.cache_top_k
-    if tasks.spec(cfg.task.name).per_token_cache:  # a causal LM: the top k of every answer token
+    head = task.head(run.data)
+    if task.alignment is Alignment.NEXT_TOKEN:  # a causal LM: the top k of every answer token
         from transformers import DataCollatorForSeq2Seq
 
         key, path = kd_cache.ensure_tokens(
-            session.teacher(task.HEAD),
+            session.teacher(head),
             train,
-            run.data / task.TRAIN_SPLIT,
+            run.data / task.train_split,
             DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100),
             cfg.training.eval_batch_size,
             top_k,
@@ -59,9 +64,9 @@ def cache_teacher_logits(session: RunSession, tokenizer, task) -> None:
         record = {"fingerprint": key, "path": str(path), "top_k": top_k, "per_token": True, **meta, "bytes": size}
     else:
         key, path = kd_cache.ensure(
-            session.teacher(task.HEAD),
+            session.teacher(head),
             train,
-            run.data / task.TRAIN_SPLIT,
+            run.data / task.train_split,
             DataCollatorWithPadding(tokenizer),
             cfg.training.eval_batch_size,
             top_k,

@@ -14,7 +14,7 @@ from forge.callbacks import (
     TeacherGapCallback,
 )
 from forge.errors import ForgeError
-from forge.models.loading import CAUSAL_LM, load_preprocessor, load_student
+from forge.models.loading import load_preprocessor, load_student
 from forge.run import steplog
 from forge.run.files import read_json
 from forge.run.layout import checkpoint_step
@@ -26,53 +26,76 @@ from forge.run.state import (
     find_resume_checkpoint,
     mark_stage_done,
 )
-from forge.tasks import task_of
+from forge.tasks import Alignment, task_of
 
 log = logging.getLogger("forge.stages")
 
 
 def build_trainer(session: RunSession):
+    """The trainer of the run's mode (SFT, KD, RL), its model and data loaded, forge's callbacks on."""
     from transformers import set_seed
-
-    from forge.trainers.arguments import training_arguments
 
     cfg, run = session.cfg, session.run
     set_seed(cfg.seed)
     task = task_of(cfg)
     data = task.load_prepared(run.data)
-    tracker = session.tracker
+    head = task.head(run.data)
     student = session.source("student")
-    tokenizer = load_preprocessor(student, task.HEAD)
-    model = load_student(student, task.HEAD, cfg.student.lora)
+    tokenizer = load_preprocessor(student, head)
+    model = load_student(student, head, cfg.student.lora)
     callbacks = [
-        StepMetricsCallback(tracker, run),
+        StepMetricsCallback(session.tracker, run),
         CheckpointMarkerCallback(run, cfg.training.keep_checkpoints),
         SignalStopCallback(session.stop),
     ]
-    if cfg.mode == "rl":
-        from forge.trainers.grpo import PolicyTrainer
+    build = {"sft": _finetuning, "kd": _distillation, "rl": _policy}[cfg.mode]
+    return build(session, task, data, head, tokenizer, model, callbacks)
 
-        train = data[task.TRAIN_SPLIT]
-        return PolicyTrainer(
-            model=model, cfg=cfg, run=run, train_dataset=train, processing_class=tokenizer, callbacks=callbacks
-        )
 
-    callbacks.append(PeakMetricsCallback(run, task.PEAK_METRICS, tracker))
-    inputs = task.trainer_inputs(cfg, data, tokenizer, model)
-    args = training_arguments(cfg, run)
-    if inputs.pop("keep_columns", False):
+def _policy(session, task, data, head, tokenizer, model, callbacks):
+    from forge.trainers.grpo import PolicyTrainer
+
+    train = data[task.train_split]
+    return PolicyTrainer(
+        model=model, cfg=session.cfg, run=session.run, train_dataset=train, processing_class=tokenizer,
+        callbacks=callbacks, answer_patterns=getattr(task, "patterns", None),
+    )  # fmt: skip
+
+
+def _supervised(session, task, data, head, tokenizer, model, callbacks) -> dict:
+    """What the SFT and KD trainers share: arguments, the task's inputs, the peak metrics."""
+    from forge.trainers.arguments import training_arguments
+
+    callbacks.append(PeakMetricsCallback(session.run, task.peak_metrics(session.run.data), session.tracker))
+    inputs = task.trainer_inputs(data, tokenizer, model)
+    args = training_arguments(session.cfg, session.run)
+    if inputs.keep_columns:
         args.remove_unused_columns = False
-    common = dict(model=model, args=args, processing_class=tokenizer, callbacks=callbacks, **inputs)
-    if cfg.mode == "sft":  # alpha 0: a configured teacher is never loaded
-        from forge.trainers.finetuning import FinetuningTrainer
+    return dict(
+        model=model, args=args, processing_class=tokenizer, callbacks=callbacks, train_dataset=inputs.train_dataset,
+        eval_dataset=inputs.eval_dataset, data_collator=inputs.data_collator, compute_metrics=inputs.compute_metrics,
+        next_token=task.alignment is Alignment.NEXT_TOKEN, regression=head.regression,
+    )  # fmt: skip
 
-        return FinetuningTrainer(**common, next_token=task.HEAD == CAUSAL_LM)
 
+def _finetuning(session, task, data, head, tokenizer, model, callbacks):
+    from forge.trainers.finetuning import FinetuningTrainer
+
+    return FinetuningTrainer(**_supervised(session, task, data, head, tokenizer, model, callbacks))
+
+
+def _distillation(session, task, data, head, tokenizer, model, callbacks):
     from forge.models.teacher import check_same_tokenizer, load_teacher
     from forge.trainers.distillation import DistillationTrainer
 
-    teacher_metrics = read_json(run.metrics / "teacher_pre_eval.json", {}).get(task.EVAL_SPLITS[0], {})
-    if "accuracy" in teacher_metrics:  # a classifier's; training evaluates no OCR transcriptions
+    cfg, run = session.cfg, session.run
+    if head.regression:
+        raise ForgeError(f"{run.root}: the labels are numbers (regression): distillation compares class "
+                         "distributions; give task.labels to classify, or train without a teacher")  # fmt: skip
+    common = _supervised(session, task, data, head, tokenizer, model, callbacks)
+    main = task.eval_splits(data)[0]
+    teacher_metrics = read_json(run.metrics / "teacher_pre_eval.json", {}).get(main, {})
+    if "accuracy" in teacher_metrics:  # a classifier's; training evaluates no transcriptions or answers
         callbacks.append(TeacherGapCallback(run, teacher_metrics["accuracy"]))
     if cfg.distillation.teacher_cache:  # the teacher ran once in prepare_data; it is not loaded here
         from forge import kd_cache
@@ -90,7 +113,7 @@ def build_trainer(session: RunSession):
         teacher = None
     else:
         check_same_tokenizer(tokenizer, session.source("teacher"))
-        teacher = load_teacher(session.source("teacher"), task.HEAD)
+        teacher = load_teacher(session.source("teacher"), head)
     return DistillationTrainer(
         **common,
         teacher=teacher,
@@ -101,9 +124,8 @@ def build_trainer(session: RunSession):
         loss=cfg.distillation.loss,
         beta=cfg.distillation.beta,
         on_policy=cfg.distillation.on_policy,
-        max_new_tokens=cfg.task.max_new_tokens,
+        max_new_tokens=getattr(cfg.task, "max_new_tokens", 64),
         seed=cfg.seed,
-        next_token=task.HEAD == CAUSAL_LM,
     )
 
 

@@ -1,5 +1,6 @@
 """SFT: `FinetuningTrainer`, a light `transformers.Trainer` with forge's cross-entropy
-(per item for a classifier, per next token for a causal LM)."""
+(per item for a classifier, per next token for a causal LM; a regression head's mean squared
+error)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import random
 from transformers import Trainer
 from transformers.trainer_callback import PrinterCallback
 
-from forge.losses import cross_entropy, next_token_cross_entropy
+from forge.losses import cross_entropy, mean_squared_error, next_token_cross_entropy
 from forge.trainers.resume import ExactResume
 from forge.trainers.window import LogWindow
 
@@ -17,10 +18,10 @@ from forge.trainers.window import LogWindow
 class FinetuningTrainer(LogWindow, ExactResume, Trainer):
     """Cross-entropy on the model's logits. The distillation trainer builds on this loss."""
 
-    def __init__(self, *args, next_token: bool = False, **kwargs):
+    def __init__(self, *args, next_token: bool = False, regression: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self.next_token = next_token
-        self.ce_loss = next_token_cross_entropy if next_token else cross_entropy
+        self.ce_loss = next_token_cross_entropy if next_token else mean_squared_error if regression else cross_entropy
         # forge's loss normalises by the items of the whole accumulated batch itself, so the
         # trainer must count them and must not divide by the accumulation steps again.
         self.model_accepts_loss_kwargs = True

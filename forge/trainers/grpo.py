@@ -42,8 +42,9 @@ def grpo_arguments(cfg: ForgeConfig, run: RunDir) -> GRPOConfig:
 class PolicyTrainer(LogWindow, ExactResume, GRPOTrainer):
     """GRPO on a policy model with the checked reward functions of `rl.rewards`."""
 
-    def __init__(self, *args, cfg: ForgeConfig, run: RunDir, **kwargs):
-        functions, _ = reward_functions(cfg.rl.rewards)
+    def __init__(self, *args, cfg: ForgeConfig, run: RunDir, answer_patterns=None, **kwargs):
+        """`answer_patterns`: how the built-in rewards read an answer (the task's answer_pattern)."""
+        functions, _ = reward_functions(cfg.rl.rewards, **({"patterns": answer_patterns} if answer_patterns else {}))
         super().__init__(*args, reward_funcs=functions, args=grpo_arguments(cfg, run), **kwargs)
         # forge's StepMetricsCallback logs every step to the console and output.log.
         self.remove_callback(PrinterCallback)

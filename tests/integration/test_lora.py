@@ -56,8 +56,7 @@ def test_finalize_saves_an_adapter_and_a_merged_model_that_agree(lora_folder):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from forge import embedded
-    from forge.models.loading import load_model
-    from forge.tasks import mnli
+    from forge.models.loading import classifier, load_model
 
     run = run_dir(lora_folder, "lora")
     assert run.complete.exists() and run.final_model == run.model
@@ -73,7 +72,7 @@ def test_finalize_saves_an_adapter_and_a_merged_model_that_agree(lora_folder):
     adapted = PeftModel.from_pretrained(base, run.adapter).eval()
     merged = AutoModelForSequenceClassification.from_pretrained(run.model).eval()
     # forge's own reading of an adapter directory (a student, teacher or post_eval path)
-    resolved = load_model(str(run.adapter), mnli.HEAD).eval()
+    resolved = load_model(str(run.adapter), classifier(("entailment", "neutral", "contradiction"))).eval()
     with torch.no_grad():
         torch.testing.assert_close(merged(**batch).logits, adapted(**batch).logits, rtol=0, atol=1e-5)
         torch.testing.assert_close(resolved(**batch).logits, adapted(**batch).logits, rtol=0, atol=1e-5)

@@ -83,13 +83,16 @@ def test_grpo_from_the_offline_sft_warm_start_completes_through_forge_py(chain):
 def test_the_final_policy_loads_with_transformers_and_generates(chain):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from forge.tasks import reasoning
-
     model_dir = run_of(chain[0], "grpo").model
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     batch = tokenizer.apply_chat_template(
-        reasoning.prompt("Ana has 3 pens and gets 4 more. How many pens does Ana have now?"),
+        [
+            {
+                "role": "user",
+                "content": "Solve the problem. End with a line '#### <answer>'.\nAna has 3 pens and gets 4 more.",
+            }
+        ],
         add_generation_prompt=True,
         return_tensors="pt",
         return_dict=True,

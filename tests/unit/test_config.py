@@ -198,7 +198,7 @@ def test_reward_names_are_checked_when_the_config_loads(tmp_path):
 
 def test_rl_rules_name_the_key_to_fix(tmp_path):
     rewards = "rl:\n  rewards: [correctness]\n"
-    assert "rl: RL needs a task a policy can answer (task.name: reasoning), not 'mnli'" in error_of(
+    assert "rl: RL needs a task a policy answers in text (task.type: generation)" in error_of(
         write_config(tmp_path, "a.yaml", BASE + rewards)
     )
     assert "training.batch_size: is 6, which counts completions: make it a multiple of rl.num_generations (4)" in (
@@ -221,8 +221,9 @@ def test_ocr_distils_online_and_without_hidden_states(tmp_path):
     assert "distillation.teacher_cache: the teacher-logit cache holds one distribution per example" in error_of(
         kd, {"distillation.teacher_cache": True}
     )
-    assert "distillation.hidden.weight: the hidden-state loss is available for mnli only" in error_of(
-        kd, {"distillation.hidden.weight": 1.0}
+    assert (
+        "distillation.hidden.weight: the hidden-state loss (distillation.hidden) is available for task.type "
+        "classification, not image_to_text" in error_of(kd, {"distillation.hidden.weight": 1.0})
     )
 
 

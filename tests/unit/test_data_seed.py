@@ -6,20 +6,15 @@ from __future__ import annotations
 import json
 
 from forge.config import load_config
-from forge.tasks import mnli
-from tests.conftest import TINY_CONFIG, write_config
+from tests.conftest import TINY_CONFIG, prepared, write_config
 
 
 def prepared_rows(tmp_path, name: str, **overrides) -> list[list[int]]:
-    from forge.models.loading import load_preprocessor
-
     config = write_config(
         tmp_path, f"{name}.yaml", f"base: {TINY_CONFIG}\ntask: {{max_train_samples: 40, max_eval_samples: 20}}\n"
     )
-    cfg = load_config(config, overrides)
-    mnli.prepare(cfg, load_preprocessor(cfg.student.path, mnli.HEAD), tmp_path / name)
-    data = mnli.load_prepared(tmp_path / name)
-    return [data[split]["input_ids"] for split in (mnli.TRAIN_SPLIT, *mnli.EVAL_SPLITS)]
+    data = prepared(load_config(config, overrides), tmp_path / name)
+    return [data[split]["input_ids"] for split in ("train", "validation_matched", "validation_mismatched")]
 
 
 def test_the_subset_stays_when_only_the_seed_changes_and_moves_with_the_data_seed(tmp_path):
@@ -42,16 +37,13 @@ def test_both_seeds_are_recorded_in_run_metadata(tmp_path):
 def test_a_transfer_set_adds_unlabelled_rows_after_the_same_labelled_ones(tmp_path):
     """KD with a transfer set trains on the very labelled rows the plain run sees, then on
     rows beyond them (drawn by the same data_seed), whose labels are dropped."""
-    from forge.models.loading import load_preprocessor
-
     plain = prepared_rows(tmp_path, "plain")[0]
     kd = {"teacher": {"path": "embedded:tiny-distilbert-wide"}, "distillation.alpha": 0.5}
     config = write_config(
         tmp_path, "t.yaml", f"base: {TINY_CONFIG}\ntask: {{max_train_samples: 40, max_eval_samples: 20}}\n"
     )
     cfg = load_config(config, {**kd, "distillation.transfer_samples": 25})
-    mnli.prepare(cfg, load_preprocessor(cfg.student.path, mnli.HEAD), tmp_path / "t")
-    train = mnli.load_prepared(tmp_path / "t")[mnli.TRAIN_SPLIT]
+    train = prepared(cfg, tmp_path / "t")["train"]
     assert len(train) == 65 and train["input_ids"][:40] == plain
     labels = train["labels"]
     assert all(0 <= label < 3 for label in labels[:40]) and labels[40:] == [-100] * 25
@@ -60,14 +52,13 @@ def test_a_transfer_set_adds_unlabelled_rows_after_the_same_labelled_ones(tmp_pa
 
     # More rows asked for than the split has: what is there, with a warning, not an error.
     cfg = load_config(config, {**kd, "distillation.transfer_samples": 100_000})
-    mnli.prepare(cfg, load_preprocessor(cfg.student.path, mnli.HEAD), tmp_path / "all")
-    assert len(mnli.load_prepared(tmp_path / "all")[mnli.TRAIN_SPLIT]) == 8000
+    assert len(prepared(cfg, tmp_path / "all")["train"]) == 8000
 
 
 def test_a_transfer_set_with_no_row_left_trains_on_what_the_plain_run_does(tmp_path):
     from datasets import Dataset
 
-    from forge.tasks.sources import subset, with_transfer_set
+    from forge.tasks.data import subset, with_transfer_set
 
     rows = Dataset.from_dict({"text": [f"row {i}" for i in range(10)], "label": list(range(10))})
     plain = subset(rows, 10, seed=3)  # all of them, in their order

@@ -186,7 +186,7 @@ def test_sequence_kd_distils_each_decoder_token_and_skips_padding(tmp_path):
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     from forge.embedded import synthetic_ocr
-    from forge.tasks.ocr import LineCollator
+    from forge.tasks.image_to_text import LineCollator
 
     student_dir, teacher_dir = embedded.ensure("embedded:tiny-ocr"), embedded.ensure("embedded:tiny-ocr-wide")
     processor = AutoProcessor.from_pretrained(student_dir)
@@ -263,7 +263,7 @@ def test_a_causal_lm_distils_per_answer_token_shifted_like_its_ce(divergence, tm
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainingArguments
 
     from forge.losses import jsd_distillation, next_token_cross_entropy, reverse_kl_distillation
-    from forge.tasks.reasoning import sft_features
+    from forge.tasks.chat import supervise
     from forge.trainers.distillation import DistillationTrainer
 
     path = embedded.ensure("embedded:tiny-causal-lm")
@@ -273,7 +273,12 @@ def test_a_causal_lm_distils_per_answer_token_shifted_like_its_ce(divergence, tm
     with torch.no_grad():
         for p in teacher.parameters():
             p.add_(0.05 * torch.randn_like(p))
-    rows = [sft_features(tokenizer, q, a, 64) for q, a in (("1 + 2?", "3 #### 3"), ("10 - 4?", "6 #### 6"))]
+    chats = [[{"role": "user", "content": q}, {"role": "assistant", "content": a}]
+             for q, a in (("1 + 2?", "3 #### 3"), ("10 - 4?", "6 #### 6"))]  # fmt: skip
+    rows = []
+    for turns in chats:
+        ids, labels = supervise(tokenizer, turns, "completion")
+        rows.append({"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels})
     width = max(len(r["input_ids"]) for r in rows)
     batch = {
         key: torch.tensor([r[key] + [pad] * (width - len(r[key])) for r in rows])

@@ -83,16 +83,16 @@ def cases(tmp: Path, models: Path) -> dict[str, tuple[str, str]]:
         ),
         "wrong_columns": (
             f"task: {{dataset: {glue(data / 'cols', columns=('premise', 'label'))}}}\n",
-            "split train lacks the column(s) hypothesis",
+            "task: split train: no column 'hypothesis' (task.columns.text_pair)",
         ),
-        "empty_split": (f"task: {{dataset: {glue(data / 'empty', empty=('train',))}}}\n", "split train is empty"),
+        "empty_split": (f"task: {{dataset: {glue(data / 'empty', empty=('train',))}}}\n", "task: split train: no rows"),
         "labels_outside": (
             f"task: {{dataset: {glue(data / 'labels', label=7)}}}\n",
-            "split train: label values outside 0 to 2: 7",
+            "task: split train, row 0: column 'label': label 7 is not one of task.labels (0, 1, 2)",
         ),
         "unknown_dataset_config": (
             f"task: {{dataset: {glue(data / 'config')}, dataset_config: mnli_matched}}\n",
-            "task.dataset: " + f"{data / 'config'}: cannot be read as a dataset",
+            "task.dataset_config: 'mnli_matched'",
         ),
         "lora_target_matches_nothing": (
             f"student: {{path: {models / 'student'}, lora: {{target_modules: [q_lin, query_proj]}}}}\n",
@@ -112,7 +112,7 @@ def cases(tmp: Path, models: Path) -> dict[str, tuple[str, str]]:
         ),
         "zero_byte_parquet": (
             f"task: {{dataset: {zero_byte(glue(data / 'zero'))}}}\n",
-            "split train: unreadable parquet",
+            "train-00000-of-00001.parquet: cannot be read (ArrowInvalid: Parquet file size is 0 bytes)",
         ),
         "output_root_is_a_file": (
             f"output_root: {tmp / 'a_file' / 'outputs'}\n",

@@ -24,7 +24,7 @@ def test_extract_answer(text, answer):
 
 def test_correctness_compares_final_answers():
     completions = ["2 + 2 = 4\n#### 4", "#### 5", "it is 4", "I don't know"]
-    assert rewards.correctness(["q"] * 4, completions, answer=["#### 4"] * 4) == [1.0, 0.0, 1.0, 0.0]
+    assert rewards.correctness(["q"] * 4, completions, reference=["#### 4"] * 4) == [1.0, 0.0, 1.0, 0.0]
 
 
 def test_format_wants_a_final_answer_line():
@@ -34,7 +34,7 @@ def test_format_wants_a_final_answer_line():
 
 def test_chat_completions_are_read_from_the_last_message():
     chat = [[{"role": "assistant", "content": "#### 9"}], [{"role": "assistant", "content": "#### 8"}]]
-    assert rewards.correctness(["q", "q"], chat, answer=["9", "9"]) == [1.0, 0.0]
+    assert rewards.correctness(["q", "q"], chat, reference=["9", "9"]) == [1.0, 0.0]
     assert rewards.format_reward(["q", "q"], chat) == [1.0, 1.0]
 
 
@@ -69,7 +69,7 @@ def test_a_reward_of_the_wrong_length_is_named():
 def test_config_weights_keep_their_order():
     functions, weights = rewards.reward_functions({"format": 0.2, "correctness": 1.0})
     assert weights == [0.2, 1.0]
-    assert functions[1](["q"], ["#### 3"], answer=["3"]) == [1.0]
+    assert functions[1](["q"], ["#### 3"], reference=["3"]) == [1.0]
     assert [f.__name__ for f in functions] == ["format", "correctness"]
 
 

@@ -1,13 +1,11 @@
-"""forge's shape: no import cycle, no module importing one on a higher floor, no task named
-outside forge/tasks/, and a task added from outside forge runs end to end."""
+"""forge's shape: no import cycle, no module importing one on a higher floor, no task type
+named outside forge/tasks/ (and forge/config/), and a new task is a config, not code."""
 
 from __future__ import annotations
 
 import ast
 import json
 from pathlib import Path
-
-import pytest
 
 from tests.conftest import ROOT, write_config
 
@@ -31,7 +29,7 @@ FLOORS = [
     },  # fmt: skip
     {"forge.embedded", "forge.hub"},  # artifacts forge builds, and the Hub
     {"forge.models"},  # loading models
-    {"forge.tasks"},  # what each task reads, loads and grades, and supports
+    {"forge.tasks"},  # the task types: what each reads, loads, grades and supports
     {"forge.config"},  # configs, validated against the tasks
     {"forge.run", "forge.tracking"},  # the run directory's state machine, and its W&B run
     {"forge.kd_cache", "forge.callbacks", "forge.evaluation", "forge.trainers", "forge.slurm"},
@@ -136,14 +134,17 @@ def test_the_checks_see_a_cycle_and_an_upward_import(tmp_path, monkeypatch):
     assert floor_of("forge.run.session") > floor_of("forge.errors")
 
 
-def test_no_task_is_named_outside_forge_tasks():
-    from forge import tasks
+def test_no_task_type_or_old_task_is_named_outside_forge_tasks_and_config():
+    """What a type is and does is said in forge/tasks/; the old task names live on as configs
+    (configs/) and as the shorthands forge/config/legacy.py reads. Nothing else names them."""
+    from forge.config.legacy import PRESETS
+    from forge.tasks import TYPES
 
-    names = set(tasks.names())
+    names = set(TYPES) | set(PRESETS)
     found = []
     for module, path in modules().items():
         # forge.embedded's generated copies of Hub datasets keep the Hub's config names (GLUE's "mnli")
-        if module.startswith(("forge.tasks", "forge.embedded")):
+        if module.startswith(("forge.tasks", "forge.config", "forge.embedded")):
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Constant) and node.value in names:
@@ -151,72 +152,51 @@ def test_no_task_is_named_outside_forge_tasks():
     assert not found, "\n".join(found)
 
 
-@pytest.fixture
-def toy_task(monkeypatch):
-    from forge import tasks
-
-    monkeypatch.setitem(tasks.TASKS, "toy", "tests.toy_task")
-    return "toy"
-
-
-def toy_config(folder: Path, extra: str = "") -> Path:
-    path = write_config(
-        folder,
-        "toy.yaml",
-        f"""
-        output_root: {folder / "outputs"}
-        task:
-          name: toy
-          dataset: embedded:synthetic-glue
-          max_length: 32
-          max_train_samples: 256
-          max_eval_samples: 100
-        student:
-          name: tiny
-          path: embedded:tiny-distilbert
-        training:
-          max_steps: 8
-          batch_size: 16
-          save_steps: 4
-          logging_steps: 4
-        """,
-    )
-    path.write_text(path.read_text() + extra)
-    return path
-
-
-def test_a_task_from_outside_forge_validates_and_is_refused_what_it_does_not_support(toy_task, tmp_path):
-    from forge.config import load_config
-    from forge.errors import ConfigError
-
-    assert load_config(toy_config(tmp_path)).task.name == "toy"
-    kd = toy_config(tmp_path, "distillation: {alpha: 0.5}\nteacher: {path: embedded:tiny-distilbert-wide}\n")
-    with pytest.raises(ConfigError, match="distillation is available for the mnli, reasoning and ocr tasks, not 'toy'"):
-        load_config(kd)
-    rl = toy_config(tmp_path, "rl: {rewards: [correctness]}\n")
-    with pytest.raises(ConfigError, match=r"RL needs a task a policy can answer \(task.name: reasoning\), not 'toy'"):
-        load_config(rl)
-
-
-def test_an_unknown_task_lists_the_registered_ones(toy_task, tmp_path):
-    from forge.config import load_config
-    from forge.errors import ConfigError
-
-    with pytest.raises(ConfigError, match="task.name: Input should be 'mnli', 'reasoning', 'ocr' or 'toy'"):
-        load_config(write_config(tmp_path, "x.yaml", toy_config(tmp_path).read_text().replace("toy", "nope")))
-
-
-def test_a_task_from_outside_forge_runs_every_stage(toy_task, tmp_path):
+def test_a_new_task_is_a_config_and_runs_every_stage(tmp_path):
+    """A task forge has never seen (a sentiment CSV, string labels, no validation file) needs
+    a config and nothing else: it validates, runs every stage, and `forge status` reads its
+    main metric from the run."""
     from forge import status
     from forge.config import load_config
     from forge.pipeline import run_pipeline
     from forge.run.layout import run_dir_of
 
-    cfg = load_config(toy_config(tmp_path))
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = [("a great film", "positive"), ("a dull film", "negative"), ("great fun", "positive"),
+            ("dull and slow", "negative")] * 25  # fmt: skip
+    (data / "train.csv").write_text("sentence,sentiment\n" + "".join(f"{t},{s}\n" for t, s in rows))
+    config = write_config(
+        tmp_path,
+        "sentiment.yaml",
+        f"""
+        output_root: {tmp_path / "outputs"}
+        task:
+          name: sentiment
+          type: classification
+          dataset: {data}
+          data_files: {{train: train.csv}}
+          columns: {{text: sentence, label: sentiment}}
+          eval_split: 0.2
+          max_length: 16
+        student:
+          name: tiny
+          path: embedded:tiny-distilbert
+        training:
+          max_steps: 4
+          batch_size: 8
+          save_steps: 4
+          logging_steps: 2
+        """,
+    )
+    cfg = load_config(config)
     assert run_pipeline(cfg, None) == 0
     run = run_dir_of(cfg)
-    assert run.complete.exists() and run.root == tmp_path / "outputs" / "toy" / "tiny" / "toy"
+    assert run.complete.exists() and run.root == tmp_path / "outputs" / "sentiment" / "tiny" / "sentiment"
     post = json.loads((run.metrics / "post_eval.json").read_text())
-    assert post["step"] == 8 and post["validation_matched"]["samples"] == 100
+    assert post["step"] == 4 and post["eval"]["samples"] == 20 and post["main"]["metric"] == "accuracy"
     shown = status.status_of(run.root)
-    assert (shown.state, shown.metric, shown.post) == ("complete", "accuracy", post["validation_matched"]["accuracy"])
+    assert (shown.state, shown.metric, shown.post) == ("complete", "accuracy", post["eval"]["accuracy"])
+    from transformers import AutoConfig
+
+    assert AutoConfig.from_pretrained(run.model).id2label == {0: "negative", 1: "positive"}

@@ -1,5 +1,7 @@
-"""The OCR task's data handling: bad images are named (or skipped when the config says
-so) in prepare_data, and the collator builds pixel values, labels and decoder inputs."""
+"""The image_to_text type's data handling: bad images are named (or skipped when the config
+says so) in prepare_data, and the collator builds pixel values, labels and decoder inputs. The
+config here is an old one (`task.name: ocr`, image_column, skip_bad_images): it still means
+an image_to_text task over those columns."""
 
 import io
 import random
@@ -9,7 +11,8 @@ import pytest
 from forge.config import load_config
 from forge.embedded import hub_layout, synthetic_ocr
 from forge.errors import ForgeError
-from forge.tasks import ocr
+from forge.tasks import image_to_text as ocr
+from forge.tasks import task_of
 from tests.conftest import write_config
 
 
@@ -62,21 +65,26 @@ def test_a_bad_image_stops_prepare_data_naming_its_row(lines_with_a_bad_image):
 
     folder, config = lines_with_a_bad_image
     cfg = load_config(config)
-    processor = load_preprocessor(cfg.student.path, ocr.HEAD)
-    with pytest.raises(ForgeError, match=r"split train, row 2: unreadable image .*task.skip_bad_images: true"):
-        ocr.prepare(cfg, processor, folder / "prepared")
+    task = task_of(cfg)
+    assert (cfg.task.type, cfg.task.columns.image, cfg.task.bad_rows) == ("image_to_text", "img", "error")
+    processor = load_preprocessor(cfg.student.path, task.head())
+    with pytest.raises(ForgeError, match=r"split train, row 2: column 'img': unreadable image .*task.bad_rows: skip"):
+        task.prepare(processor, folder / "prepared")
 
 
 def test_skip_bad_images_drops_the_row_and_keeps_the_rest(lines_with_a_bad_image, caplog):
     from forge.models.loading import load_preprocessor
 
     folder, config = lines_with_a_bad_image
-    cfg = load_config(config, {"task.skip_bad_images": True})
-    processor = load_preprocessor(cfg.student.path, ocr.HEAD)
-    sizes = ocr.prepare(cfg, processor, folder / "prepared")
+    cfg = load_config(config, {"task.skip_bad_images": True})  # the old key: task.bad_rows: skip
+    assert cfg.task.bad_rows == "skip"
+    task = task_of(cfg)
+    processor = load_preprocessor(cfg.student.path, task.head())
+    sizes = task.prepare(processor, folder / "prepared")
     assert sizes == {"train": 3, "test": 1}
-    assert "skipping train row 2: unreadable image" in caplog.text
-    train = ocr.load_prepared(folder / "prepared")["train"]
+    assert "skipping train row 2: column 'img': unreadable image" in caplog.text
+    assert "skipped 1 of 4 train rows (task.bad_rows: skip)" in caplog.text
+    train = task.load_prepared(folder / "prepared")["train"]
     assert train["text"] == ["cat", "dog 12", "42"]
     eos = processor.tokenizer.eos_token_id
     assert all(row[-1] == eos for row in train["labels"])
@@ -84,9 +92,9 @@ def test_skip_bad_images_drops_the_row_and_keeps_the_rest(lines_with_a_bad_image
 
 
 def test_the_collator_pads_labels_and_shifts_them_into_decoder_inputs():
-    from forge.models.loading import load_preprocessor
+    from forge.models.loading import IMAGE_TO_TEXT, load_preprocessor
 
-    processor = load_preprocessor("embedded:tiny-ocr", ocr.HEAD)
+    processor = load_preprocessor("embedded:tiny-ocr", IMAGE_TO_TEXT)
     rows = [
         {"image": synthetic_ocr.render("cat", random.Random(0)), "labels": [5, 6, 8, 2]},
         {"image": synthetic_ocr.render("42", random.Random(1)), "labels": [7, 2]},

@@ -1,0 +1,441 @@
+"""A task's data, from wherever it is: a Hub id, a local directory in Hub format, a folder of
+files, files named per split (`task.data_files`: csv, json, jsonl, parquet by suffix), or an
+embedded dataset forge generates (forge/embedded/). `datasets.load_dataset` reads them all.
+
+Local data is read fresh by every prepare_data (its own cache, removed after), so a file
+rewritten in place is never read from a stale cache. The training split and the evaluation
+splits come from `task.splits`, or by their usual names; a held-out split is carved from the
+training rows when the data has none (`task.eval_split`, drawn with `task.data_seed`, the same
+rows in every attempt). A run records a fingerprint of what it read (`fingerprint`): a resume
+whose data has changed since is refused, as a changed config is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from forge import embedded
+from forge.errors import ConfigError, ForgeError
+from forge.hub import is_hub_id, unreachable
+
+log = logging.getLogger("forge.data")
+
+BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+EVAL_NAMES = ("validation", "test", "eval", "dev")  # an evaluation split by its usual names, in this order
+CARVED = "eval"  # the name of a held-out split carved from the training rows
+DATA_SUFFIXES = tuple(BUILDERS) + (".arrow",)
+
+
+class DataError(ForgeError):
+    """The data cannot be read as configured (a file, a split, a column, a row): one line."""
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:300]
+
+
+def is_local(task) -> bool:
+    """The data is on this machine's disk (files or a folder), not a Hub id."""
+    return task.data_files is not None or (task.dataset is not None and not is_hub_id(task.dataset))
+
+
+def source_dir(task) -> Path | None:
+    """The folder the data lives in (data_files are relative to it), or None for a Hub id."""
+    if task.dataset is None:
+        return None
+    if embedded.is_embedded(task.dataset):
+        return embedded.ensure(task.dataset)
+    return None if is_hub_id(task.dataset) else Path(task.dataset).expanduser()
+
+
+def data_files(task) -> dict[str, list[Path]] | None:
+    """`task.data_files` with every path made absolute (relative to `task.dataset`)."""
+    if task.data_files is None:
+        return None
+    base = source_dir(task) or Path.cwd()
+    files = {}
+    for split, paths in task.data_files.items():
+        paths = [paths] if isinstance(paths, str) else list(paths)
+        files[split] = [p if p.is_absolute() else base / p for p in map(lambda x: Path(x).expanduser(), paths)]
+    return files
+
+
+def _builder(files: dict[str, list[Path]]) -> str:
+    kinds = {BUILDERS.get(p.suffix.lower()) for paths in files.values() for p in paths}
+    if None in kinds:
+        odd = next(p for paths in files.values() for p in paths if p.suffix.lower() not in BUILDERS)
+        raise DataError(f"task.data_files: {odd}: not a data file forge reads (csv, tsv, json, jsonl, parquet)")
+    if len(kinds) > 1:
+        raise DataError(f"task.data_files: mixes {' and '.join(sorted(kinds))} files; give one kind")
+    return kinds.pop()
+
+
+def _missing_files(files: dict[str, list[Path]]) -> list[str]:
+    return [
+        f"split {split}: {path}: no such file" for split, paths in files.items() for path in paths if not path.is_file()
+    ]
+
+
+def load(task, cache: Path | None = None):
+    """The DatasetDict of the task's data as it is on disk (or the Hub). Local data goes
+    through `cache`, a folder of the caller's (removed by it), never the shared HF cache."""
+    from datasets import load_dataset
+
+    ref = task.dataset
+    try:
+        files = data_files(task)
+        if files is not None:
+            missing = _missing_files(files)
+            if missing:
+                raise DataError(f"task.data_files: {missing[0]}")
+            builder = _builder(files)
+            kwargs = (
+                {"delimiter": "\t"}
+                if builder == "csv" and all(p.suffix.lower() == ".tsv" for ps in files.values() for p in ps)
+                else {}
+            )
+            return load_dataset(
+                builder,
+                data_files={k: [str(p) for p in v] for k, v in files.items()},
+                cache_dir=str(cache) if cache else None,
+                **kwargs,
+            )
+        source = str(source_dir(task)) if not is_hub_id(ref) else ref
+        if not is_hub_id(ref) and not Path(source).is_dir():
+            raise DataError(f"task.dataset: {ref}: no such folder")
+        local = {"cache_dir": str(cache)} if cache is not None and not is_hub_id(ref) else {}
+        return load_dataset(source, task.dataset_config, **local)
+    except DataError:
+        raise
+    except ConnectionError:
+        raise unreachable(ref, "dataset") from None
+    except (FileNotFoundError, ValueError) as exc:
+        message = str(exc).lower()
+        if ref is not None and is_hub_id(ref) and ("offline" in message or "connect" in message):
+            raise unreachable(ref, "dataset") from None
+        if "builderconfig" in message or "config name" in message:
+            raise DataError(f"task.dataset_config: {task.dataset_config!r}: {_first_line(exc)}") from None
+        raise DataError(f"task.dataset: {ref or 'data_files'}: cannot be read: {_first_line(exc)}") from None
+    except Exception as exc:  # datasets' generation errors: an undecodable or malformed file
+        cause = exc.__cause__ or exc.__context__ or exc
+        raise DataError(
+            f"task data cannot be read ({type(cause).__name__}: {_first_line(cause)}); "
+            "is every file valid UTF-8 csv / json / parquet?"
+        ) from None
+
+
+@dataclass(frozen=True)
+class Splits:
+    """The source's splits a task reads: the training split and the evaluation splits, and
+    whether the evaluation split is carved from the training rows."""
+
+    train: str
+    eval: tuple[str, ...]
+    carved: bool = False
+
+
+def splits_of(task, available: list[str]) -> Splits:
+    """Which of the `available` source splits are the training and the evaluation ones."""
+    wanted = task.splits
+    train = wanted.train if wanted is not None and wanted.train else "train"
+    if train not in available:
+        raise DataError(f"task.splits.train: no split {train!r} in the data (it has: {', '.join(available)})")
+    if wanted is not None and wanted.eval is not None:
+        evals = (wanted.eval,) if isinstance(wanted.eval, str) else tuple(wanted.eval)
+        missing = [s for s in evals if s not in available]
+        if missing:
+            raise DataError(f"task.splits.eval: no split {missing[0]!r} in the data (it has: {', '.join(available)})")
+        return Splits(train, evals)
+    if task.eval_split is not None:
+        return Splits(train, (CARVED,), carved=True)
+    found = next((name for name in EVAL_NAMES if name in available and name != train), None)
+    if found is None:
+        raise DataError(
+            f"the data has no evaluation split (it has: {', '.join(available)}): name one in task.splits.eval, "
+            "or carve one from the training rows with task.eval_split (e.g. 0.1)"
+        )
+    return Splits(train, (found,))
+
+
+def select(task, raw) -> dict[str, Any]:
+    """{"train": rows, <eval split>: rows, ...}: the splits a run prepares, drawn from `raw`
+    (a carved evaluation split first, then max_train_samples / max_eval_samples)."""
+    roles = splits_of(task, list(raw))
+    train = raw[roles.train]
+    chosen = {}
+    if roles.carved:
+        parts = train.train_test_split(test_size=task.eval_split, seed=task.data_seed, shuffle=True)
+        train, chosen[CARVED] = parts["train"], parts["test"]
+        log.info(
+            "carved %d evaluation rows from %d training rows (task.eval_split %s, data_seed %d)",
+            len(chosen[CARVED]),
+            len(raw[roles.train]),
+            task.eval_split,
+            task.data_seed,
+        )
+    else:
+        chosen.update({name: raw[name] for name in roles.eval})
+    for name, rows in chosen.items():
+        if len(rows) == 0:
+            raise DataError(f"split {name}: no rows")
+    if len(train) == 0:
+        raise DataError(f"split {roles.train}: no rows")
+    evals = {name: subset(rows, task.max_eval_samples, task.data_seed) for name, rows in chosen.items()}
+    return {"train": train, **evals}
+
+
+def fresh_cache():
+    """A folder for `load`'s cache of local data, outside the data (removed by `remove`)."""
+    return Path(tempfile.mkdtemp(prefix="forge-data-"))
+
+
+def remove(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def subset(split, limit: int | None, seed: int):
+    """At most `limit` rows of `split`, drawn at random with `seed` (all when limit is None)."""
+    if limit is None or limit >= len(split):
+        return split
+    return split.shuffle(seed=seed).select(range(limit))
+
+
+UNLABELLED = -100  # what a label column holds on a transfer-set row: the CE losses ignore it
+
+
+def with_transfer_set(split, limit: int, transfer: int, seed: int, label_column: str):
+    """`subset(split, limit, seed)` (the labelled rows, the same ones as without a transfer
+    set), followed by up to `transfer` more rows of the same draw with their labels dropped
+    (UNLABELLED): a KD student learns them from its teacher alone."""
+    from datasets import Value, concatenate_datasets
+
+    if limit >= len(split):  # no row left beyond the labelled ones: exactly what `subset` gives
+        log.warning("transfer set: %d rows asked for, none left beyond the %d labelled ones", transfer, len(split))
+        return split
+    drawn = split.shuffle(seed=seed)
+    labelled = drawn.select(range(limit))
+    rest = drawn.select(range(len(labelled), min(len(drawn), limit + transfer)))
+    if len(rest) < transfer:
+        log.warning(
+            "transfer set: %d rows asked for, %d left beyond the %d labelled ones", transfer, len(rest), len(labelled)
+        )
+    as_int = labelled.cast_column(label_column, Value("int64"))
+    rest = rest.cast_column(label_column, Value("int64")).map(
+        lambda batch: {label_column: [UNLABELLED] * len(batch[label_column])}, batched=True
+    )
+    return concatenate_datasets([as_int, rest])
+
+
+def require_columns(rows, split: str, columns: dict[str, str]) -> None:
+    """Every mapped column (role -> column name) is in the split: one line naming what is not."""
+    have = rows.column_names
+    missing = [f"{column!r} (task.columns.{role})" for role, column in columns.items() if column not in have]
+    if missing:
+        raise DataError(f"split {split}: no column {', '.join(missing)}; its columns are {', '.join(have)}")
+
+
+class BadRows:
+    """Rows a type cannot use, per split: an error naming the first (task.bad_rows: error),
+    or skipped with a count in the log (task.bad_rows: skip), never dropped unsaid."""
+
+    def __init__(self, task):
+        self.skip = task.bad_rows == "skip"
+
+    def keep(self, rows, split: str, problem_of) -> Any:
+        """`rows` without those `problem_of(row) -> str | None` finds a problem in."""
+        bad = []
+        for i, row in enumerate(rows):
+            problem = problem_of(row)
+            if problem:
+                bad.append((i, problem))
+                if not self.skip:
+                    more = sum(1 for r in rows.select(range(i + 1, len(rows))) if problem_of(r))
+                    extra = f" (and {more} more row(s))" if more else ""
+                    raise DataError(
+                        f"split {split}, row {i}: {problem}{extra}; fix the data, or set task.bad_rows: "
+                        "skip to leave such rows out"
+                    )
+        if not bad:
+            return rows
+        for i, problem in bad[:5]:
+            log.warning("skipping %s row %d: %s", split, i, problem)
+        log.warning("skipped %d of %d %s rows (task.bad_rows: skip)", len(bad), len(rows), split)
+        kept = sorted(set(range(len(rows))) - {i for i, _ in bad})
+        if not kept:
+            raise DataError(f"split {split}: every one of its {len(rows)} rows is unusable ({bad[0][1]})")
+        return rows.select(kept)
+
+
+# ---------------------------------------------------------------- data identity
+
+
+def _local_files(task) -> list[Path]:
+    files = data_files(task)
+    if files is not None:
+        return sorted({p for paths in files.values() for p in paths})
+    folder = source_dir(task)
+    if folder is None or not folder.is_dir():
+        return []
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in DATA_SUFFIXES)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fingerprint(task) -> dict[str, Any]:
+    """What identifies the data a run reads: every local data file's size, mtime and sha256;
+    or the Hub id and the revision cached here; or the embedded dataset's versioned name."""
+    if task.dataset is not None and embedded.is_embedded(task.dataset):
+        return {"embedded": source_dir(task).name}
+    if not is_local(task):
+        return {"hub": task.dataset, "config": task.dataset_config, "revision": _cached_revision(task.dataset)}
+    return {
+        "files": {
+            str(p): {"size": p.stat().st_size, "mtime_ns": p.stat().st_mtime_ns, "sha256": _sha256(p)}
+            for p in _local_files(task)
+        }
+    }
+
+
+def _cached_revision(ref: str) -> str | None:
+    try:
+        from huggingface_hub import scan_cache_dir
+
+        for repo in scan_cache_dir().repos:
+            if repo.repo_id == ref and repo.repo_type == "dataset":
+                return max(repo.revisions, key=lambda r: r.last_modified).commit_hash
+    except Exception:  # no cache, an unreadable one: nothing to compare
+        return None
+    return None
+
+
+def changes(recorded: dict[str, Any], task) -> list[str]:
+    """How the data differs from the `recorded` fingerprint, one line per difference (empty:
+    the same). Files whose size and mtime match are taken as they were, without reading them."""
+    if "files" not in recorded:
+        now = fingerprint(task)
+        return [] if now == recorded else [f"was {recorded}, now {now}"]
+    found = []
+    current = {str(p): p for p in _local_files(task)}
+    for name, was in recorded["files"].items():
+        path = current.pop(name, None)
+        if path is None:
+            found.append(f"{name}: gone")
+            continue
+        stat = path.stat()
+        if (stat.st_size, stat.st_mtime_ns) != (was["size"], was["mtime_ns"]) and _sha256(path) != was["sha256"]:
+            found.append(f"{name}: changed ({was['size']} bytes then, {stat.st_size} now)")
+    found.extend(f"{name}: new" for name in current)
+    return found
+
+
+def check_unchanged(recorded: dict[str, Any] | None, task, where: str) -> None:
+    """Refuse to go on with a run whose data changed since it was prepared."""
+    if not recorded:
+        return
+    differ = changes(recorded, task)
+    if differ:
+        shown = "; ".join(differ[:3]) + (f"; and {len(differ) - 3} more" if len(differ) > 3 else "")
+        raise ConfigError(
+            f"{where}: the task's data changed since this run prepared it ({shown}). Resume with the data it "
+            "began with, or start a new run (--run_name)"
+        )
+
+
+# ---------------------------------------------------------------- a look before anything is created
+
+
+@dataclass
+class Peek:
+    """What `forge check` sees of a task's data without converting it: each split's column
+    names and first rows, or why it could not look."""
+
+    columns: dict[str, list[str]]
+    rows: dict[str, list[dict]]
+
+
+def peek(task, rows: int = 100) -> Peek:
+    """The column names and first `rows` rows of each split, read from the files without
+    converting or caching anything (parquet through its own reader, csv and json streamed); a
+    DataError when the data cannot be read as configured."""
+    import logging as logging_
+
+    files = _split_files(task)
+    quiet = logging_.getLogger("datasets")
+    level, quiet.level = quiet.level, logging_.CRITICAL  # datasets logs a failed read as well as raising it
+    try:
+        columns, first = {}, {}
+        for split, paths in files.items():
+            try:
+                columns[split], first[split] = _first_rows(paths, rows)
+            except DataError:
+                raise
+            except Exception as exc:  # the readers' many errors for a damaged file
+                cause = exc.__cause__ or exc
+                raise DataError(
+                    f"split {split}: {paths[0]}: cannot be read ({type(cause).__name__}: {_first_line(cause)})"
+                ) from None
+        return Peek(columns, first)
+    finally:
+        quiet.level = level
+
+
+def _split_files(task) -> dict[str, list[Path]]:
+    """split -> its data files, as `load` would read them (a folder's files by datasets' own rules)."""
+    files = data_files(task)
+    if files is not None:
+        missing = _missing_files(files)
+        if missing:
+            raise DataError(f"task.data_files: {missing[0]}")
+        _builder(files)  # one known format
+        return files
+    folder = source_dir(task)
+    if folder is None or not folder.is_dir():
+        raise DataError(f"task.dataset: {task.dataset}: no such folder")
+    from datasets import load_dataset_builder
+
+    try:
+        found = load_dataset_builder(str(folder), task.dataset_config).config.data_files or {}
+    except Exception as exc:  # datasets raises many kinds for a folder it cannot read
+        if "builderconfig" in str(exc).lower() or "config name" in str(exc).lower():
+            raise DataError(f"task.dataset_config: {task.dataset_config!r}: {_first_line(exc)}") from None
+        raise DataError(f"task.dataset: {task.dataset}: cannot be read as a dataset ({_first_line(exc)})") from None
+    if not found:
+        raise DataError(f"task.dataset: {task.dataset}: no data files in it (csv, json, jsonl, parquet)")
+    return {split: [Path(str(f)) for f in paths] for split, paths in found.items()}
+
+
+def _first_rows(paths: list[Path], rows: int) -> tuple[list[str], list[dict]]:
+    if all(p.suffix.lower() == ".parquet" for p in paths):
+        import pyarrow.parquet as pq
+
+        names, first = None, []
+        for path in paths:
+            handle = pq.ParquetFile(path)
+            names = names or list(handle.schema_arrow.names)
+            for batch in handle.iter_batches(batch_size=rows):
+                first += batch.to_pylist()
+                break
+            if len(first) >= rows:
+                break
+        return names or [], first[:rows]
+    from datasets import load_dataset
+
+    builder = _builder({"split": paths})
+    kwargs = {"delimiter": "\t"} if all(p.suffix.lower() == ".tsv" for p in paths) else {}
+    stream = load_dataset(builder, data_files={"split": [str(p) for p in paths]}, streaming=True, **kwargs)["split"]
+    first = list(stream.take(rows))
+    names = list(stream.features) if stream.features is not None else (list(first[0]) if first else [])
+    return names, first

@@ -1,0 +1,504 @@
+"""generation: a causal LM trained on its own words. A row is one of three forms, named by the
+column map (or, when it names none, found by TRL's column names in the data):
+
+    messages             a chat: a list of {role, content} (`message_property_mappings` and
+                         `roles` map other field names and role names, as axolotl's do)
+    prompt + completion  a user turn and the answer to it (`prompt_template` writes the user
+                         turn from any of the row's columns, `system_prompt` adds a system turn)
+    text                 plain text, every token learned
+
+Chats and prompt/completion rows go through the tokenizer's chat template, or
+`task.chat_template`; a model without one, given none, is refused in one line. The loss
+covers the completion (`loss_on: completion`, the default for prompt/completion rows), every
+assistant turn (`assistant`, the default for chats) or every token (`all`); each learned turn
+ends with the end-of-sequence token once (forge/tasks/chat.py). A row longer than
+`max_length` is truncated, dropped or an error (`overlength`), counted in the log. `packing`
+packs the SFT rows into `max_length` blocks (trl's best-fit decreasing), each sequence seeing
+only itself.
+
+Evaluation: the held-out loss always; with `answer_pattern` (a regex, or a list tried in
+order, forge/rewards.py) the greedy answers' accuracy, graded by the function the GRPO
+correctness reward uses, and the share in the pattern's form. For RL (an `rl:` block) the
+training rows are the chat prompts, with the reference answer (`reference`) and the row's
+own columns for the reward functions.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from forge.errors import ConfigError
+from forge.logs import progress
+from forge.models.loading import CAUSAL_LM, Head
+from forge.rewards import correctness, extract_answer, format_reward, patterns_of
+from forge.tasks import chat
+from forge.tasks import data as sources
+from forge.tasks.base import TRAIN, Alignment, MainMetric, TaskType, TrainerInputs
+
+log = logging.getLogger("forge.tasks")
+
+ROLES = ("system", "user", "assistant", "tool")
+PROMPT, REFERENCE = "prompt", "reference"  # the prepared columns of a prompt and its reference answer
+FORMS = ("messages", "prompt_completion", "text")
+
+
+class Generation(TaskType):
+    name = "generation"
+    alignment = Alignment.NEXT_TOKEN
+    supports = frozenset({"rl", "distillation", "teacher_cache", "on_policy"})
+    why_not = {
+        "hidden_states": "the hidden-state loss compares one state per example (task.type: classification)",
+        "transfer_set": "a transfer set is unlabelled rows for a classifier's teacher (task.type: classification)",
+    }
+
+    def head(self, data_dir: Path | None = None) -> Head:
+        return CAUSAL_LM
+
+    @property
+    def patterns(self) -> tuple[str, ...] | None:
+        return patterns_of(self.task.answer_pattern) if self.task.answer_pattern is not None else None
+
+    def main_metric(self, data_dir: Path | None = None) -> MainMetric:
+        return MainMetric(None, "accuracy", True) if self.patterns else MainMetric(None, "loss", False)
+
+    # -- rows ---------------------------------------------------------------
+
+    def form(self, columns: list[str]) -> str:
+        """The rows' form, from the column map or else from the data's column names."""
+        mapped = self.task.columns
+        if mapped.messages:
+            return "messages"
+        if mapped.completion:
+            return "prompt_completion"
+        if mapped.text:
+            return "text"
+        if "messages" in columns:
+            return "messages"
+        if "completion" in columns and ("prompt" in columns or self.task.prompt_template):
+            return "prompt_completion"
+        if "text" in columns:
+            return "text"
+        raise sources.DataError(
+            f"the rows have none of the columns forge reads a generation task from (messages; prompt and completion; "
+            f"text): they have {', '.join(columns)}; name yours in task.columns"
+        )
+
+    def _column(self, role: str) -> str:
+        return getattr(self.task.columns, role) or role
+
+    def conversation(self, row: dict, form: str) -> list[dict] | str:
+        """The row as a chat (a list of {role, content}), or as text for the text form;
+        a ValueError says what is wrong with it."""
+        task = self.task
+        if form == "text":
+            text = row[self._column("text")]
+            if not isinstance(text, str) or not text:
+                raise ValueError(f"column {self._column('text')!r}: no text")
+            return text
+        if form == "messages":
+            return self._messages(row[self._column("messages")])
+        if task.prompt_template:
+            try:
+                prompt = task.prompt_template.format(**row)
+            except (KeyError, IndexError) as exc:
+                raise ConfigError(
+                    f"task.prompt_template: {{{exc.args[0]}}} names no column of the data (it has: {', '.join(row)})"
+                ) from None
+        else:
+            prompt = row[self._column("prompt")]
+        completion = row[self._column("completion")]
+        for what, value in (("prompt", prompt), ("completion", completion)):
+            if not isinstance(value, str) or not value.strip():
+                return_column = "prompt_template" if what == "prompt" and task.prompt_template else self._column(what)
+                raise ValueError(f"column {return_column!r}: no {what} text")
+        turns = []
+        system = task.system_prompt or (row.get(task.columns.system) if task.columns.system else None)
+        if system:
+            turns.append({"role": "system", "content": system})
+        return [*turns, {"role": "user", "content": prompt}, {"role": "assistant", "content": completion}]
+
+    def _messages(self, value) -> list[dict]:
+        task = self.task
+        fields = task.message_property_mappings or {}
+        role_key, content_key = fields.get("role", "role"), fields.get("content", "content")
+        renamed = {source: target for target, sources_ in (task.roles or {}).items() for source in sources_}
+        if not isinstance(value, list) or not value:
+            raise ValueError("messages: not a list of turns")
+        turns = []
+        for i, turn in enumerate(value):
+            if not isinstance(turn, dict) or role_key not in turn or content_key not in turn:
+                raise ValueError(f"turn {i}: not a {{{role_key}, {content_key}}} mapping")
+            role = renamed.get(turn[role_key], turn[role_key])
+            if role not in ROLES:
+                raise ValueError(
+                    f"turn {i}: role {turn[role_key]!r} is none of {', '.join(ROLES)} (map it in task.roles)"
+                )
+            if not isinstance(turn[content_key], str):
+                raise ValueError(f"turn {i}: {content_key!r} is not text")
+            turns.append({"role": role, "content": turn[content_key]})
+        return turns
+
+    @staticmethod
+    def prompt_and_reference(turns: list[dict]) -> tuple[list[dict], str]:
+        """A chat's prompt (everything before its last assistant turn) and that turn's text."""
+        last = max(i for i, t in enumerate(turns) if t["role"] == "assistant")
+        return turns[:last], turns[last]["content"]
+
+    def loss_on(self, form: str) -> str:
+        if self.task.loss_on is not None:
+            return self.task.loss_on
+        return {"messages": "assistant", "prompt_completion": "completion", "text": "all"}[form]
+
+    # -- prepare ------------------------------------------------------------
+
+    def check_template(self, tokenizer) -> None:
+        if self.task.chat_template is None and not getattr(tokenizer, "chat_template", None):
+            raise ConfigError(
+                "task: the model's tokenizer has no chat template, and chats and prompt/completion rows are rendered "
+                "with one: give task.chat_template (a Jinja template, e.g. ChatML's), or train on plain text "
+                "(task.columns.text)"
+            )
+
+    def prepare(self, tokenizer, out: Path) -> dict[str, int]:
+        from datasets import DatasetDict
+
+        task, cfg = self.task, self.cfg
+        cache = sources.fresh_cache()
+        try:
+            raw = sources.load(task, cache)
+            splits = sources.select(task, raw)
+            form = self.form(splits[TRAIN].column_names)
+            needed = self._needed_columns(form)
+            for name, rows in splits.items():
+                sources.require_columns(rows, name, needed)
+            if form != "text":
+                self.check_template(tokenizer)
+            loss_on = self.loss_on(form)
+            if form == "text" and loss_on != "all":
+                raise ConfigError(f"task.loss_on: {loss_on} needs prompts or chats; plain text rows learn every token")
+            if cfg.mode == "rl" and form == "text":
+                raise ConfigError("rl: GRPO needs prompts to answer (prompt and completion columns, or chats)")
+            bad = sources.BadRows(task)
+            prepared = {}
+            for name, rows in splits.items():
+                rows = bad.keep(rows, name, lambda row: self._row_problem(row, form))
+                if name == TRAIN:
+                    rows = sources.subset(rows, task.max_train_samples, task.data_seed)
+                prepared[name] = self._prepared(rows, name, form, loss_on, tokenizer, train=name == TRAIN)
+            data = DatasetDict(prepared)
+            data.save_to_disk(str(out))
+        finally:
+            sources.remove(cache)
+        return {name: len(split) for name, split in data.items()}
+
+    def _needed_columns(self, form: str) -> dict[str, str]:
+        if form == "messages":
+            return {"messages": self._column("messages")}
+        if form == "text":
+            return {"text": self._column("text")}
+        needed = {"completion": self._column("completion")}
+        if not self.task.prompt_template:
+            needed["prompt"] = self._column("prompt")
+        if self.task.columns.system:
+            needed["system"] = self.task.columns.system
+        return needed
+
+    def _row_problem(self, row: dict, form: str) -> str | None:
+        try:
+            turns = self.conversation(row, form)
+        except ValueError as exc:
+            return str(exc)
+        if form != "text" and not any(t["role"] == "assistant" for t in turns):
+            return "no assistant turn to learn from"
+        return None
+
+    def _prepared(self, rows, split: str, form: str, loss_on: str, tokenizer, train: bool):
+        """A split in the form its stage reads: SFT rows (input_ids, attention_mask, labels);
+        for RL the training rows are prompts; evaluation rows keep their prompt and reference."""
+        task, cfg = self.task, self.cfg
+        keep_prompts = form != "text" and (not train or cfg.mode == "rl")
+        if train and cfg.mode == "rl":
+            return self._prompts(rows, form)
+        limit, policy = task.max_length, task.overlength
+        counts = {"truncated": 0, "dropped": 0, "no_loss": 0}
+
+        def supervised(batch):
+            out = {
+                "input_ids": [],
+                "attention_mask": [],
+                "labels": [],
+                **({PROMPT: [], REFERENCE: []} if keep_prompts else {}),
+            }
+            keys = list(batch)
+            for i in range(len(batch[keys[0]])):
+                row = {k: batch[k][i] for k in keys}
+                turns = self.conversation(row, form)
+                if form == "text":
+                    ids, labels = chat.plain_text(tokenizer, turns)
+                else:
+                    ids, labels = chat.supervise(tokenizer, turns, loss_on, task.chat_template)
+                if len(ids) > limit:
+                    if policy == "error":
+                        raise sources.DataError(
+                            f"split {split}: a row has {len(ids)} tokens, more than task.max_length "
+                            f"({limit}); raise it, or set task.overlength: truncate or drop"
+                        )
+                    if policy == "drop":
+                        counts["dropped"] += 1
+                        continue
+                    ids, labels = ids[:limit], labels[:limit]
+                    counts["truncated"] += 1
+                if all(label == chat.IGNORE for label in labels[1:]):
+                    counts["no_loss"] += 1
+                out["input_ids"].append(ids)
+                out["attention_mask"].append([1] * len(ids))
+                out["labels"].append(labels)
+                if keep_prompts:
+                    prompt, reference = self.prompt_and_reference(turns)
+                    out[PROMPT].append(prompt)
+                    out[REFERENCE].append(reference)
+            return out
+
+        prepared = rows.map(supervised, batched=True, remove_columns=rows.column_names)
+        if counts["truncated"] or counts["dropped"]:
+            log.warning(
+                "split %s: %d row(s) longer than task.max_length (%d) %s",
+                split,
+                counts["truncated"] + counts["dropped"],
+                limit,
+                "dropped" if counts["dropped"] else "truncated",
+            )
+        if counts["no_loss"]:
+            log.warning(
+                "split %s: %d row(s) have no token with loss left (their learned part lies beyond task.max_length)",
+                split,
+                counts["no_loss"],
+            )
+        if len(prepared) == 0:
+            raise sources.DataError(f"split {split}: no row left (each longer than task.max_length, {limit})")
+        if train and task.packing:
+            from trl.data_utils import pack_dataset
+
+            before = len(prepared)
+            prepared = pack_dataset(prepared.remove_columns("attention_mask"), limit, strategy="bfd")
+            log.info("packed %d training rows into %d blocks of at most %d tokens", before, len(prepared), limit)
+        return prepared
+
+    def _prompts(self, rows, form: str):
+        """The training rows of RL: the chat prompt, its reference answer, and the row's own columns."""
+        own = [c for c in rows.column_names if c not in (PROMPT, REFERENCE)]
+
+        def prompts(row):
+            prompt, reference = self.prompt_and_reference(self.conversation(row, form))
+            return {PROMPT: prompt, REFERENCE: reference}
+
+        return rows.map(prompts, remove_columns=[c for c in rows.column_names if c not in own])
+
+    def load_prepared(self, path: Path):
+        data = super().load_prepared(path)
+        return _with_legacy_columns(data, self.task)
+
+    # -- checked before anything is created ----------------------------------
+
+    def columns(self, train_columns: list[str]) -> dict[str, str]:
+        return self._needed_columns(self.form(train_columns))
+
+    def row_problem(self, row: dict, train_columns: list[str]) -> str | None:
+        return self._row_problem(row, self.form(train_columns))
+
+    def check_rows(self, seen, roles, tokenizer) -> tuple[list[str], list[str]]:
+        problems, notes = [], []
+        train = seen.rows[roles.train]
+        form = self.form(seen.columns[roles.train])
+        notes.append(f"rows read as {form.replace('_', ' + ')}, the loss on {self.loss_on(form)}")
+        if tokenizer is not None and form != "text":
+            try:
+                self.check_template(tokenizer)
+                for row in train[:3]:
+                    chat.supervise(tokenizer, self.conversation(row, form), self.loss_on(form), self.task.chat_template)
+            except ConfigError as exc:
+                problems.append(str(exc).removeprefix("task: "))
+        elif form != "text":
+            notes.append("the chat template: checked when the student model is on this machine")
+        if self.patterns and form != "text":
+            references = [self.prompt_and_reference(self.conversation(row, form))[1] for row in train]
+            read = sum(extract_answer(r, self.patterns) is not None for r in references)
+            if references and read == 0:
+                problems.append(f"task.answer_pattern reads no answer from the first {len(references)} references "
+                                f"(e.g. {references[0][-80:]!r})")  # fmt: skip
+            else:
+                notes.append(
+                    f"task.answer_pattern reads the answer of {read} of the first {len(references)} references"
+                )
+        return problems, notes
+
+    def examples(self, rows: list[dict], tokenizer) -> list[str]:
+        form = self.form(list(rows[0]) if rows else [])
+        shown = []
+        for row in rows:
+            turns = self.conversation(row, form)
+            if form == "text":
+                ids, labels = chat.plain_text(tokenizer, turns)
+            else:
+                ids, labels = chat.supervise(tokenizer, turns, self.loss_on(form), self.task.chat_template)
+            shown.append(marked(tokenizer, ids, labels))
+        return shown
+
+    # -- train and evaluate --------------------------------------------------
+
+    def trainer_inputs(self, data, tokenizer, model) -> TrainerInputs:
+        """What the SFT trainer reads: batches padded with labels -100 beyond each answer (or
+        packed blocks, each sequence attending to itself)."""
+        from transformers import DataCollatorForSeq2Seq
+
+        main = self.eval_splits(data)[0]
+        evaluation = data[main].remove_columns([c for c in (PROMPT, REFERENCE) if c in data[main].column_names])
+        padded = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)
+        train = data[TRAIN]
+        collator = PackedCollator(tokenizer.pad_token_id) if "seq_lengths" in train.column_names else padded
+        return TrainerInputs(train, evaluation, data_collator=collator)
+
+    def evaluate(self, session, model, tokenizer, data) -> dict[str, dict[str, float]]:
+        """The held-out loss (mean over the learned tokens) and, with an answer pattern, the
+        share of greedy answers that are right (`accuracy`, graded as the correctness reward
+        grades) and in the pattern's form (`format`)."""
+        from forge.models.loading import default_device
+
+        model.to(default_device())
+        results = {}
+        for split in self.eval_splits(data):
+            rows = data[split]
+            scores = {"loss": held_out_loss(model, tokenizer, rows, session.cfg.training.eval_batch_size)}
+            if self.patterns and PROMPT in rows.column_names:
+                answers = greedy_answers(
+                    model, tokenizer, rows[PROMPT], self.task.max_new_tokens, chat_template=self.task.chat_template
+                )
+                right = correctness(None, answers, rows[REFERENCE], patterns=self.patterns)
+                formed = format_reward(None, answers, patterns=self.patterns)
+                scores = {"accuracy": _mean(right), "format": _mean(formed), **scores}
+            results[split] = {**scores, "samples": len(rows)}
+        return results
+
+
+def marked(tokenizer, ids: list[int], labels: list[int]) -> str:
+    """The tokens as text, those that carry the loss between [[ and ]]."""
+    parts, start = [], 0
+    for i in range(1, len(ids) + 1):
+        if i == len(ids) or (labels[i] != chat.IGNORE) != (labels[start] != chat.IGNORE):
+            text = tokenizer.decode(ids[start:i])
+            parts.append(f"[[{text}]]" if labels[start] != chat.IGNORE else text)
+            start = i
+    return "".join(parts)
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+class PackedCollator:
+    """Packed rows (trl's `pack_dataset`: `seq_lengths`) as one padding-free sequence a batch,
+    with position ids restarting at every packed sequence: transformers then keeps each
+    sequence's attention to itself (no cache in training). A sequence's first token is never a
+    target of the one before it."""
+
+    def __init__(self, pad_token_id: int):
+        from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+        self.inner = DataCollatorForLanguageModeling(pad_token_id=pad_token_id, padding_free=True)
+
+    def __call__(self, rows: list[dict]) -> dict:
+        batch = self.inner(rows)
+        starts = batch["position_ids"] == 0
+        batch["labels"] = batch["labels"].masked_fill(starts, chat.IGNORE)
+        batch.pop("seq_idx", None)
+        batch["use_cache"] = False
+        return batch
+
+
+def held_out_loss(model, tokenizer, rows, batch_size: int) -> float:
+    """Mean next-token cross-entropy over the learned tokens of `rows`."""
+    import torch
+    from torch.utils.data import DataLoader
+    from transformers import DataCollatorForSeq2Seq
+
+    columns = [c for c in ("input_ids", "attention_mask", "labels") if c in rows.column_names]
+    collate = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)
+    total, tokens = 0.0, 0
+    model.eval()
+    for batch in progress(
+        DataLoader(rows.select_columns(columns), batch_size=batch_size, collate_fn=collate), "held-out loss"
+    ):
+        batch = {k: v.to(model.device) for k, v in batch.items()}
+        with torch.no_grad():
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float()
+        targets = batch["labels"][:, 1:]
+        total += torch.nn.functional.cross_entropy(
+            logits[:, :-1].reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=chat.IGNORE, reduction="sum"
+        ).item()
+        tokens += int((targets != chat.IGNORE).sum())
+    return total / tokens if tokens else 0.0
+
+
+def greedy_answers(
+    model,
+    tokenizer,
+    prompts: list[list[dict]],
+    max_new_tokens: int,
+    batch_size: int = 32,
+    chat_template: str | None = None,
+) -> list[str]:
+    """The model's greedy completions of chat `prompts` (text after the prompt, special tokens dropped)."""
+    import torch
+
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "left"  # generation continues at the right end of every row
+    completions = []
+    try:
+        model.eval()
+        for start in progress(range(0, len(prompts), batch_size), "answering"):
+            chats = [list(p) for p in prompts[start : start + batch_size]]
+            batch = tokenizer.apply_chat_template(
+                chats,
+                chat_template=chat_template,
+                add_generation_prompt=True,
+                padding=True,
+                return_tensors="pt",
+                return_dict=True,
+            ).to(model.device)
+            with torch.no_grad():
+                out = model.generate(
+                    **batch, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
+                )
+            new = out[:, batch["input_ids"].shape[1] :]
+            completions += tokenizer.batch_decode(new, skip_special_tokens=True)
+    finally:
+        tokenizer.padding_side = side
+    return completions
+
+
+def accuracy(completions: list[str], references: list[str], patterns) -> float:
+    """The share of completions whose answer equals the reference's."""
+    right = 0
+    for completion, reference in zip(completions, references, strict=True):
+        got = extract_answer(completion, patterns)
+        right += got is not None and got == extract_answer(reference, patterns)
+    return right / len(references) if references else 0.0
+
+
+def _with_legacy_columns(data, task):
+    """Data prepared before generation became a type (the reasoning task) named the prompt's
+    question `question` and the reference `answer`: give such splits the columns a
+    generation task reads (the prompt as the task's template writes it)."""
+    for name in list(data):
+        split = data[name]
+        columns = split.column_names
+        if REFERENCE not in columns and "answer" in columns:
+            split = split.add_column(REFERENCE, split["answer"])
+        if PROMPT not in columns and "question" in columns:
+            template = task.prompt_template or "{question}"
+            split = split.add_column(
+                PROMPT, [[{"role": "user", "content": template.format(question=q)}] for q in split["question"]]
+            )
+        data[name] = split
+    return data

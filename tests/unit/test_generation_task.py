@@ -1,0 +1,47 @@
+"""The generation type on GSM8K's layout (configs/reasoning/gsm8k): the SFT form masks the
+prompt and learns the answer and its end token once, accuracy grades like the reward, and
+greedy answering runs in batches."""
+
+import pytest
+
+from forge.rewards import GSM8K_ANSWER
+from forge.tasks import chat
+from forge.tasks.generation import accuracy, greedy_answers
+
+PROMPT = "Solve the problem. End with a line '#### <answer>'.\n{question}"
+
+
+def conversation(question: str, answer: str) -> list[dict]:
+    return [{"role": "user", "content": PROMPT.format(question=question)}, {"role": "assistant", "content": answer}]
+
+
+def test_the_sft_form_trains_on_the_answer_and_its_end_token_once(tiny_policy):
+    _, tokenizer = tiny_policy
+    ids, labels = chat.supervise(tokenizer, conversation("Ana has 2 pens and gets 3 more.", "2 + 3 = 5\n#### 5"),
+                                 "completion")  # fmt: skip
+    assert len(ids) == len(labels)
+    first = next(i for i, label in enumerate(labels) if label != -100)
+    assert tokenizer.decode(ids[:first]).endswith("<|im_start|>assistant\n")
+    assert tokenizer.decode(labels[first:]) == "2 + 3 = 5\n#### 5<|im_end|>"
+    assert labels[first:] == ids[first:] and ids.count(tokenizer.eos_token_id) == 2  # the user turn's, the answer's
+    # what the prompt's chat alone renders, then the answer's tokens and the end token: nothing after it
+    prompt = tokenizer.apply_chat_template(conversation("Ana has 2 pens and gets 3 more.", "")[:1],
+                                           add_generation_prompt=True, return_dict=True)["input_ids"]  # fmt: skip
+    answer = tokenizer("2 + 3 = 5\n#### 5", add_special_tokens=False)["input_ids"]
+    assert ids == [*prompt, *answer, tokenizer.eos_token_id]
+
+
+def test_accuracy_grades_like_the_correctness_reward():
+    answers = ["x\n#### 5", "y\n#### 12", "z\n#### 7"]
+    assert accuracy(["so #### 5", "it is 12", "#### 8"], answers, GSM8K_ANSWER) == pytest.approx(2 / 3)
+    assert accuracy([], [], GSM8K_ANSWER) == 0.0
+
+
+def test_greedy_answers_are_batched_and_deterministic(tiny_policy):
+    model, tokenizer = tiny_policy
+    questions = ["Ana has 2 pens.", "Ben has 30 coins and gives away 4. How many are left?", "Gus buys 3 bags."]
+    prompts = [conversation(q, "")[:1] for q in questions]
+    first = greedy_answers(model, tokenizer, prompts, max_new_tokens=6, batch_size=2)
+    one_by_one = [greedy_answers(model, tokenizer, [p], max_new_tokens=6)[0] for p in prompts]
+    assert len(first) == 3 and first == one_by_one  # left padding does not change the answers
+    assert tokenizer.padding_side == "right"
