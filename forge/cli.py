@@ -148,6 +148,8 @@ def _check(argv: list[str]) -> int:
         "targets, reward functions, the output folder). One line per good config; one line per problem, exit 2.",
     )
     p.add_argument("paths", nargs="+", type=Path, help="config files, or folders of them (base.yaml files are skipped)")
+    p.add_argument("--show", type=int, default=0, metavar="N", help="print the first N training examples as the "
+                   "run will train on them, the tokens that carry the loss between [[ and ]]")  # fmt: skip
     args = p.parse_args(argv)
 
     from forge.config import sweep_points, validate
@@ -185,8 +187,35 @@ def _check(argv: list[str]) -> int:
             if not problems:
                 notes = sorted({note for _, findings in found for note in findings.notes})
                 size = f" ({len(found)} sweep points)" if len(found) > 1 or found[0][0] != str(path) else ""
-                print(f"{path}: ok{size}" + (f" (not checked yet: {'; '.join(notes)})" if notes else ""))
+                print(f"{path}: ok{size}" + (f" (notes: {'; '.join(notes)})" if notes else ""))
+                if args.show > 0:
+                    bad += _show(runs[0][1], args.show)
     return 2 if bad else 0
+
+
+def _show(cfg, count: int) -> int:
+    """Print `count` training examples of `cfg` as its task type prepares them; 1 when it cannot."""
+    from forge.models.loading import load_preprocessor
+    from forge.run.upstream import model_source
+    from forge.tasks import data, task_of
+
+    task = task_of(cfg)
+    if cfg.student.run is not None:
+        print(f"forge check: --show: the student is the final model of {cfg.student.run}, not trained yet: its "
+              "tokenizer is not here to show with", file=sys.stderr)  # fmt: skip
+        return 1
+    try:
+        preprocessor = load_preprocessor(model_source(cfg, None, "student"), task.head())
+        seen = data.peek(cfg.task, rows=count)
+        rows = seen.rows[data.splits_of(cfg.task, list(seen.columns)).train]
+        shown = task.examples(rows, preprocessor)
+    except Exception as exc:  # a tokenizer or data problem: one line
+        print(f"forge check: --show: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    for i, example in enumerate(shown):
+        print(f"--- training example {i}\n{example}")
+    return 0
 
 
 def _overrides(args: argparse.Namespace) -> dict:

@@ -340,7 +340,7 @@ def curve(run) -> list[dict]:
     return [{k: v for k, v in record.items() if kept(k)} for record in steplog.read(run)]
 
 
-def _forge(folder: Path, args: list[str], cut: Cut | None) -> tuple[subprocess.CompletedProcess, int]:
+def attempt(folder: Path, args: list[str], cut: Cut | None) -> tuple[subprocess.CompletedProcess, int]:
     """One attempt, interrupted by `cut`: its result and how many processes the cut signalled."""
     forge, signalled = str(ROOT / "forge.py"), folder / "signalled"
     command, env = [sys.executable, forge], {**os.environ}
@@ -373,7 +373,7 @@ def run_chain(folder: Path, kind: Kind, reference) -> Outcome:
     for cut in [*kind.cuts, None, None]:
         if cut is None and run.complete.exists():
             break
-        result, signalled = _forge(folder, args, cut)
+        result, signalled = attempt(folder, args, cut)
         outcome.attempts.append(Attempt(cut, result.returncode, _resumed_from(result.stderr), signalled))
         outcome.log_tail = result.stderr[-3000:]
         args = ["--resume", str(run.root)]
@@ -391,7 +391,7 @@ def run_chain(folder: Path, kind: Kind, reference) -> Outcome:
 
 def reference_run(folder: Path, kind: Kind):
     """The uninterrupted run of `kind` in `folder`: what its chain must end equal to."""
-    result, _ = _forge(folder, ["--config", str(kind.config(folder))], None)
+    result, _ = attempt(folder, ["--config", str(kind.config(folder))], None)
     if result.returncode != 0:
         raise RuntimeError(f"the uninterrupted {kind.name} run failed:\n{result.stderr[-3000:]}")
     return kind.run(folder)

@@ -60,6 +60,20 @@ def check_embedded_version(cfg: ForgeConfig, metadata: dict, run: RunDir) -> Non
         )
 
 
+def check_same_data(cfg: ForgeConfig, run: RunDir) -> None:
+    """A run goes on only with the data it prepared (data/fingerprint.json: the files' sizes,
+    times and hashes, or the Hub revision), as only with the config it began with. Runs
+    prepared before forge recorded it are not checked."""
+    from forge.run.files import read_json
+    from forge.tasks import data
+
+    try:
+        recorded = read_json(run.data / "fingerprint.json")
+    except ValueError:  # damaged: nothing to compare with
+        return
+    data.check_unchanged(recorded, cfg.task, str(run.root))
+
+
 class RunSession:
     """`with RunSession(cfg, config_path) as s:` — the run is created or resumed on entry."""
 
@@ -104,6 +118,7 @@ class RunSession:
         if existed:  # refuse before touching anything
             changes = check_resumable(load_stored_config(run), self.cfg, run)
             check_embedded_version(self.cfg, RunMetadata(run).data, run)
+            check_same_data(self.cfg, run)
         else:  # a new run: checked, and its upstream runs resolved, before anything is created
             from forge.run import preflight
 

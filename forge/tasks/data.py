@@ -310,15 +310,14 @@ def fingerprint(task) -> dict[str, Any]:
 
 
 def _cached_revision(ref: str) -> str | None:
+    """The commit of the Hub dataset `ref` in this machine's cache (its refs/main), or None."""
     try:
-        from huggingface_hub import scan_cache_dir
+        from huggingface_hub import constants
 
-        for repo in scan_cache_dir().repos:
-            if repo.repo_id == ref and repo.repo_type == "dataset":
-                return max(repo.revisions, key=lambda r: r.last_modified).commit_hash
-    except Exception:  # no cache, an unreadable one: nothing to compare
+        ref_file = Path(constants.HF_HUB_CACHE) / f"datasets--{ref.replace('/', '--')}" / "refs" / "main"
+        return ref_file.read_text().strip() or None
+    except OSError:
         return None
-    return None
 
 
 def changes(recorded: dict[str, Any], task) -> list[str]:
