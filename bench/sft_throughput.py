@@ -77,7 +77,7 @@ def main() -> None:
         )
 
         from forge import embedded
-        from forge.tasks.mnli import compute_metrics
+        from forge.tasks.classification import metrics as compute_metrics
 
         cfg = load_config(config, overrides)
         t = cfg.training

@@ -397,23 +397,34 @@ def _mean(values: list[float]) -> float:
 
 
 class PackedCollator:
-    """Packed rows (trl's `pack_dataset`: `seq_lengths`) as one padding-free sequence a batch,
-    with position ids restarting at every packed sequence: transformers then keeps each
-    sequence's attention to itself (no cache in training). A sequence's first token is never a
-    target of the one before it."""
+    """Packed rows (trl's `pack_dataset`: their `seq_lengths`) as a batch in which each packed
+    sequence attends only to itself: no attention mask, position ids that restart at every
+    sequence (transformers builds the block-diagonal mask from them, or flash attention its
+    varlen kernels), no cache. Rows are padded to the longest; the padding is a sequence of
+    its own that nothing attends to, and carries no loss. A sequence's first token is never
+    the target of the one before it. (One long padding-free row per batch, as trl's collator
+    makes, costs attention over the whole batch's length where no flash attention runs.)"""
 
     def __init__(self, pad_token_id: int):
-        from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
-
-        self.inner = DataCollatorForLanguageModeling(pad_token_id=pad_token_id, padding_free=True)
+        self.pad = pad_token_id
 
     def __call__(self, rows: list[dict]) -> dict:
-        batch = self.inner(rows)
-        starts = batch["position_ids"] == 0
-        batch["labels"] = batch["labels"].masked_fill(starts, chat.IGNORE)
-        batch.pop("seq_idx", None)
-        batch["use_cache"] = False
-        return batch
+        import torch
+
+        width = max(len(row["input_ids"]) for row in rows)
+        ids, labels, positions = [], [], []
+        for row in rows:
+            fill = width - len(row["input_ids"])
+            lengths = [*row.get("seq_lengths", [len(row["input_ids"])]), *([fill] if fill else [])]
+            position = [p for n in lengths for p in range(n)]
+            label = list(row["labels"]) + [chat.IGNORE] * fill
+            for start in (sum(lengths[:k]) for k in range(len(lengths))):
+                label[start] = chat.IGNORE  # the first token of a sequence: nothing before it predicts it
+            ids.append(list(row["input_ids"]) + [self.pad] * fill)
+            labels.append(label)
+            positions.append(position)
+        return {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels), "position_ids": torch.tensor(positions),
+                "use_cache": False}  # fmt: skip
 
 
 def held_out_loss(model, tokenizer, rows, batch_size: int) -> float:

@@ -45,3 +45,30 @@ def test_greedy_answers_are_batched_and_deterministic(tiny_policy):
     one_by_one = [greedy_answers(model, tokenizer, [p], max_new_tokens=6)[0] for p in prompts]
     assert len(first) == 3 and first == one_by_one  # left padding does not change the answers
     assert tokenizer.padding_side == "right"
+
+
+def test_a_packed_batch_trains_each_sequence_as_if_it_were_alone(tiny_policy):
+    """Packed rows (trl's pack_dataset) through forge's collator: each sequence attends to itself
+    only, its first token is no target of the sequence before, the padding carries no loss: the
+    summed next-token loss is the sum of the sequences' own."""
+    import torch
+    from datasets import Dataset
+    from trl.data_utils import pack_dataset
+
+    from forge.losses import next_token_cross_entropy
+    from forge.tasks.generation import PackedCollator
+
+    model, tokenizer = tiny_policy
+    rows = [chat.supervise(tokenizer, conversation(q, a), "completion")
+            for q, a in (("1 + 2?", "3 #### 3"), ("10 - 4?", "6 #### 6"), ("7 + 7?", "14 #### 14"))]  # fmt: skip
+    packed = pack_dataset(Dataset.from_dict({"input_ids": [r[0] for r in rows], "labels": [r[1] for r in rows]}),
+                          seq_length=160, strategy="bfd")  # fmt: skip
+    assert len(packed) < len(rows)  # something was packed together
+    batch = PackedCollator(tokenizer.pad_token_id)([packed[i] for i in range(len(packed))])
+    model.eval()
+    with torch.no_grad():
+        labels = batch.pop("labels")
+        together = next_token_cross_entropy(model(**batch).logits, labels, num_items_in_batch=1)
+        alone = sum(next_token_cross_entropy(model(input_ids=torch.tensor([ids])).logits, torch.tensor([lab]),
+                                             num_items_in_batch=1) for ids, lab in rows)  # fmt: skip
+    torch.testing.assert_close(together, alone, rtol=1e-5, atol=1e-5)
