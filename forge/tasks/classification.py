@@ -87,10 +87,9 @@ class Classification(TaskType):
                 )
             return list(range(len(names))), tuple(str(n) for n in names)
         dtype = getattr(feature, "dtype", None)
-        if labels is not None:
-            by_index = (
-                dtype is not None and dtype.startswith(("int", "uint")) and all(isinstance(v, str) for v in labels)
-            )
+        if labels is not None:  # numbers in the column and names in task.labels: the names of 0, 1, ...
+            numeric = dtype is not None and dtype.startswith(("int", "uint", "float"))
+            by_index = numeric and all(isinstance(v, str) for v in labels)
             return (list(range(len(labels))) if by_index else list(labels)), tuple(str(v) for v in labels)
         if dtype in ("float16", "float32", "float64"):
             log.info("the label column %r holds floats: regression (MSE); give task.labels to classify", label)
@@ -189,7 +188,7 @@ class Classification(TaskType):
         value, labels = row[columns["label"]], self.task.labels
         index = {}
         if labels is not None:  # an integer (a ClassLabel's id) names a class by index
-            by_index = isinstance(value, int) and all(isinstance(v, str) for v in labels)
+            by_index = isinstance(value, (int, float)) and all(isinstance(v, str) for v in labels)
             index = {v: i for i, v in enumerate(range(len(labels)) if by_index else labels)}
         regression = self.task.labels is None and isinstance(value, float) and not value.is_integer()
         return self._row_problem(

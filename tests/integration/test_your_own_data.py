@@ -183,3 +183,36 @@ def test_a_model_without_a_chat_template_is_refused_in_one_line_unless_the_confi
               "{% if add_generation_prompt %}<|im_start|>assistant\\n{% endif %}")  # fmt: skip
     config.write_text(config.read_text() + f"task: {{chat_template: {json.dumps(chatml)}}}\n")
     assert forge_here("check", str(config), cwd=tmp_path).returncode == 0
+
+
+@pytest.mark.parametrize("labels", [None, ["low", "mid", "high"]])
+def test_float_labels_are_a_regression_or_with_names_the_classes_they_number(labels, tmp_path):
+    """0.0 / 1.0 / 2.0 in the label column: a regression (MSE; Pearson, Spearman; a 1-output
+    head), as transformers' run_classification reads floats; with task.labels, the names of
+    classes 0, 1, 2. Either way every stage runs (float labels once stopped in pre_eval)."""
+    from transformers import AutoConfig
+
+    (tmp_path / "train.csv").write_text("text,score\n" + "".join(f"row {i} {'xyz'[i % 3]},{float(i % 3)}\n"
+                                                                 for i in range(60)))  # fmt: skip
+    named = f"\n          labels: {json.dumps(labels)}" if labels else ""
+    config = write_config(tmp_path, "r.yaml", f"""
+        output_root: {tmp_path / "out"}
+        task:
+          name: scores
+          type: classification
+          data_files: {{train: train.csv}}
+          columns: {{text: text, label: score}}
+          eval_split: 0.25{named}
+        student: {{name: tiny, path: embedded:tiny-distilbert}}
+        training: {{max_steps: 4, batch_size: 8, save_steps: 4}}
+        """)  # fmt: skip
+    result = forge_here("--config", str(config), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    run = RunDir(tmp_path / "out" / "scores" / "tiny" / "r")
+    post, model = metrics(run), AutoConfig.from_pretrained(run.model)
+    if labels is None:
+        assert set(post["eval"]) == {"mse", "pearson", "spearman", "loss", "samples"}
+        assert post["main"] == {"split": "eval", "metric": "mse", "larger_is_better": False}
+        assert model.problem_type == "regression" and model.num_labels == 1
+    else:
+        assert post["main"]["metric"] == "accuracy" and model.id2label == {0: "low", 1: "mid", 2: "high"}
