@@ -44,8 +44,11 @@ def console_name() -> str:
 def setup_console(debug: bool = False) -> None:
     """forge's messages on stderr. Under torchrun the ranks other than 0 say only
     warnings and errors, marked with their rank (rank 0 tells the story)."""
-    if any(getattr(h, "_forge", False) for h in log.handlers):
-        return
+    for handler in [h for h in log.handlers if getattr(h, "_forge", False)]:
+        if getattr(handler, "stream", None) is sys.stderr:
+            return
+        for name in ("forge", *LIBRARIES):  # the console of an earlier sys.stderr (an embedding caller's)
+            logging.getLogger(name).removeHandler(handler)
     from forge import distributed
 
     handler = logging.StreamHandler(sys.stderr)
