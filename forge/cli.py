@@ -152,10 +152,10 @@ def _check(argv: list[str]) -> int:
                    "run will train on them, the tokens that carry the loss between [[ and ]]")  # fmt: skip
     args = p.parse_args(argv)
 
+    from forge import admission
     from forge.config import sweep_points, validate
     from forge.config.loader import load_raw
     from forge.errors import ConfigError
-    from forge.run import preflight
     from forge.workflow import run_configs
 
     bad = 0
@@ -171,7 +171,7 @@ def _check(argv: list[str]) -> int:
                 raw = load_raw(path)
                 raw.data.setdefault("run_name", path.stem)
                 runs = sweep_points(raw, str(path)) or [(str(path), validate(raw))]
-                found = [(ref, preflight.check(cfg)) for ref, cfg in runs]  # a sweep: every point
+                found = [(ref, admission.findings(cfg)) for ref, cfg in runs]  # a sweep: every point
             except ConfigError as exc:
                 print(*(f"forge check: {line}" for line in str(exc).splitlines()), sep="\n", file=sys.stderr)
                 bad += 1

@@ -11,9 +11,9 @@ import logging
 from pathlib import Path
 
 from forge import distributed
+from forge.admission import Admitted, admit
 from forge.config import ForgeConfig
 from forge.errors import EXIT_OK, ConfigError, ForgeError, Preempted, RunBusyError
-from forge.run import upstream
 from forge.run.layout import STAGES, RunDir, run_dir_of
 from forge.run.session import RunSession
 from forge.run.state import plan, stage_done
@@ -37,20 +37,17 @@ def run_pipeline(
     run: RunDir | None = None,
     stop: StopRequest | None = None,
     _chain: tuple[Path, ...] = (),
-    checked: bool = False,
+    admitted: Admitted | None = None,
 ) -> int:
-    """The whole run in this process; `checked`: a new run's preflight was done by the caller."""
-    run = run or run_dir_of(cfg)
+    """The whole run in this process (`admitted`: admitted by the caller already, a sweep's point)."""
+    run = run or (admitted.run if admitted else run_dir_of(cfg))
     if run.complete.exists():
         log.info("%s is already complete; nothing to do", run.root)
         return EXIT_OK
-    if not checked and not run.config.is_file():  # a new run: checked before the runs it builds on are trained
-        from forge.run import preflight
-
-        preflight.require(cfg, config_path or str(run.config))
-    links = _run_upstream_first(cfg, run, stop, chain=(*_chain, run.root.resolve()))
+    admitted = admitted or admit(cfg, config_path, run)  # a new run: checked before its upstream runs train
+    _run_upstream_first(admitted, stop, chain=(*_chain, run.root.resolve()))
     _prepare_environment(cfg)
-    session = RunSession(cfg, config_path, run=run, stop=stop, upstream_runs=links)
+    session = RunSession(cfg, config_path, run=run, stop=stop, admitted=admitted)
     with _requeue_on_time_limit(session), session:
         log.info("plan: %s", plan(run).describe())
         for stage in STAGES:
@@ -68,23 +65,20 @@ def run_sweep(points: list[tuple[str, ForgeConfig]], stop: StopRequest | None = 
     a point already complete is skipped and a point begun resumes. Every new point is checked
     before the first trains. A point that fails does not stop the others (the sweep ends with
     exit 1 naming it); a preemption stops the sweep at once: running it again goes on."""
-    from forge.run import preflight
-
-    runs = [run_dir_of(cfg) for _, cfg in points]
-    problems = []
-    for (ref, cfg), run in zip(points, runs, strict=True):
-        if not run.config.is_file():
-            try:
-                preflight.require(cfg, ref)
-            except ForgeError as exc:
-                problems.append(str(exc))
+    admitted, problems = [], []
+    for ref, cfg in points:
+        try:
+            admitted.append(admit(cfg, ref))
+        except ForgeError as exc:
+            problems.append(str(exc))
     if problems:
         raise ConfigError("\n".join(problems))
     failed = []
-    for i, ((ref, cfg), run) in enumerate(zip(points, runs, strict=True), 1):
+    for i, ((ref, cfg), point) in enumerate(zip(points, admitted, strict=True), 1):
+        run = point.run
         log.info("sweep point %d/%d: %s", i, len(points), run.root)
         try:
-            run_pipeline(cfg, ref, run=run, stop=stop, checked=True)
+            run_pipeline(cfg, ref, stop=stop, admitted=point)
         except (Preempted, RunBusyError, KeyboardInterrupt):
             raise
         except Exception as exc:  # the next point does not depend on this one
@@ -109,24 +103,17 @@ def _run(session: RunSession, stage: str) -> None:
     distributed.barrier()
 
 
-def _run_upstream_first(
-    cfg: ForgeConfig, run: RunDir, stop: StopRequest | None, chain: tuple
-) -> dict[str, upstream.Upstream] | None:
+def _run_upstream_first(admitted: Admitted, stop: StopRequest | None, chain: tuple) -> None:
     """Runs whose final model this run loads (teacher.run, student.run): finish them first,
-    in this process (`chain`: the runs waiting on this one, to refuse a cycle). Returns them
-    as resolved, or None for a run that recorded them when it was created (it needs their
-    configs no more)."""
-    if upstream.recorded(run) is not None:
-        return None
-    links = upstream.load(cfg, run)
-    for role, (link, other) in links.items():
+    in this process (`chain`: the runs waiting on this one, to refuse a cycle). A run that
+    recorded them when it was created needs their configs no more."""
+    for role, (link, other) in (admitted.upstream or {}).items():
         other_run = RunDir(Path(link.run_dir))
         if other_run.root in chain:
             raise ForgeError(f"{link.config}: {role}.run: these runs form a cycle")
         if not other_run.complete.exists():
             log.info("the %s run %s is not complete: running it first", role, other_run.root)
             run_pipeline(other, link.config, run=other_run, stop=stop, _chain=chain)
-    return {role: link for role, (link, _) in links.items()}
 
 
 @contextlib.contextmanager
@@ -148,9 +135,10 @@ def run_stage(
 ) -> int:
     """Run one stage of a run, creating the run directory if needed; the stages
     before it must be done."""
-    run = run or run_dir_of(cfg)
+    admitted = admit(cfg, config_path, run)
+    run = admitted.run
     _prepare_environment(cfg)
-    session = RunSession(cfg, config_path, stage=stage, run=run, stop=stop)
+    session = RunSession(cfg, config_path, stage=stage, run=run, stop=stop, admitted=admitted)
     with _requeue_on_time_limit(session), session:
         missing = [s for s in STAGES[: STAGES.index(stage)] if not stage_done(run, s)]
         if missing:

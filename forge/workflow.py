@@ -112,11 +112,11 @@ def targets(folder: str | Path, config_root: str = "configs") -> list[str]:
     problems, seen = {}, set()
     for entry in entries:
         try:
-            cfg = _load(entry.run_dir, config_root)  # cached: the rules' params read the same
+            _load(entry.run_dir, config_root)  # cached: the rules' params read the same
         except ConfigError as exc:
             problems.update(dict.fromkeys(str(exc).splitlines()))  # a sweep's base: once, not per point
             continue
-        problems.update(dict.fromkeys(_upstream_problems(cfg, seen)))
+        problems.update(dict.fromkeys(_upstream_problems(entry.run_dir, config_root, seen)))
     if problems:
         raise ConfigError("\n".join(problems))
     reports = [f"{d}/{SWEEP_REPORT}" for d, s in sweeps(config_root).items() if s.config in wanted]
@@ -131,27 +131,53 @@ def sweep_runs(sweep_dir: str, config_root: str = "configs") -> list[str]:
     return list(entry.runs)
 
 
-def _upstream_problems(cfg, seen: set[str]) -> list[str]:
-    """The config errors of the runs `cfg` builds on, and of theirs (each config once)."""
-    from forge.config import load_config
-
+def _upstream_problems(run_dir: str, config_root: str, seen: set[str]) -> list[str]:
+    """The config errors of the runs `run_dir` builds on, and of theirs (each run once)."""
+    try:
+        links = _upstream(run_dir, config_root)
+    except ConfigError as exc:
+        return [str(exc)]
     problems = []
-    for path in cfg.upstream_runs.values():
-        if path in seen:
-            continue
-        seen.add(path)
-        try:
-            problems += _upstream_problems(load_config(path), seen)
-        except ConfigError as exc:
-            problems.append(str(exc))
+    for other in links.values():
+        if other not in seen:
+            seen.add(other)
+            problems += _upstream_problems(other, config_root, seen)
     return problems
 
 
 @functools.cache
-def _load(run_dir: str, config_root: str):
+def _config(path: str):
+    """Each config file (or sweep point) of the plan, loaded once."""
     from forge.config import load_config
 
-    return load_config(config_for(run_dir, config_root))
+    return load_config(path)
+
+
+@functools.cache
+def _load(run_dir: str, config_root: str):
+    return _config(config_for(run_dir, config_root))
+
+
+@functools.cache
+def _upstream(run_dir: str, config_root: str) -> dict[str, str]:
+    """role -> the run directory of each run `run_dir` builds on, resolved as a new run's
+    admission resolves them (forge/run/upstream.py: a run that names itself is refused there)."""
+    from forge.run import upstream
+    from forge.run.layout import RunDir
+
+    found = {}
+    for role, (link, other_cfg) in upstream.load(_load(run_dir, config_root), RunDir(Path(run_dir)), _config).items():
+        other = str(run_dir_of(other_cfg).root)
+        _upstream_runs.setdefault(other, RunEntry(link.config, other))
+        found[role] = other
+    return found
+
+
+def forget() -> None:
+    """Drop what the plan has read (a test that edits configs between plans)."""
+    for cached in (_scan, _config, _load, _upstream, config_hash_for):
+        cached.cache_clear()
+    _upstream_runs.clear()
 
 
 @functools.cache
@@ -167,15 +193,7 @@ def upstream_targets(run_dir: str, config_root: str = "configs") -> list[str]:
     """A run that loads another run's final model (a KD teacher run, a student's
     `run:`) depends on that run's `pipeline_complete`: the DAG trains it first. A
     teacher counts only when the run distils (otherwise it is never loaded)."""
-    from forge.run.upstream import refuse_self
-
-    found = []
-    for role, path in _load(run_dir, config_root).upstream_runs.items():
-        other = str(run_dir_of(path).root)
-        refuse_self(role, path, other, run_dir)
-        _upstream_runs.setdefault(other, RunEntry(path, other))
-        found.append(f"{other}/pipeline_complete")
-    return found
+    return [f"{other}/pipeline_complete" for other in _upstream(run_dir, config_root).values()]
 
 
 def train_plan(run_dir: str) -> str:

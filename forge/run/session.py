@@ -84,13 +84,15 @@ class RunSession:
         stage: str | None = None,
         run: RunDir | None = None,
         stop: StopRequest | None = None,
-        upstream_runs: dict[str, upstream.Upstream] | None = None,
+        admitted=None,
     ):
+        """`admitted`: what forge/admission.py said of the run (checked, its upstream runs
+        loaded); without it, the session admits the run itself (a test's, a bench's)."""
         self.cfg = cfg
-        self._upstream_runs = upstream_runs  # resolved by the caller already (forge.py)
         self.config_path = config_path
         self.stage = stage
-        self.run = run or run_dir_of(cfg)
+        self.run = run or (admitted.run if admitted is not None else run_dir_of(cfg))
+        self._admitted = admitted
         # The CLI installs its stop request before the heavy imports, so a signal that
         # arrives while they load is not lost; a session installs one if nobody did.
         self.stop = stop or StopRequest()
@@ -119,12 +121,10 @@ class RunSession:
             changes = check_resumable(load_stored_config(run), self.cfg, run)
             check_embedded_version(self.cfg, RunMetadata(run).data, run)
             check_same_data(self.cfg, run)
-        else:  # a new run: checked, and its upstream runs resolved, before anything is created
-            from forge.run import preflight
+        if self._admitted is None:  # a new run: checked, and its upstream runs resolved, before anything is created
+            from forge.admission import admit
 
-            preflight.require(self.cfg, self.config_path or str(run.config))
-            if self._upstream_runs is None:
-                self._upstream_runs = {role: u for role, (u, _) in upstream.load(self.cfg, run).items()}
+            self._admitted = admit(self.cfg, self.config_path, run)
         run.root.mkdir(parents=True, exist_ok=True)
         self._lock.acquire()
         try:
@@ -142,7 +142,7 @@ class RunSession:
                     run.config.write_text(dump_yaml(self.cfg))
                     self.metadata.note("config_hash", config_hash(self.cfg))
                 log.info("resuming run in %s", run.root)
-            upstream.ensure_recorded(self.cfg, run, self._upstream_runs)
+            upstream.ensure_recorded(self.cfg, run, self._admitted.links)
             # what `forge status` shows (max_steps may have changed since the last attempt)
             self.metadata.data["identity"] = identity(self.cfg)
             self.metadata.start_attempt(self.stage)

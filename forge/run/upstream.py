@@ -51,9 +51,9 @@ def _final_model(cfg: ForgeConfig, run: RunDir) -> Path:
     return run.adapter if lora is not None and not lora.merge else run.model
 
 
-def load(cfg: ForgeConfig, this: RunDir) -> dict[str, tuple[Upstream, ForgeConfig]]:
+def load(cfg: ForgeConfig, this: RunDir, load_config=load_config) -> dict[str, tuple[Upstream, ForgeConfig]]:
     """Each upstream run of `cfg` (whose run is `this`): its record and its config, loaded
-    once and checked."""
+    (by `load_config`: Snakemake's planning passes its cache) and checked."""
     found = {}
     for role, path in cfg.upstream_runs.items():
         other_cfg = load_config(path)

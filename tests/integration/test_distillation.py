@@ -78,10 +78,21 @@ def check_kd_run(folder, teacher_cache: bool = True) -> None:
     assert ("teacher logits: computing 8000 rows once" in log) is teacher_cache
 
 
-def test_a_kd_run_trains_its_teacher_run_first_with_forge_py(tmp_path):
-    """...with a top-2 cache: the compact form for large vocabularies, on 3 labels."""
+def test_a_kd_run_trains_its_teacher_run_first_with_forge_py(tmp_path, monkeypatch):
+    """...with a top-2 cache: the compact form for large vocabularies, on 3 labels. Each run
+    is admitted once: one preflight and one resolution of its upstream runs per run."""
+    from collections import Counter
+
+    from forge import preflight
+    from forge.run import upstream
+
+    checked, resolved = Counter(), Counter()
+    check, resolve = preflight.check, upstream.load
+    monkeypatch.setattr(preflight, "check", lambda cfg: checked.update([cfg.run_name]) or check(cfg))
+    monkeypatch.setattr(upstream, "load", lambda cfg, run, *a: resolved.update([cfg.run_name]) or resolve(cfg, run, *a))
     result = forge_here("--config", str(kd_pair(tmp_path, top_k=2)), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
+    assert checked == resolved == Counter({"kd": 1, "teacher": 1})
     err = result.stderr
     assert err.index("teacher run") < err.index("new run in") < err.rindex("new run in")  # teacher first
     check_kd_run(tmp_path)

@@ -176,8 +176,8 @@ def test_checking_leaves_the_hub_setting_as_it_was(monkeypatch, tmp_path):
     """One config's answer (nothing on the Hub: offline is fine) must not decide for the next."""
     import os
 
+    from forge import preflight
     from forge.config import load_config
-    from forge.run import preflight
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     assert preflight.check(load_config(TINY_CONFIG)).problems == []
@@ -204,7 +204,7 @@ def test_a_pretrained_model_whose_package_is_missing_is_refused_with_the_install
 
 def test_an_unwritable_output_root_is_refused(tmp_path, monkeypatch, capsys, signals_restored):
     """As root every folder is writable, so the filesystem's answer is played here."""
-    from forge.run import preflight
+    from forge import preflight
 
     monkeypatch.setenv("FORGE_HOME", str(tmp_path / "home"))
     (tmp_path / "locked").mkdir()

@@ -31,7 +31,8 @@ FLOORS = [
     {"forge.models"},  # loading models
     {"forge.tasks"},  # the task types: what each reads, loads, grades and supports
     {"forge.config"},  # configs, validated against the tasks
-    {"forge.run", "forge.tracking"},  # the run directory's state machine, and its W&B run
+    # the run directory's state machine, its W&B run, a new run's needs and the one admission
+    {"forge.run", "forge.tracking", "forge.preflight", "forge.admission"},
     {"forge.kd_cache", "forge.callbacks", "forge.evaluation", "forge.trainers", "forge.slurm"},
     {"forge.stages"},
     {"forge.pipeline", "forge.workflow", "forge.status", "forge.report", "forge.doctor"},
@@ -119,6 +120,20 @@ def test_no_module_imports_one_on_a_higher_floor():
         if floor_of(b) > floor_of(a)
     ]
     assert not upward, "\n".join(upward)
+
+
+def test_a_run_is_admitted_in_one_place():
+    """forge/admission.py alone runs preflight and resolves the runs a run builds on; the
+    others (forge.py, sweeps, `forge stage`, the session, `forge check`) take what it returns."""
+    edges = graph()
+    callers = {
+        "forge.preflight": {"forge.admission"},
+        "forge.admission": {"forge.pipeline", "forge.run.session", "forge.cli"},
+    }
+    for module, allowed in callers.items():
+        assert {m for m, targets in edges.items() if module in targets} == allowed, module
+    loads = [m for m, path in modules().items() if "upstream.load(" in path.read_text() and m != "forge.run.upstream"]
+    assert sorted(loads) == ["forge.admission", "forge.workflow"], loads
 
 
 def test_the_checks_see_a_cycle_and_an_upward_import(tmp_path, monkeypatch):

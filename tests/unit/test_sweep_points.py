@@ -78,7 +78,7 @@ def test_only_seeds_or_only_a_grid(tmp_path):
 def test_a_config_built_on_a_sweep_is_a_sweep_unless_it_says_sweep_null(tmp_path, configs):
     write_config(configs, "mnli/child.yaml", "base: kd.yaml\nrun_name: child\n")
     write_config(configs, "mnli/single.yaml", "base: kd.yaml\nrun_name: single\nsweep: null\n")
-    workflow._scan.cache_clear()
+    workflow.forget()
     idx = workflow.index(str(configs))
     assert "out/mnli/tiny/single" in idx and "out/mnli/tiny/child__learning_rate0.0001__seed1" in idx
     assert load_config(configs / "mnli/single.yaml").run_name == "single"
@@ -132,8 +132,7 @@ HEAD = f"base: {TINY_CONFIG}\noutput_root: out\n"
 
 @pytest.fixture
 def configs(tmp_path):
-    workflow._scan.cache_clear()
-    workflow._load.cache_clear()
+    workflow.forget()
     root = tmp_path / "configs"
     write_config(root, "mnli/00_sft.yaml", HEAD)
     write_config(

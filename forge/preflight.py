@@ -1,6 +1,6 @@
 """Preflight: what a run will need that can be checked cheaply, checked before anything is
-created. `forge check CONFIG...` runs it alone; a new run (forge.py, or the first
-`forge stage`) runs it before its run directory exists.
+created. `forge check CONFIG...` runs it (forge/admission.py: `findings`); a new run runs it
+once, when it is admitted (forge/admission.py: `admit`), before its run directory exists.
 
 Checked: the student's and the teacher's model (an embedded name forge knows; a local
 directory with a config.json that parses; a Hub id in the local cache when the Hub cannot
@@ -55,7 +55,6 @@ def check(cfg: ForgeConfig) -> Findings:
     found.guarded("student.lora.target_modules", _lora_targets, cfg, local.get("student"), found)
     found.guarded("student.layers", _layers, cfg, local.get("student"), found)
     found.guarded("output_root", _run_dir, cfg, found)
-    found.guarded("run", _not_itself, cfg, found)
     found.guarded("distillation.cache_top_k", _top_k, cfg, local, found)
     return found
 
@@ -84,17 +83,6 @@ def _top_k(cfg: ForgeConfig, local: dict[str, Path | None], found: Findings) -> 
             return
     if kd.cache_top_k > count:
         found.problems.append(("distillation.cache_top_k", f"is {kd.cache_top_k}, more than the {count} {what}"))
-
-
-def _not_itself(cfg: ForgeConfig, found: Findings) -> None:
-    """A teacher.run or student.run that names this very run (its config places the run in
-    the same directory) can never be trained first."""
-    from forge.config import load_config
-
-    this = run_dir_of(cfg).root.resolve()
-    for role, path in cfg.upstream_runs.items():
-        if run_dir_of(load_config(path)).root.resolve() == this:
-            found.problems.append((f"{role}.run", "names this very run; a run cannot build on itself"))
 
 
 @functools.cache
