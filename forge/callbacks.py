@@ -59,7 +59,6 @@ class CheckpointMarkerCallback(TrainerCallback):
         training = TrainingState.load(self.run)
         training.global_step = state.global_step
         training.max_steps = state.max_steps
-        training.latest_checkpoint = path.name
         training.save(self.run)
         prune_checkpoints(self.run, self.keep)
         log.info("checkpoint %s complete", path.name)

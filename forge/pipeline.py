@@ -16,7 +16,7 @@ from forge.config import ForgeConfig
 from forge.errors import EXIT_OK, ConfigError, ForgeError, Preempted, RunBusyError
 from forge.run.layout import STAGES, RunDir, run_dir_of
 from forge.run.session import RunSession
-from forge.run.state import plan, stage_done
+from forge.run.state import is_complete, plan, stage_done
 from forge.signals import StopRequest
 from forge.stages import stage_function
 
@@ -41,7 +41,7 @@ def run_pipeline(
 ) -> int:
     """The whole run in this process (`admitted`: admitted by the caller already, a sweep's point)."""
     run = run or (admitted.run if admitted else run_dir_of(cfg))
-    if run.complete.exists():
+    if is_complete(run):
         log.info("%s is already complete; nothing to do", run.root)
         return EXIT_OK
     admitted = admitted or admit(cfg, config_path, run)  # a new run: checked before its upstream runs train
@@ -111,7 +111,7 @@ def _run_upstream_first(admitted: Admitted, stop: StopRequest | None, chain: tup
         other_run = RunDir(Path(link.run_dir))
         if other_run.root in chain:
             raise ForgeError(f"{link.config}: {role}.run: these runs form a cycle")
-        if not other_run.complete.exists():
+        if not is_complete(other_run):
             log.info("the %s run %s is not complete: running it first", role, other_run.root)
             run_pipeline(other, link.config, run=other_run, stop=stop, _chain=chain)
 

@@ -6,7 +6,9 @@ task and mode), so a listing over thousands of runs takes well under a second. N
 lock is taken: a run's lock owner file tells whether a process holds it.
 
 States, in the order they are decided:
-    complete     pipeline_complete exists
+    complete     pipeline_complete exists, and so does its final model
+    damaged      pipeline_complete exists, its final model (model/, adapter/) does not:
+                 running it again rebuilds it from the last checkpoint
     running      a live process holds the run (its lock owner file names it; for a
                  process on another host: it wrote something in the last 30 minutes)
     killed       the last attempt never ended: SIGKILL, OOM kill, node failure
@@ -38,7 +40,7 @@ from forge.run import layout, registry
 from forge.run.layout import STAGES, checkpoint_step
 from forge.run.metadata import Outcome
 
-INCOMPLETE = ("running", "silent", "killed", "preempted", "failed", "interrupted", "pending", "fresh")
+INCOMPLETE = ("damaged", "running", "silent", "killed", "preempted", "failed", "interrupted", "pending", "fresh")
 FAILED = ("failed", "killed", "silent")
 SILENT_AFTER_S = 30 * 60
 
@@ -197,7 +199,8 @@ def _stopped_safely(attempt: dict) -> bool:
 
 def _state(root: str, attempts: list[dict]) -> str:
     if os.path.exists(os.path.join(root, layout.COMPLETE)):
-        return "complete"
+        final = (os.path.join(root, name) for name in (layout.MODEL, layout.ADAPTER))
+        return "complete" if any(map(os.path.isdir, final)) else "damaged"
     holder = _holder(root)
     if holder != "none":
         return holder
@@ -361,6 +364,7 @@ STATE_STYLE = {
     "running": "cyan",
     "preempted": "yellow",
     "failed": "red",
+    "damaged": "red",
     "killed": "red",
     "silent": "red",
 }

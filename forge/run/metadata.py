@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -16,6 +18,8 @@ from typing import Any
 from forge import distributed
 from forge.run.files import atomic_write_json, read_json
 from forge.run.layout import RunDir
+
+log = logging.getLogger("forge.run")
 
 PACKAGES = ("forge", "torch", "transformers", "datasets", "tokenizers", "accelerate", "peft", "trl", "wandb")
 
@@ -112,9 +116,35 @@ def identity(cfg) -> dict[str, Any]:
 
 
 class RunMetadata:
-    def __init__(self, run: RunDir):
+    def __init__(self, run: RunDir, data: dict[str, Any] | None = None):
         self.run = run
-        self.data: dict[str, Any] = read_json(run.metadata, default=None) or {}
+        self.data: dict[str, Any] = data or {}
+
+    @classmethod
+    def read_or_rebuild(cls, run: RunDir, cfg) -> RunMetadata:
+        """An existing run's record. One that is missing (the run was stopped between its
+        config.yaml and its first attempt) or damaged (cut short, not JSON) is begun again:
+        its config hash from `cfg`, a new W&B id, no attempts; a damaged file is kept beside
+        it (run_metadata.json.damaged) and a warning says so. Nothing is written here."""
+        from forge.config import config_hash
+
+        try:
+            data = read_json(run.metadata)
+            if data is not None and not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+        except (ValueError, UnicodeDecodeError) as exc:
+            shutil.copyfile(run.metadata, run.metadata.with_name(run.metadata.name + ".damaged"))
+            log.warning(
+                "%s is damaged (%s): begun again, the old file kept as %s.damaged; earlier attempts are not listed",
+                run.metadata, type(exc).__name__, run.metadata.name,
+            )  # fmt: skip
+            data = None
+        if data is not None:
+            return cls(run, data)
+        found = cls(run)
+        found.data = {"created_at": None, "config_path": None, "config_hash": config_hash(cfg)}
+        found.data.update(wandb_run_id=secrets.token_hex(4), attempts=[], rebuilt_at=_now())
+        return found
 
     @property
     def wandb_run_id(self) -> str:

@@ -22,7 +22,7 @@ from forge.run import registry, upstream
 from forge.run.layout import STAGES, RunDir, run_dir_of
 from forge.run.lock import RunLock
 from forge.run.metadata import Outcome, RunMetadata, identity
-from forge.run.state import mark_pipeline_complete, stage_done
+from forge.run.state import mark_pipeline_complete, reopen_lost, stage_done
 from forge.signals import StopRequest
 
 log = logging.getLogger("forge.run")
@@ -51,8 +51,9 @@ def check_resumable(stored: ForgeConfig, new: ForgeConfig, run: RunDir) -> list[
 def check_embedded_version(cfg: ForgeConfig, metadata: dict, run: RunDir) -> None:
     """A run that uses embedded artifacts resumes only with the version it began with: its
     prepared data, checkpoints and tokenizer come from that version. (Runs made before forge
-    recorded the version began with version 3.)"""
-    began_with = metadata.get("embedded_version", 3)
+    recorded the version began with version 3; a run with no attempt recorded yet, or whose
+    record was rebuilt, is this forge's.)"""
+    began_with = metadata.get("embedded_version", 3 if metadata.get("attempts") else embedded.VERSION)
     if any(embedded.is_embedded(ref) for ref in cfg.references) and began_with != embedded.VERSION:
         raise ConfigError(
             f"{run.root}: began with the embedded artifacts of version {began_with}, this forge builds version "
@@ -116,18 +117,19 @@ class RunSession:
 
     def _enter_owner(self) -> None:
         run = self.run
-        existed = run.config.is_file()
-        if existed:  # refuse before touching anything
-            changes = check_resumable(load_stored_config(run), self.cfg, run)
-            check_embedded_version(self.cfg, RunMetadata(run).data, run)
-            check_same_data(self.cfg, run)
         if self._admitted is None:  # a new run: checked, and its upstream runs resolved, before anything is created
             from forge.admission import admit
 
             self._admitted = admit(self.cfg, self.config_path, run)
         run.root.mkdir(parents=True, exist_ok=True)
-        self._lock.acquire()
+        self._lock.acquire()  # before reading the run: a process creating it at the same time holds it
         try:
+            existed = run.config.is_file()
+            if existed:  # refused before anything is written
+                changes = check_resumable(load_stored_config(run), self.cfg, run)
+                self.metadata = RunMetadata.read_or_rebuild(run, self.cfg)
+                check_embedded_version(self.cfg, self.metadata.data, run)
+                check_same_data(self.cfg, run)
             self._log_handler = attach_run_log(run.log, self.cfg.debug)
             if not existed:
                 run.config.write_text(dump_yaml(self.cfg))
@@ -136,12 +138,12 @@ class RunSession:
                 self.metadata.data["embedded_version"] = embedded.VERSION
                 log.info("new run in %s", run.root)
             else:
-                self.metadata = RunMetadata(run)
                 if changes:
                     log.info("resuming with changed settings: %s", "; ".join(changes))
                     run.config.write_text(dump_yaml(self.cfg))
                     self.metadata.note("config_hash", config_hash(self.cfg))
                 log.info("resuming run in %s", run.root)
+                reopen_lost(run)
             upstream.ensure_recorded(self.cfg, run, self._admitted.links)
             # what `forge status` shows (max_steps may have changed since the last attempt)
             self.metadata.data["identity"] = identity(self.cfg)

@@ -135,33 +135,43 @@ def prune_checkpoints(run: RunDir, keep: int) -> None:
 
 @dataclass
 class TrainingState:
-    """The contents of training_state.json."""
+    """The contents of training_state.json: the step training reached and the best evaluation
+    metrics so far. (Which stages are done is the markers' to say, the newest safe checkpoint
+    the checkpoints'; files written by earlier versions also mirror those, and are read as
+    they are.)"""
 
-    stages: dict[str, str | None] = field(default_factory=lambda: dict.fromkeys(STAGES))
     global_step: int = 0
     max_steps: int | None = None
-    latest_checkpoint: str | None = None
     peak_metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, run: RunDir) -> TrainingState:
-        data = read_json(run.state, default={}) or {}
-        state = cls()
-        state.stages.update({k: v for k, v in data.get("stages", {}).items() if k in STAGES})
-        state.global_step = int(data.get("global_step", 0))
-        state.max_steps = data.get("max_steps")
-        state.latest_checkpoint = data.get("latest_checkpoint")
-        state.peak_metrics = dict(data.get("peak_metrics", {}))
-        return state
+        try:
+            data = read_json(run.state, default={}) or {}
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+            return cls(int(data.get("global_step", 0)), data.get("max_steps"), dict(data.get("peak_metrics", {})))
+        except (ValueError, TypeError, UnicodeDecodeError) as exc:  # cut short, garbage: rebuilt from the run
+            return cls._rebuilt(run, exc)
+
+    @classmethod
+    def _rebuilt(cls, run: RunDir, why: Exception) -> TrainingState:
+        """What the run itself says: the step of its newest safe checkpoint (training resumes
+        from there, and finalize publishes it). The best metrics so far are lost."""
+        checkpoint = find_resume_checkpoint(run)
+        step = int(json.loads((checkpoint / COMPLETE_MARK).read_text())["step"]) if checkpoint else 0
+        log.warning(
+            "%s is damaged (%s): rebuilt from the run's checkpoints (step %d); its best metrics so far are lost",
+            run.state, type(why).__name__, step,
+        )  # fmt: skip
+        return cls(global_step=step)
 
     def save(self, run: RunDir) -> None:
         atomic_write_json(
             run.state,
             {
-                "stages": self.stages,
                 "global_step": self.global_step,
                 "max_steps": self.max_steps,
-                "latest_checkpoint": self.latest_checkpoint,
                 "peak_metrics": self.peak_metrics,
                 "updated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             },
@@ -186,16 +196,51 @@ def stage_done(run: RunDir, stage: str) -> bool:
 
 
 def mark_stage_done(run: RunDir, stage: str) -> None:
-    """Record a finished stage: the marker file is the truth, training_state.json mirrors it."""
-    now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    atomic_write_text(run.stage_marker(stage), now + "\n")
-    state = TrainingState.load(run)
-    state.stages[stage] = now
-    state.save(run)
+    """Record a finished stage: its marker file."""
+    atomic_write_text(run.stage_marker(stage), time.strftime("%Y-%m-%dT%H:%M:%S%z") + "\n")
 
 
 def mark_pipeline_complete(run: RunDir) -> None:
     atomic_write_text(run.complete, time.strftime("%Y-%m-%dT%H:%M:%S%z") + "\n")
+
+
+def lost_outputs(run: RunDir) -> dict[str, Path]:
+    """Stage -> what it wrote, for each stage marked done whose output is gone and needed: the
+    final model (a complete run is not complete without it), the prepared data while a stage
+    that reads it is still to run (a finished run's data/ may be deleted to free space)."""
+    lost = {}
+    if stage_done(run, "finalize") and not run.final_model.is_dir():
+        lost["finalize"] = run.final_model
+    needed = lost or any(not stage_done(run, s) for s in STAGES[1:])
+    if needed and stage_done(run, "prepare_data") and not run.data.is_dir():
+        lost["prepare_data"] = run.data
+    return lost
+
+
+def _again(lost: dict[str, Path]) -> list[str]:
+    """The stages to run again when these stages' outputs are lost (post_eval evaluates the
+    final model)."""
+    return [s for s in STAGES if s in lost or (s == "post_eval" and "finalize" in lost)]
+
+
+def is_complete(run: RunDir) -> bool:
+    """pipeline_complete, and its final model still there."""
+    return run.complete.exists() and not lost_outputs(run)
+
+
+def reopen_lost(run: RunDir) -> list[str]:
+    """Unmark the stages whose needed output is gone, and those that read it (the run is then
+    not complete): running the run again rebuilds them. Returns the stages reopened."""
+    lost = lost_outputs(run)
+    if not lost:
+        return []
+    for stage, output in lost.items():
+        log.warning("%s is missing: %s runs again", output, stage)
+    run.complete.unlink(missing_ok=True)
+    again = _again(lost)
+    for stage in again:
+        run.stage_marker(stage).unlink(missing_ok=True)
+    return again
 
 
 @dataclass(frozen=True)
@@ -215,8 +260,9 @@ class ResumePlan:
 
 def plan(run: RunDir) -> ResumePlan:
     """What running this run directory again would do."""
-    if run.complete.exists():
+    if is_complete(run):
         return ResumePlan(True, (), None)
-    pending = tuple(s for s in STAGES if not stage_done(run, s))
+    again = _again(lost_outputs(run))
+    pending = tuple(s for s in STAGES if not stage_done(run, s) or s in again)
     checkpoint = find_resume_checkpoint(run) if "train" in pending else None
     return ResumePlan(False, pending, checkpoint)

@@ -39,10 +39,11 @@ def test_status_reports_each_run_as_it_is(tmp_path, reference):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
 
-    # failed: its prepared data vanished before pre_eval (a bad input is refused before a run exists)
+    # failed: a split of its prepared data vanished before pre_eval (a bad input is refused
+    # before a run exists; a whole data/ deleted is prepared again)
     failed_config, failed = short_config(tmp_path, "failed.yaml"), run_dir(tmp_path, "failed")
     assert forge_here("stage", "prepare_data", "--config", str(failed_config), cwd=tmp_path).returncode == 0
-    shutil.rmtree(failed.data)
+    shutil.rmtree(failed.data / "validation_matched")
     assert forge_here("stage", "pre_eval", "--config", str(failed_config), cwd=tmp_path).returncode == 1
 
     # pending: one stage run alone, as a Snakemake job would

@@ -7,10 +7,11 @@ import time
 
 import pytest
 
-from forge.config import load_config
+from forge.config import dump_yaml, load_config
 from forge.errors import ConfigError, Preempted, RunBusyError
 from forge.run import registry
 from forge.run.layout import RunDir
+from forge.run.lock import RunLock
 from forge.run.session import RunSession
 from tests.conftest import ROOT, TINY_CONFIG, write_config
 
@@ -122,6 +123,41 @@ def test_a_second_process_is_refused(config):
         except RunBusyError:
             assert time.time() < deadline
             time.sleep(0.1)
+
+
+def test_a_run_being_created_by_another_process_is_busy_not_an_old_version(config):
+    """Its config.yaml written, its first attempt not recorded yet, the lock held by its
+    creator: a second forge is told the run is busy (exit 3, which the SLURM profile retries),
+    not that it began with other embedded artifacts (exit 2)."""
+    cfg = load_config(config)
+    run = RunSession(cfg).run
+    run.root.mkdir(parents=True)
+    run.config.write_text(dump_yaml(cfg))
+    with RunLock(run), pytest.raises(RunBusyError):
+        RunSession(cfg).__enter__()
+
+
+@pytest.mark.parametrize("record", [None, "", '{"attempts": [{"attem', "[]"])
+def test_a_run_whose_metadata_is_missing_or_damaged_resumes_with_a_new_record(config, record, caplog):
+    """Stopped between its config.yaml and its first attempt (no run_metadata.json), or with
+    the file cut short: the run resumes under a record begun again, and a damaged file is kept."""
+    cfg = load_config(config)
+    with RunSession(cfg) as session:
+        pass
+    run = session.run
+    if record is None:
+        run.metadata.unlink()
+    else:
+        run.metadata.write_text(record)
+    with RunSession(cfg) as session:
+        pass
+    meta = json.loads(run.metadata.read_text())
+    assert [a["exit_code"] for a in meta["attempts"]] == [0] and len(meta["wandb_run_id"]) == 8
+    assert "resuming run in" in caplog.text
+    damaged = run.metadata.with_name("run_metadata.json.damaged")
+    assert damaged.exists() is (record is not None)
+    if damaged.exists():
+        assert damaged.read_text() == record and "run_metadata.json is damaged" in caplog.text
 
 
 def test_stored_config_is_what_stages_read(config):

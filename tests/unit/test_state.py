@@ -1,5 +1,6 @@
 """The resume decision: which checkpoint is safe, which one a resumed run starts from."""
 
+import json
 import logging
 
 import pytest
@@ -16,6 +17,7 @@ from forge.run.state import (
     mark_stage_done,
     plan,
     prune_checkpoints,
+    reopen_lost,
     set_latest_checkpoint,
 )
 
@@ -119,6 +121,8 @@ def test_pruning_keeps_the_newest_safe_checkpoints(run):
 
 def test_plan_walks_the_stages(run):
     assert plan(run).pending == STAGES and plan(run).checkpoint is None
+    run.data.mkdir()
+    run.model.mkdir()
     mark_stage_done(run, "prepare_data")
     mark_stage_done(run, "pre_eval")
     ckpt = fake_checkpoint(run, 10)
@@ -127,9 +131,42 @@ def test_plan_walks_the_stages(run):
     assert p.describe() == "resume from checkpoint-10; to run: train, finalize, post_eval"
     for stage in ("train", "finalize", "post_eval"):
         mark_stage_done(run, stage)
-    assert TrainingState.load(run).stages["post_eval"] is not None
+    assert all(run.stage_marker(stage).exists() for stage in STAGES)
     mark_pipeline_complete(run)
     assert plan(run).complete and plan(run).describe() == "complete: nothing to do"
+
+
+@pytest.mark.parametrize(
+    "deleted, done, again",
+    [
+        (["model"], STAGES, ["finalize", "post_eval"]),
+        (["model", "data"], STAGES, ["prepare_data", "finalize", "post_eval"]),  # finalize reads the labels
+        (["data"], STAGES, []),  # a finished run's data/, deleted to free space
+        (["data"], STAGES[:2], ["prepare_data", "train", "finalize", "post_eval"]),
+        ([], STAGES, []),
+    ],
+)
+def test_a_deleted_final_model_or_needed_data_makes_its_stage_run_again(run, deleted, done, again, caplog):
+    """A complete run whose model/ was deleted is not complete: the plan runs finalize again
+    (and post_eval, which evaluates it), and reopening unmarks them. Deleted data/ is prepared
+    again while a stage that reads it is still to run."""
+    run.data.mkdir()
+    run.model.mkdir()
+    fake_checkpoint(run, 10)
+    for stage in done:
+        mark_stage_done(run, stage)
+    if done == STAGES:
+        mark_pipeline_complete(run)
+    for name in deleted:
+        getattr(run, name).rmdir()
+    complete = done == STAGES and not again
+    assert plan(run).complete is complete and list(plan(run).pending) == ([] if complete else again)
+    reopened = [s for s in again if s in done]
+    assert reopen_lost(run) == reopened
+    assert [s for s in STAGES if not run.stage_marker(s).exists()] == again
+    assert run.complete.exists() is complete
+    assert all(f"{name} is missing" in caplog.text for name in deleted if reopened)
+    assert bool(caplog.text) is bool(reopened)
 
 
 def test_peak_metrics_keep_the_best_in_each_direction():
@@ -145,15 +182,25 @@ def test_peak_metrics_keep_the_best_in_each_direction():
 
 
 def test_training_state_round_trips(run):
-    state = TrainingState(global_step=7, latest_checkpoint="checkpoint-7")
+    state = TrainingState(global_step=7, max_steps=9)
     state.peak_metrics["eval_accuracy"] = {"value": 0.9, "step": 7}
     state.save(run)
-    loaded = TrainingState.load(run)
-    assert (loaded.global_step, loaded.latest_checkpoint, loaded.peak_metrics) == (
-        7,
-        "checkpoint-7",
-        state.peak_metrics,
-    )
+    assert TrainingState.load(run) == state
+
+
+@pytest.mark.parametrize("damage", [b"", b'{"global_step": 4', b"\xff\xfe garbage", b"[1, 2]", b'{"global_step": "x"}'])
+def test_a_damaged_training_state_is_rebuilt_from_the_checkpoints(run, damage, caplog):
+    """Empty, cut short, not text, not an object, a wrong value: the newest safe checkpoint
+    says where training got to (a file written by an earlier forge, with the stages and the
+    latest checkpoint mirrored in it, still reads as it is)."""
+    fake_checkpoint(run, 4)
+    fake_checkpoint(run, 6)
+    run.state.write_bytes(damage)
+    assert TrainingState.load(run) == TrainingState(global_step=6)
+    assert "training_state.json is damaged" in caplog.text
+    assert "rebuilt from the run's checkpoints (step 6)" in caplog.text
+    run.state.write_text(json.dumps({"stages": {"train": "t"}, "global_step": 6, "latest_checkpoint": "checkpoint-6"}))
+    assert TrainingState.load(run).global_step == 6
 
 
 def test_following_the_umask_keeps_a_shared_folders_group_bit(tmp_path):
