@@ -14,7 +14,9 @@ forge doctor [--profile DIR] [--write DIR] (does the SLURM profile fit this clus
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -319,16 +321,29 @@ def _doctor(argv: list[str]) -> int:
     return 1 if found.problems else 0
 
 
+EXIT_PIPE = 141  # 128 + SIGPIPE: how a shell reports `git log`, `seq` ... whose reader left (`| head`)
+
+
+def _printing(command, argv: list[str]) -> int:
+    """A subcommand that prints; a reader that stops reading (`forge status --json | head -1`)
+    ends it quietly with the status of a tool killed by SIGPIPE, as other CLI tools end: a
+    pipeline is unchanged, and under `set -o pipefail` a script sees that the output was cut."""
+    try:
+        code = command(argv)
+        sys.stdout.flush()  # what is still buffered meets the closed pipe here, not at exit
+        return code
+    except BrokenPipeError:
+        with contextlib.suppress(OSError, ValueError):  # stdout is no real file (a test's capture)
+            # the interpreter flushes stdout once more on its way out: into nothing, not the closed pipe
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_PIPE
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] == "doctor":
-        return _doctor(argv[1:])
-    if argv and argv[0] == "status":
-        return _status(argv[1:])
-    if argv and argv[0] == "report":
-        return _report(argv[1:])
-    if argv and argv[0] == "check":
-        return _check(argv[1:])
+    commands = {"doctor": _doctor, "status": _status, "report": _report, "check": _check}
+    if argv and argv[0] in commands:
+        return _printing(commands[argv[0]], argv[1:])
     if argv and argv[0] == "stage":
         args = _stage_parser().parse_args(argv[1:])
         debug = False

@@ -23,8 +23,15 @@ from pathlib import Path
 from forge import embedded, hub, tasks
 from forge.config import ForgeConfig
 from forge.errors import ConfigError
+from forge.home import forge_home
 from forge.run.layout import run_dir_of
 
+LFS_POINTER = b"version https://git-lfs.github.com/spec/v1"
+# A folder has its tokenizer when it has one of these (an adapter: it or its base) ...
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "tokenizer.model",
+                   "spiece.model", "sentencepiece.bpe.model")  # fmt: skip
+IMAGE_PROCESSOR_FILES = ("preprocessor_config.json", "processor_config.json")
+TINY_VOCABULARY = 10  # ... and a tokenizer of this many tokens or fewer is a made-up one (5: special tokens only)
 NAME_MAX = 255  # bytes in one file name (ext4, xfs, most others)
 PATH_MAX = 4096
 
@@ -49,9 +56,16 @@ def check(cfg: ForgeConfig) -> Findings:
     # Asked once per process, and the environment is left as it is: `forge check` of many
     # configs must not let one config's answer decide for the next.
     found = Findings(offline=any(hub.is_hub_id(r) for r in cfg.references) and _hub_out_of_reach())
+    found.guarded("FORGE_HOME", _home, found)
     local = {role: found.guarded(f"{role}.path", _model, role, model, found) for role, model in cfg.models.items()}
-    found.guarded("task", _dataset, cfg, local, found)
-    found.guarded("teacher", _same_tokenizer, cfg, local, found)
+    preprocessors = {
+        role: found.guarded(f"{role}.path", _preprocessor, cfg, role, path, found)
+        for role, path in local.items()
+        if path is not None
+    }
+    found.guarded("task", _dataset, cfg, local, preprocessors.get("student"), found)
+    if all(preprocessors.values()):  # else a tokenizer is missing: said once, above
+        found.guarded("teacher", _same_tokenizer, cfg, local, found)
     found.guarded("student.lora.target_modules", _lora_targets, cfg, local.get("student"), found)
     found.guarded("student.layers", _layers, cfg, local.get("student"), found)
     found.guarded("output_root", _run_dir, cfg, found)
@@ -121,6 +135,13 @@ def _model(role: str, model, found: Findings) -> Path | None:
     if not path.is_dir():
         found.problems.append((key, f"{ref}: no such model directory"))
         return None
+    pointers = _lfs_pointers(path)
+    if pointers:
+        more = f" (and {len(pointers) - 1} more files)" if len(pointers) > 1 else ""
+        found.problems.append(
+            (key, f"{ref}: {pointers[0]}{more} is a Git LFS pointer, not the file: run `git lfs pull` in {path}")
+        )
+        return None
     for name in ("adapter_config.json", "config.json"):
         if (path / name).is_file():
             try:
@@ -131,6 +152,59 @@ def _model(role: str, model, found: Findings) -> Path | None:
             found.problems.append((key, f"{ref}: {name} is not a JSON object"))
             return None
     found.problems.append((key, f"{ref}: no config.json (not a model directory in Hub format)"))
+    return None
+
+
+def _lfs_pointers(folder: Path) -> list[str]:
+    """The files of `folder` that are Git LFS pointers (a clone without `git lfs pull`): a small
+    text file where the weights should be, which the loaders call a bad header."""
+    found = []
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and path.stat().st_size < 1024:
+            with path.open("rb") as fh:
+                if fh.read(len(LFS_POINTER)) == LFS_POINTER:
+                    found.append(path.name)
+    return found
+
+
+def _preprocessor(cfg: ForgeConfig, role: str, path: Path, found: Findings):
+    """The tokenizer (or processor) the run will load for `role`'s model in `path`; None, and a
+    problem naming the folder and what it lacks, when it cannot be loaded or is no real one: from
+    a folder without tokenizer files transformers makes up a 5-token tokenizer that reads every
+    word as [UNK], and the run would train and publish a useless model."""
+    from forge.models.loading import ModelSource, adapter_base, load_preprocessor
+
+    head = tasks.task_of(cfg).head()
+    base = adapter_base(str(path))
+    own = base is None or (path / "tokenizer_config.json").is_file()  # else an adapter's is its base's
+    if not own and embedded.is_embedded(base) and not embedded.built(base):  # loading it would build it
+        found.notes.append(f"{role}.path: the tokenizer of its base {base}: checked once that is built")
+        return None
+    folder = path if own else Path(base).expanduser()
+    lacks = _lacks(folder, head.preprocessor) if folder.is_dir() else None
+    try:
+        loaded = load_preprocessor(ModelSource(str(path), None, cfg.models[role].trust_remote_code), head)
+    except Exception as exc:  # the run would fail the same way
+        first = str(exc).splitlines()[0][:150] if str(exc) else ""
+        problem = lacks or f"its tokenizer cannot be loaded ({type(exc).__name__}: {first})"
+    else:
+        size = len(getattr(loaded, "tokenizer", loaded))
+        if size > TINY_VOCABULARY:
+            return loaded
+        problem = (
+            lacks
+            or f"its tokenizer has only {size} tokens: every word would be [UNK]; are its tokenizer files complete?"
+        )
+    found.problems.append((f"{role}.path", f"{folder}: {problem}"))
+    return None
+
+
+def _lacks(folder: Path, preprocessor: str) -> str | None:
+    """What a model folder lacks of its preprocessor's files, and what to do; None when it has them."""
+    if not any((folder / name).is_file() for name in TOKENIZER_FILES):
+        return f"no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, ...); copy them from the model it was saved from"
+    if preprocessor == "AutoProcessor" and not any((folder / name).is_file() for name in IMAGE_PROCESSOR_FILES):
+        return f"no image processor ({IMAGE_PROCESSOR_FILES[0]}); copy it from the model it was saved from"
     return None
 
 
@@ -147,9 +221,9 @@ def _cached(ref: str, revision: str | None, key: str, found: Findings) -> Path |
     return Path(config).parent
 
 
-def _dataset(cfg: ForgeConfig, local: dict[str, Path | None], found: Findings) -> None:
+def _dataset(cfg: ForgeConfig, local: dict[str, Path | None], preprocessor, found: Findings) -> None:
     """The data as the task type reads it: its splits, the mapped columns, the first rows (and
-    for chats the student's chat template), streamed without converting anything."""
+    for chats the student's chat template, `preprocessor`), streamed without converting anything."""
     from forge.tasks import data as sources
 
     task = cfg.task
@@ -170,17 +244,7 @@ def _dataset(cfg: ForgeConfig, local: dict[str, Path | None], found: Findings) -
     except sources.DataError as exc:
         found.problems.append(_keyed(str(exc)))
         return
-    kind = tasks.task_of(cfg)
-    preprocessor = None
-    if local.get("student") is not None:
-        from forge.models.loading import ModelSource, load_preprocessor
-
-        try:
-            source = ModelSource(str(local["student"]), None, cfg.student.trust_remote_code)
-            preprocessor = load_preprocessor(source, kind.head())
-        except Exception as exc:  # a tokenizer transformers cannot load: the run would fail the same way
-            found.problems.append(("student.path", f"its tokenizer cannot be loaded ({type(exc).__name__})"))
-    problems, notes = kind.check_data(seen, preprocessor)
+    problems, notes = tasks.task_of(cfg).check_data(seen, preprocessor)
     found.problems.extend(map(_keyed, problems))
     found.notes.extend(notes)
 
@@ -287,15 +351,34 @@ def module_names(model_dir: Path, auto_class: str, trust: bool = False) -> list[
     return [name for name, _ in model.named_modules()]
 
 
-def _run_dir(cfg: ForgeConfig, found: Findings) -> None:
-    root = Path(cfg.output_root).expanduser()
-    existing = root
+def _unwritable(folder: Path) -> str | None:
+    """Why `folder` cannot be created or written (the nearest part of it that exists), or None."""
+    existing = folder
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
-        found.problems.append(("output_root", f"{existing} is a file, not a folder"))
-    elif not os.access(existing, os.W_OK | os.X_OK):
-        found.problems.append(("output_root", f"{existing} is not writable"))
+        return f"{existing} is a file, not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable"
+    return None
+
+
+def _home(found: Findings) -> None:
+    """$FORGE_HOME, where every run writes (the registry of runs; embedded models, the teacher
+    cache), can be written. Without HOME, `~` is what the password database says (often
+    /nonexistent), found only once the run directory exists."""
+    if not os.environ.get("FORGE_HOME") and not os.environ.get("HOME"):
+        found.problems.append(("FORGE_HOME", "HOME is not set: set FORGE_HOME (or HOME)"))
+        return
+    problem = _unwritable(forge_home())
+    if problem:
+        found.problems.append(("FORGE_HOME", f"{problem}; set FORGE_HOME to a folder forge may write to"))
+
+
+def _run_dir(cfg: ForgeConfig, found: Findings) -> None:
+    problem = _unwritable(Path(cfg.output_root).expanduser())
+    if problem:
+        found.problems.append(("output_root", problem))
     run = run_dir_of(cfg).root
     long_names = [part for part in run.parts if len(part.encode()) > NAME_MAX]
     if long_names:

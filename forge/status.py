@@ -374,8 +374,13 @@ def console_for_tables():
     """A rich console; off a terminal (a pipe, a batch log) it never crops a line."""
     from rich.console import Console
 
-    console = Console(highlight=False)
-    return console if console.is_terminal else Console(highlight=False, width=100_000)
+    class Tables(Console):
+        def on_broken_pipe(self) -> None:  # rich exits 1 itself; forge.cli ends every printing command alike
+            self.quiet = True
+            raise BrokenPipeError
+
+    console = Tables(highlight=False)
+    return console if console.is_terminal else Tables(highlight=False, width=100_000)
 
 
 def print_rows(cells: list[dict[str, str]], console) -> None:

@@ -135,7 +135,7 @@ class TaskType:
                 continue
             for i, row in enumerate(seen.rows[split]):
                 if problem := self.row_problem(row, seen.columns[roles.train]):
-                    problems.append(f"split {split}, row {i}: {problem}")
+                    problems.append(f"{sources.row_name(self.task, split, i)}: {problem}")
                     break
         if not problems:
             more_problems, more_notes = self.check_rows(seen, roles, preprocessor)

@@ -166,8 +166,11 @@ class Classification(TaskType):
     @staticmethod
     def _row_problem(row, text, pair, label, index, regression, where="the training split's") -> str | None:
         for column in (text, pair):
-            if column and not isinstance(row[column], str):
-                return f"column {column!r}: {'no text' if row[column] is None else f'not text ({row[column]!r})'}"
+            value = row[column] if column else ""
+            if column and not isinstance(value, str):
+                return f"column {column!r}: {'no text' if value is None else f'not text ({value!r})'}"
+            if column and not value.strip():  # it would train as the special tokens alone
+                return f"column {column!r}: empty text"
         value = row[label]
         if value is None:
             return f"column {label!r}: no label"

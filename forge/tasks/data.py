@@ -124,6 +124,12 @@ def load(task, cache: Path | None = None):
             raise DataError(f"task.dataset_config: {task.dataset_config!r}: {_first_line(exc)}") from None
         raise DataError(f"task.dataset: {ref or 'data_files'}: cannot be read: {_first_line(exc)}") from None
     except Exception as exc:  # datasets' generation errors: an undecodable or malformed file
+        try:
+            undecodable = _not_utf8(_split_files(task)) if is_local(task) else None
+        except Exception:  # the files cannot even be listed: the reader's own error says more
+            undecodable = None
+        if undecodable:
+            raise DataError(undecodable) from None
         cause = exc.__cause__ or exc.__context__ or exc
         raise DataError(
             f"task data cannot be read ({type(cause).__name__}: {_first_line(cause)}); "
@@ -241,12 +247,35 @@ def require_columns(rows, split: str, columns: dict[str, str]) -> None:
         raise DataError(f"split {split}: no column {', '.join(missing)}; its columns are {', '.join(have)}")
 
 
+def row_name(task, split: str, row: int) -> str:
+    """'split S, row N' (N counts the split's rows from 0), and its file when the split is one file
+    of task.data_files (N: its row after the header)."""
+    files = (data_files(task) or {}).get(split, [])
+    return f"split {split}, row {row}" + (f" of {files[0]}" if len(files) == 1 else "")
+
+
+def _source_row(rows, i: int) -> int:
+    """Row i of `rows` as its source split numbers it: a carved or drawn split is a view of the
+    source's rows, and datasets keeps which (its indices mapping; no public accessor)."""
+    mapping = getattr(rows, "_indices", None)
+    return i if mapping is None else mapping.column(0)[i].as_py()
+
+
 class BadRows:
     """Rows a type cannot use, per split: an error naming the first (task.bad_rows: error),
-    or skipped with a count in the log (task.bad_rows: skip), never dropped unsaid."""
+    or skipped with a count in the log (task.bad_rows: skip), never dropped unsaid. A row is
+    named as its source split and file number it, not by its place in a carved or drawn split."""
 
     def __init__(self, task):
+        self.task = task
         self.skip = task.bad_rows == "skip"
+
+    def _source(self, split: str) -> str:
+        """The source split of a prepared one: the training split and a carved one are rows of the
+        source's training split."""
+        if split == "train" or (split == CARVED and self.task.eval_split is not None):
+            return self.task.splits.train if self.task.splits is not None and self.task.splits.train else "train"
+        return split
 
     def keep(self, rows, split: str, problem_of) -> Any:
         """`rows` without those `problem_of(row) -> str | None` finds a problem in."""
@@ -258,14 +287,14 @@ class BadRows:
                 if not self.skip:
                     more = sum(1 for r in rows.select(range(i + 1, len(rows))) if problem_of(r))
                     extra = f" (and {more} more row(s))" if more else ""
+                    where = row_name(self.task, self._source(split), _source_row(rows, i))
                     raise DataError(
-                        f"split {split}, row {i}: {problem}{extra}; fix the data, or set task.bad_rows: "
-                        "skip to leave such rows out"
+                        f"{where}: {problem}{extra}; fix the data, or set task.bad_rows: skip to leave such rows out"
                     )
         if not bad:
             return rows
         for i, problem in bad[:5]:
-            log.warning("skipping %s row %d: %s", split, i, problem)
+            log.warning("skipping %s row %d: %s", self._source(split), _source_row(rows, i), problem)
         log.warning("skipped %d of %d %s rows (task.bad_rows: skip)", len(bad), len(rows), split)
         kept = sorted(set(range(len(rows))) - {i for i, _ in bad})
         if not kept:
@@ -382,6 +411,9 @@ def peek(task, rows: int = 100) -> Peek:
             except DataError:
                 raise
             except Exception as exc:  # the readers' many errors for a damaged file
+                undecodable = _not_utf8({split: paths})
+                if undecodable:
+                    raise DataError(undecodable) from None
                 cause = exc.__cause__ or exc
                 raise DataError(
                     f"split {split}: {paths[0]}: cannot be read ({type(cause).__name__}: {_first_line(cause)})"
@@ -414,6 +446,35 @@ def _split_files(task) -> dict[str, list[Path]]:
     if not found:
         raise DataError(f"task.dataset: {task.dataset}: no data files in it (csv, json, jsonl, parquet)")
     return {split: [Path(str(f)) for f in paths] for split, paths in found.items()}
+
+
+def _not_utf8(files: dict[str, list[Path]]) -> str | None:
+    """The first csv / json file of `files` that is not UTF-8, where, and what to do; None when
+    every one is. Read only once a reader has failed: the readers say neither file nor byte."""
+    for split, paths in files.items():
+        for path in paths:
+            if BUILDERS.get(path.suffix.lower()) in ("csv", "json") and (where := _first_bad_byte(path)):
+                return f"split {split}: {path} is not UTF-8 ({where}); save it as UTF-8"
+    return None
+
+
+def _first_bad_byte(path: Path) -> str | None:
+    """'byte 0xe9 at position N, line L' of the first byte of `path` that is no UTF-8, or None."""
+    import codecs
+
+    decoder, offset, lines = codecs.getincrementaldecoder("utf-8")(), 0, 1
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            pending = len(decoder.getstate()[0])  # the start of a character the last block cut
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as exc:
+                at = offset - pending + exc.start
+                line = lines + exc.object[: exc.start].count(b"\n")
+                return f"byte {exc.object[exc.start]:#04x} at position {at}, line {line}"
+            offset, lines = offset + len(block), lines + block.count(b"\n")
+    cut = len(decoder.getstate()[0])
+    return f"a character cut short at position {offset - cut}, line {lines}" if cut else None
 
 
 def _first_rows(paths: list[Path], rows: int) -> tuple[list[str], list[dict]]:

@@ -105,6 +105,9 @@ class Generation(TaskType):
                 raise ConfigError(
                     f"task.prompt_template: {{{exc.args[0]}}} names no column of the data (it has: {', '.join(row)})"
                 ) from None
+            empty = next((name for name in _template_columns(task.prompt_template) if row.get(name) is None), None)
+            if empty is not None:  # else the prompt would say "None"
+                raise ValueError(f"column {empty!r}: no text (task.prompt_template writes it into the prompt)")
         else:
             prompt = row[self._column("prompt")]
         completion = row[self._column("completion")]
@@ -379,6 +382,13 @@ class Generation(TaskType):
                 scores = {"accuracy": _mean(right), "format": _mean(formed), **scores}
             results[split] = {**scores, "samples": len(rows)}
         return results
+
+
+def _template_columns(template: str) -> list[str]:
+    """The columns a format string writes: {question} and {row.field} name `question` and `row`."""
+    import string
+
+    return [field.split(".")[0].split("[")[0] for _, field, _, _ in string.Formatter().parse(template) if field]
 
 
 def marked(tokenizer, ids: list[int], labels: list[int]) -> str:

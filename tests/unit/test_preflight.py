@@ -4,6 +4,7 @@ The models and datasets these cases need are made here."""
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
@@ -29,6 +30,8 @@ def models(tmp_path_factory):
     (root / "not_json" / "config.json").write_text("{not json")
     (root / "no_model_type").mkdir()
     (root / "no_model_type" / "config.json").write_text('{"architectures": ["X"]}')  # JSON, yet no model
+    for name in ("tokenizer.json", "tokenizer_config.json"):  # a tokenizer it has: what it lacks is a model type
+        shutil.copy(root / "student" / name, root / "no_model_type" / name)
     return root
 
 
