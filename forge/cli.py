@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import logging
 import os
 import sys
@@ -384,6 +385,9 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         logging.getLogger("forge").debug("unexpected error", exc_info=True)
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:  # the disk, not forge: what to do
+            print(f"{me}: no space left on device ({exc.filename}); free space and run again", file=sys.stderr)
+            return EXIT_FAILED
         print(f"{me}: failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", file=sys.stderr)
         if me == "forge":
             print("forge: the full traceback is in the run's output.log (or rerun with --debug)", file=sys.stderr)

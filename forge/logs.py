@@ -3,6 +3,7 @@ warnings go to output.log (and to stderr too with --debug). Tracebacks go to out
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import sys
@@ -83,9 +84,22 @@ def quiet_libraries(debug: bool = False) -> None:
             logging.getLogger(name).addHandler(console)
 
 
+class _RunLogHandler(logging.FileHandler):
+    """output.log. A write that fails (a full disk) is said once on the console, not as
+    logging's own traceback for every message after it."""
+
+    _failed = False
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if not self._failed:
+            self._failed = True
+            exc = sys.exc_info()[1]
+            sys.stderr.write(f"{console_name()}: cannot write {self.baseFilename} ({exc}); some lines are missing\n")
+
+
 def attach_run_log(path: Path, debug: bool = False) -> logging.Handler:
     """Append forge's and the libraries' logs to `path` until `detach_run_log`."""
-    handler = logging.FileHandler(path, mode="a", encoding="utf-8")
+    handler = _RunLogHandler(path, mode="a", encoding="utf-8")
     handler.setFormatter(_PlainTextFormatter(FORMAT))
     handler.setLevel(logging.DEBUG if debug else logging.INFO)
     for name in ("forge", *LIBRARIES):
@@ -99,7 +113,8 @@ def attach_run_log(path: Path, debug: bool = False) -> logging.Handler:
 def detach_run_log(handler: logging.Handler) -> None:
     for name in ("forge", *LIBRARIES):
         logging.getLogger(name).removeHandler(handler)
-    handler.close()
+    with contextlib.suppress(OSError):  # its last lines could not be flushed (a full disk): said once already
+        handler.close()
 
 
 def progress(iterable, description: str, total: int | None = None):

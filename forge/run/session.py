@@ -177,6 +177,9 @@ class RunSession:
             log.error("attempt failed", exc_info=(exc_type, exc, tb))
         try:
             self.metadata.end_attempt(outcome, reason, code)
+        except OSError as exc:  # a full disk: the attempt shows as killed; its own error is what matters
+            log.warning("cannot record how this attempt ended in %s (%s)", self.run.metadata, exc)
+        try:
             if self._tracker is not None:
                 self._tracker.finish(exit_code=code)
         finally:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import shutil
 from pathlib import Path
 
 from forge import distributed, slurm
@@ -144,6 +146,26 @@ def _resume_point(run_dir) -> Path | None:
     return checkpoint
 
 
+def _disk_full(run_dir, exc: Exception) -> ForgeError | None:
+    """A save that failed for want of space (torch says so as a RuntimeError, not ENOSPC): a
+    checkpoint begun after the newest safe one, and less room left than that one takes. The
+    checkpoint never completed goes (a resume would drop it too), which frees room to record
+    the attempt, and one line says what is safe. None for any other failure."""
+    safe = find_resume_checkpoint(run_dir)
+    step = checkpoint_step(safe) if safe else None
+    saving = next((path for s, path in run_dir.checkpoints() if step is None or s > step), None)
+    free = shutil.disk_usage(run_dir.root).free
+    needed = sum(f.stat().st_size for f in safe.rglob("*") if f.is_file()) if safe else 1 << 20
+    if not (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) and (saving is None or free >= needed):
+        return None
+    discard_checkpoints_after(run_dir, step)
+    what = f" while saving {saving.name}" if saving else ""
+    kept = f"{safe.name} is safe" if safe else "no checkpoint was saved yet"
+    return ForgeError(
+        f"no space left on device{what} ({free / 1e6:.1f} MB free in {run_dir.root}); {kept}; free space and run again"
+    )
+
+
 def run(session: RunSession) -> None:
     run_dir = session.run
     trainer = build_trainer(session)
@@ -164,6 +186,11 @@ def run(session: RunSession) -> None:
         slurm.arm_time_limit(session.stop)
     try:
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    except Exception as exc:
+        full = _disk_full(run_dir, exc) if distributed.is_main() else None
+        if full is None:
+            raise
+        raise full from None
     finally:
         slurm.disarm_time_limit()
     session.check_stop()  # a signal during training: the checkpoint is saved, exit as preempted
