@@ -215,3 +215,18 @@ def test_a_new_task_is_a_config_and_runs_every_stage(tmp_path):
     from transformers import AutoConfig
 
     assert AutoConfig.from_pretrained(run.model).id2label == {0: "negative", 1: "positive"}
+
+
+def test_the_readme_code_layout_names_every_module():
+    """README's code layout matches the tree: each module of forge/ is named there (a top-level
+    one by its path, one in a package by its name)."""
+    layout = (ROOT / "README.md").read_text().split("## Code layout", 1)[1].split("```")[1]
+    missing = []
+    for path in sorted((ROOT / "forge").rglob("*.py")):
+        relative = path.relative_to(ROOT)
+        if path.name == "__init__.py":
+            continue
+        named = str(relative) if path.parent.name == "forge" else path.stem.removesuffix(".py")
+        if named not in layout:
+            missing.append(str(relative))
+    assert not missing, f"README's code layout does not name: {', '.join(missing)}"
