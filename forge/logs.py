@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-LIBRARIES = ("transformers", "datasets", "peft", "trl", "py.warnings")
+LIBRARIES = ("transformers", "datasets", "peft", "trl", "lm_eval", "py.warnings")
 
 log = logging.getLogger("forge")
 

@@ -69,6 +69,7 @@ def check(cfg: ForgeConfig) -> Findings:
     found.guarded("student.lora.target_modules", _lora_targets, cfg, local.get("student"), found)
     found.guarded("student.layers", _layers, cfg, local.get("student"), found)
     found.guarded("output_root", _run_dir, cfg, found)
+    found.guarded("eval", _lm_eval_tasks, cfg, found)
     found.guarded("distillation.cache_top_k", _top_k, cfg, local, found)
     return found
 
@@ -349,6 +350,21 @@ def module_names(model_dir: Path, auto_class: str, trust: bool = False) -> list[
     with torch.device("meta"):
         model = getattr(transformers, auto_class).from_config(config, trust_remote_code=trust)
     return [name for name, _ in model.named_modules()]
+
+
+def _lm_eval_tasks(cfg: ForgeConfig, found: Findings) -> None:
+    """lm-eval installed, each task file readable with its data (forge/harness.py)."""
+    if cfg.eval is None:
+        return
+    from forge import harness
+
+    found.problems.extend(_keyed_as("eval.tasks", p) for p in harness.check(cfg.eval))
+    if any(not t.endswith((".yaml", ".yml")) for t in cfg.eval.tasks):
+        found.notes.append("eval.tasks: lm-eval task names are looked up when they run")
+
+
+def _keyed_as(key: str, problem: str) -> tuple[str, str]:
+    return key, problem.removeprefix(key + ": ")
 
 
 def _unwritable(folder: Path) -> str | None:

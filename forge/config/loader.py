@@ -27,6 +27,9 @@ PATH_KEYS = {("student", "path"), ("teacher", "path"), ("task", "dataset")}
 # Values of these keys are always config files: relative ones are resolved against
 # the directory of the file that set them ("00_sft.yaml" is a sibling).
 FILE_KEYS = {("student", "run"), ("teacher", "run")}
+# Values of these keys that end in .yaml / .yml are files (lm-eval task files), resolved as
+# FILE_KEYS; others are names.
+NAMED_FILE_KEYS = {("eval", "tasks")}
 
 
 @dataclass
@@ -207,9 +210,13 @@ def _copy(value: Any, path: tuple[str, ...], file: Path | None) -> Any:
         return [_copy(v, path, file) for v in value]
     if file is not None and path in PATH_KEYS:
         return _resolve_path_value(value, file)
-    if file is not None and path in FILE_KEYS and isinstance(value, str):
+    if file is not None and isinstance(value, str) and _is_file(path, value):
         return str((file.parent / Path(value).expanduser()).resolve())
     return value
+
+
+def _is_file(path: tuple[str, ...], value: str) -> bool:
+    return path in FILE_KEYS or (path in NAMED_FILE_KEYS and value.endswith((".yaml", ".yml")))
 
 
 def resolved(value: Any, path: tuple[str, ...], file: Path) -> Any:

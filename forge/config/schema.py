@@ -351,6 +351,23 @@ class WandbConfig(Section):
     entity: str | None = None
 
 
+class EvalConfig(Section):
+    """lm-evaluation-harness tasks run on the model in memory, beside the task's own metrics
+    (forge/harness.py). Key names are lm-eval's."""
+
+    # lm-eval task names (a warm Hub cache), or task files (.yaml, lm-eval's format; relative to
+    # the config file); a file's relative data_files and dataset_path are relative to it
+    tasks: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
+    stages: Annotated[list[Literal["pre_eval", "post_eval"]], Field(min_length=1)] = ["pre_eval", "post_eval"]
+    limit: PositiveInt | None = None  # rows per task (all when unset)
+    num_fewshot: Annotated[int, Strict(), Field(ge=0, le=BIG)] | None = None
+    batch_size: PositiveInt = 8
+    apply_chat_template: StrictBool = False
+    # "TASK/METRIC" (METRIC as lm-eval names it, "exact_match,strict-match"; ",none" may be left
+    # out): the run's main metric in forge status and report instead of the task's own
+    main_metric: Annotated[str, Field(pattern=r"^[^/]+/.+$")] | None = None
+
+
 class ForgeConfig(Section):
     run_name: Name
     seed: Seed = 42
@@ -363,6 +380,7 @@ class ForgeConfig(Section):
     rl: RLConfig | None = None
     training: TrainingConfig = TrainingConfig()
     wandb: WandbConfig = WandbConfig()
+    eval: EvalConfig | None = None
 
     @property
     def mode(self) -> Mode:
@@ -579,7 +597,20 @@ def _task_rules(cfg: ForgeConfig) -> Violations:
     return found
 
 
-RULES = (_model_rules, _task_rules, _rl_rules, _kd_rules, _transfer_set_rules, _on_policy_rules)
+def _eval_rules(cfg: ForgeConfig) -> Violations:
+    """lm-eval evaluates causal LMs (the task type says); a main metric of its is shown before -> after."""
+    found: Violations = []
+    if cfg.eval is None:
+        return found
+    if why := _unsupported(cfg, "lm_eval"):
+        found.append((("eval",), why))
+    if cfg.eval.main_metric is not None and set(cfg.eval.stages) != {"pre_eval", "post_eval"}:
+        found.append((("eval", "main_metric"), "the run's main metric is shown before and after training: "
+                      "eval.stages must be both pre_eval and post_eval"))  # fmt: skip
+    return found
+
+
+RULES = (_model_rules, _task_rules, _rl_rules, _kd_rules, _transfer_set_rules, _on_policy_rules, _eval_rules)
 
 
 def rule_violations(cfg: ForgeConfig) -> Violations:

@@ -19,6 +19,7 @@ FEATURES = {
     "rl": "RL (an `rl:` block)",
     "transfer_set": "a transfer set (distillation.transfer_samples)",
     "on_policy": "on-policy distillation (distillation.on_policy)",
+    "lm_eval": "lm-evaluation-harness (an `eval:` block)",
 }
 
 

@@ -46,7 +46,7 @@ FORMS = ("messages", "prompt_completion", "text")
 class Generation(TaskType):
     name = "generation"
     alignment = Alignment.NEXT_TOKEN
-    supports = frozenset({"rl", "distillation", "teacher_cache", "on_policy"})
+    supports = frozenset({"rl", "distillation", "teacher_cache", "on_policy", "lm_eval"})
     why_not = {
         "hidden_states": "the hidden-state loss compares one state per example (task.type: classification)",
         "transfer_set": "a transfer set is unlabelled rows for a classifier's teacher (task.type: classification)",

@@ -28,7 +28,7 @@ FLOORS = [
         "forge.refs",
     },  # fmt: skip
     {"forge.embedded", "forge.hub"},  # artifacts forge builds, and the Hub
-    {"forge.models"},  # loading models
+    {"forge.models", "forge.harness"},  # loading models, and lm-evaluation-harness over them
     {"forge.tasks"},  # the task types: what each reads, loads, grades and supports
     {"forge.config"},  # configs, validated against the tasks
     # the run directory's state machine, its W&B run, a new run's needs and the one admission

@@ -1,0 +1,74 @@
+"""The `eval:` block (forge/harness.py): task files travel with their data, what cannot run is
+one line before anything is created, and evaluating draws from no random state training uses."""
+
+from __future__ import annotations
+
+import pytest
+
+from forge.config import load_config
+from forge.errors import ConfigError
+from tests.conftest import REASONING_TINY, ROOT, TINY_CONFIG, write_config
+
+pytest.importorskip("lm_eval")
+
+
+def test_a_task_files_relative_data_and_embedded_dataset_are_found_from_the_file(tmp_path):
+    from forge import embedded, harness
+
+    write_config(tmp_path, "tasks/data/test.jsonl", '{"q": "1+1", "a": "2"}\n')
+    write_config(tmp_path, "tasks/local.yaml", "task: local\ndataset_path: json\n"
+                 "dataset_kwargs: {data_files: {test: data/test.jsonl}}\noutput_type: generate_until\n")  # fmt: skip
+    spec = harness.task_spec(str(tmp_path / "tasks/local.yaml"))
+    assert spec["dataset_kwargs"]["data_files"] == {"test": str(tmp_path / "tasks/data/test.jsonl")}
+    shipped = harness.task_spec(str(ROOT / "evals/arithmetic_gen.yaml"))
+    assert shipped["dataset_path"] == str(embedded.ensure("embedded:synthetic-arithmetic"))
+    assert callable(shipped["process_results"])  # grading.graded, through lm-eval's !function
+    assert harness.task_spec("hellaswag") == "hellaswag"  # a name: lm-eval's
+
+
+@pytest.mark.parametrize(
+    "task, message",
+    [
+        ("nope.yaml", "no such task file"),
+        ("missing_data.yaml", "data file data/none.jsonl not found"),
+        ("broken.yaml", "cannot be read"),
+    ],
+)
+def test_a_task_that_cannot_run_is_one_line_from_forge_check(tmp_path, task, message, capsys):
+    from forge.cli import main
+
+    missing_data = "task: x\ndataset_path: json\ndataset_kwargs: {data_files: data/none.jsonl}\n"
+    write_config(tmp_path, "missing_data.yaml", missing_data)
+    write_config(tmp_path, "broken.yaml", "task: [unclosed\n")
+    config = write_config(tmp_path, "run.yaml", f"base: {REASONING_TINY / '00_sft.yaml'}\neval: {{tasks: [{task}]}}\n")
+    assert main(["check", str(config)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "eval.tasks:" in err[0] and message in err[0], err
+
+
+def test_lm_eval_is_refused_for_task_types_it_cannot_evaluate_and_a_main_metric_needs_both_stages(tmp_path):
+    classifier = write_config(tmp_path, "c.yaml", f"base: {TINY_CONFIG}\neval: {{tasks: [x.yaml]}}\n")
+    with pytest.raises(ConfigError, match="lm-evaluation-harness .* is available for task.type generation"):
+        load_config(classifier)
+    one_stage = "eval: {tasks: [x.yaml], stages: [post_eval], main_metric: x/acc}\n"
+    lm = write_config(tmp_path, "g.yaml", f"base: {REASONING_TINY / '00_sft.yaml'}\n{one_stage}")
+    with pytest.raises(ConfigError, match="eval.stages must be both pre_eval and post_eval"):
+        load_config(lm)
+
+
+def test_evaluating_leaves_every_random_state_as_it_was():
+    import random
+
+    import numpy as np
+    import torch
+
+    from forge import harness
+
+    states = lambda: (random.random(), np.random.random(), torch.rand(1).item())  # noqa: E731
+    random.seed(1), np.random.seed(1), torch.manual_seed(1)
+    expected = states()
+    random.seed(1), np.random.seed(1), torch.manual_seed(1)
+    with harness._random_states_kept():
+        random.seed(99), np.random.seed(99), torch.manual_seed(99)
+        states()
+    assert states() == expected
