@@ -245,7 +245,7 @@ def _load(args: argparse.Namespace, sweeps: bool = False):
     """The run `args` name: (config, its file, its run directory); with `sweeps`, a sweep file's
     points as a list of (file#label, config) instead."""
     from forge.config import one_run, sweep, sweep_points, validate
-    from forge.config.loader import apply_override, load_raw, load_stored
+    from forge.config.loader import apply_override, load_raw
     from forge.errors import ConfigError
     from forge.run.layout import RunDir
 
@@ -255,7 +255,7 @@ def _load(args: argparse.Namespace, sweeps: bool = False):
         run = RunDir(Path(args.resume))
         if not run.config.is_file():
             raise ConfigError(f"--resume: {run.root} is not a forge run directory (no config.yaml)")
-        raw = load_stored(run.config)
+        raw = _stored(run)
         for key, value in _overrides(args).items():
             apply_override(raw, key, value)
         return validate(raw, check_upstream=False), None, run
@@ -269,6 +269,31 @@ def _load(args: argparse.Namespace, sweeps: bool = False):
     if label is None and sweeps and (points := sweep_points(raw, file)) is not None:
         return points
     return validate(one_run(raw, file, label)), args.config, None
+
+
+def _stored(run):
+    """A run's config.yaml, raw; a damaged one (not YAML, cut short) is one error that says
+    how to write it again."""
+    import copy
+
+    from forge.config import validate
+    from forge.config.loader import load_stored
+    from forge.errors import ConfigError
+    from forge.run.files import read_json
+
+    try:
+        raw = load_stored(run.config)
+        validate(copy.deepcopy(raw), check_upstream=False)
+        return raw
+    except ConfigError as exc:
+        try:
+            began = (read_json(run.metadata) or {}).get("config_path")
+        except ValueError:
+            began = None
+        raise ConfigError(
+            f"{exc}\n--resume: {run.config} is damaged: run again with the config this run began with "
+            f"(forge --config {began or 'CONFIG'}); it is written again from that"
+        ) from None
 
 
 def _on_all_ranks(work) -> int:

@@ -4,6 +4,7 @@ record the attempt in run_metadata.json, and register the run until it completes
 from __future__ import annotations
 
 import logging
+import shutil
 
 from forge import distributed, embedded
 from forge.config import (
@@ -19,6 +20,7 @@ from forge.config.loader import load_stored
 from forge.errors import EXIT_OK, ConfigError, ForgeError, Preempted
 from forge.logs import attach_run_log, detach_run_log
 from forge.run import registry, upstream
+from forge.run.files import atomic_write_text
 from forge.run.layout import STAGES, RunDir, run_dir_of
 from forge.run.lock import RunLock
 from forge.run.metadata import Outcome, RunMetadata, identity
@@ -33,6 +35,26 @@ def load_stored_config(run: RunDir) -> ForgeConfig:
     if not run.config.is_file():
         raise ConfigError(f"{run.root}: not a forge run directory (no config.yaml)")
     return validate(load_stored(run.config), check_upstream=False)
+
+
+def stored_or_rebuilt(run: RunDir, cfg: ForgeConfig, metadata: dict) -> ForgeConfig:
+    """The run's config.yaml; a damaged one (cut short, not YAML) is written again from `cfg`
+    when `cfg` is the config the run began with (run_metadata.json's hash says so), the
+    damaged file kept as config.yaml.damaged. Else one line says which config to resume with."""
+    try:
+        return load_stored_config(run)
+    except ConfigError as exc:
+        if metadata.get("rebuilt_at") is None and metadata.get("config_hash") == config_hash(cfg):
+            log.warning("%s is damaged (%s): written again from the config this run began with (same hash)",
+                        run.config, str(exc).splitlines()[0])  # fmt: skip
+            shutil.copyfile(run.config, run.config.with_name(run.config.name + ".damaged"))
+            atomic_write_text(run.config, dump_yaml(cfg))
+            return cfg
+        began = metadata.get("config_path") or "the config it began with"
+        raise ConfigError(
+            f"{run.config} is damaged ({str(exc).splitlines()[0]}): run again with the config this run began "
+            f"with (forge --config {began}); it is written again from that"
+        ) from None
 
 
 def check_resumable(stored: ForgeConfig, new: ForgeConfig, run: RunDir) -> list[str]:
@@ -126,8 +148,8 @@ class RunSession:
         try:
             existed = run.config.is_file()
             if existed:  # refused before anything is written
-                changes = check_resumable(load_stored_config(run), self.cfg, run)
                 self.metadata = RunMetadata.read_or_rebuild(run, self.cfg)
+                changes = check_resumable(stored_or_rebuilt(run, self.cfg, self.metadata.data), self.cfg, run)
                 check_embedded_version(self.cfg, self.metadata.data, run)
                 check_same_data(self.cfg, run)
             self._log_handler = attach_run_log(run.log, self.cfg.debug)

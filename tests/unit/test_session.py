@@ -12,7 +12,7 @@ from forge.errors import ConfigError, Preempted, RunBusyError
 from forge.run import registry
 from forge.run.layout import RunDir
 from forge.run.lock import RunLock
-from forge.run.session import RunSession
+from forge.run.session import RunSession, load_stored_config
 from tests.conftest import ROOT, TINY_CONFIG, write_config
 
 
@@ -214,3 +214,33 @@ def test_a_damaged_upstream_record_is_one_line(tmp_path):
         run.upstream.write_text(text)
         with pytest.raises(ForgeError, match="upstream.json: damaged; remove it"):
             upstream.recorded(run)
+
+
+@pytest.mark.parametrize("damage", ["task: [unclosed\n", "", "\udcff"])
+def test_a_damaged_config_yaml_is_written_again_from_the_config_the_run_began_with(config, damage, caplog):
+    """Not YAML, empty, not text: the config the run began with (run_metadata.json's hash says
+    which) writes it again and the run resumes; another config is told which one to use."""
+    cfg = load_config(config)
+    with RunSession(cfg, str(config)) as session:
+        pass
+    run = session.run
+    run.config.write_text(damage, errors="surrogateescape")
+    began = rf"run again with the config this run began with \(forge --config {config}\)"
+    with pytest.raises(ConfigError, match=f"is damaged .*{began}"):
+        RunSession(load_config(config, {"seed": 7})).__enter__()
+    with RunSession(cfg):
+        pass
+    assert load_stored_config(run) == cfg and "config.yaml is damaged" in caplog.text
+    assert run.config.with_name("config.yaml.damaged").read_text(errors="surrogateescape") == damage
+    assert len(json.loads(run.metadata.read_text())["attempts"]) == 2
+
+
+def test_resume_of_a_run_whose_config_yaml_is_damaged_names_the_command_that_writes_it_again(config, capsys):
+    from forge.cli import main
+
+    with RunSession(load_config(config), str(config)) as session:
+        pass
+    session.run.config.write_text("task: [unclosed\n")
+    assert main(["--resume", str(session.run.root)]) == 2
+    err = capsys.readouterr().err
+    assert f"config.yaml is damaged: run again with the config this run began with (forge --config {config})" in err
