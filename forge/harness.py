@@ -15,15 +15,15 @@ config hash under `lm_eval`.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 from pathlib import Path
 from typing import Any
 
-from forge import embedded
+from forge import embedded, hub
 from forge.errors import ConfigError
+from forge.rng import random_state_kept
 
 log = logging.getLogger("forge.eval")
 
@@ -98,42 +98,6 @@ def check(eval_cfg) -> list[str]:
     return problems
 
 
-@contextlib.contextmanager
-def _random_states_kept():
-    import random
-
-    import numpy as np
-    import torch
-
-    python, numpy, cpu = random.getstate(), np.random.get_state(), torch.random.get_rng_state()
-    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
-    try:
-        yield
-    finally:
-        random.setstate(python)
-        np.random.set_state(numpy)
-        torch.random.set_rng_state(cpu)
-        if cuda is not None:
-            torch.cuda.set_rng_state_all(cuda)
-
-
-@contextlib.contextmanager
-def _offline():
-    """The libraries read HF_HUB_OFFLINE once, at import: their flags are set for the call."""
-    import datasets.config
-    import huggingface_hub.constants
-
-    flags = [(datasets.config, "HF_HUB_OFFLINE"), (huggingface_hub.constants, "HF_HUB_OFFLINE")]
-    saved = [getattr(module, name) for module, name in flags]
-    for module, name in flags:
-        setattr(module, name, True)
-    try:
-        yield
-    finally:
-        for (module, name), value in zip(flags, saved, strict=True):
-            setattr(module, name, value)
-
-
 def evaluate(eval_cfg, model, tokenizer) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
     """(`lm_eval/<task>` -> its metrics and `samples`, what evaluated) of `model` as it is."""
     lm_eval = _lm_eval()
@@ -144,7 +108,7 @@ def evaluate(eval_cfg, model, tokenizer) -> tuple[dict[str, dict[str, float]], d
     specs = [task_spec(t) for t in eval_cfg.tasks]
     named = any(isinstance(s, str) for s in specs)
     side = tokenizer.padding_side
-    with _random_states_kept(), _offline():
+    with random_state_kept(), hub.libraries_offline():
         lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=eval_cfg.batch_size)
         out = lm_eval.simple_evaluate(
             model=lm,

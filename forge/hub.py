@@ -9,6 +9,7 @@ saying what to do.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 from pathlib import Path
@@ -57,3 +58,22 @@ def unreachable(ref: str, kind: str) -> HubUnreachableError:
         f"Download it where the Hub is reachable (e.g. `hf download {ref}` into HF_HOME), "
         "or point the config at a local directory in Hub format."
     )
+
+
+@contextlib.contextmanager
+def libraries_offline():
+    """datasets and huggingface_hub ask no server inside the block. They read HF_HUB_OFFLINE
+    once, at import: setting the variable now would leave ~30 s of retries per request, so
+    their flags are set for the block and put back after it."""
+    import datasets.config
+    import huggingface_hub.constants
+
+    flags = [(datasets.config, "HF_HUB_OFFLINE"), (huggingface_hub.constants, "HF_HUB_OFFLINE")]
+    saved = [getattr(module, name) for module, name in flags]
+    for module, name in flags:
+        setattr(module, name, True)
+    try:
+        yield
+    finally:
+        for (module, name), value in zip(flags, saved, strict=True):
+            setattr(module, name, value)

@@ -260,23 +260,13 @@ def _hub_dataset(task, offline: bool) -> tuple[list[str], list[str]]:
     """A Hub dataset: in this machine's cache when the Hub cannot be reached."""
     if not offline:
         return [], [f"dataset {task.dataset} is on the Hub: checked when the run loads it"]
-    import datasets.config
-    import huggingface_hub.constants
     from datasets import load_dataset_builder
 
-    # Look in the cache only. The libraries read HF_HUB_OFFLINE once, at import: setting the
-    # variable now would leave ~30 s of retries per dataset; their flags are set for this call.
-    flags = [(datasets.config, "HF_HUB_OFFLINE"), (huggingface_hub.constants, "HF_HUB_OFFLINE")]
-    saved = [getattr(module, name) for module, name in flags]
-    for module, name in flags:
-        setattr(module, name, True)
     try:
-        load_dataset_builder(task.dataset, task.dataset_config)
+        with hub.libraries_offline():  # the cache only
+            load_dataset_builder(task.dataset, task.dataset_config)
     except Exception:
         return [str(hub.unreachable(task.dataset, "dataset"))], []
-    finally:
-        for (module, name), value in zip(flags, saved, strict=True):
-            setattr(module, name, value)
     return [], [f"dataset {task.dataset}: in the local cache; its rows are checked when the run prepares them"]
 
 

@@ -4,13 +4,11 @@ error)."""
 
 from __future__ import annotations
 
-import contextlib
-import random
-
 from transformers import Trainer
 from transformers.trainer_callback import PrinterCallback
 
 from forge.losses import cross_entropy, mean_squared_error, next_token_cross_entropy
+from forge.rng import random_state_kept
 from forge.trainers.resume import ExactResume
 from forge.trainers.window import LogWindow
 
@@ -49,21 +47,3 @@ class FinetuningTrainer(LogWindow, ExactResume, Trainer):
         if num_items_in_batch is None or not self.args.average_tokens_across_devices:
             return loss
         return loss * self.accelerator.num_processes
-
-
-@contextlib.contextmanager
-def random_state_kept():
-    """Restore Python's, numpy's and torch's (CPU and CUDA) random states on the way out."""
-    import numpy as np
-    import torch
-
-    saved = random.getstate(), np.random.get_state(), torch.get_rng_state()
-    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
-    try:
-        yield
-    finally:
-        random.setstate(saved[0])
-        np.random.set_state(saved[1])
-        torch.set_rng_state(saved[2])
-        if cuda is not None:
-            torch.cuda.set_rng_state_all(cuda)

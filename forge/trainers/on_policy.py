@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from forge.trainers.finetuning import random_state_kept
+from forge.rng import random_state_kept
 
 
 def draw_seed(seed: int, step: int, micro: int) -> int:

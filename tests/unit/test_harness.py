@@ -62,13 +62,13 @@ def test_evaluating_leaves_every_random_state_as_it_was():
     import numpy as np
     import torch
 
-    from forge import harness
+    from forge.rng import random_state_kept
 
     states = lambda: (random.random(), np.random.random(), torch.rand(1).item())  # noqa: E731
     random.seed(1), np.random.seed(1), torch.manual_seed(1)
     expected = states()
     random.seed(1), np.random.seed(1), torch.manual_seed(1)
-    with harness._random_states_kept():
+    with random_state_kept():
         random.seed(99), np.random.seed(99), torch.manual_seed(99)
         states()
     assert states() == expected

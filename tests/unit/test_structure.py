@@ -22,6 +22,7 @@ FLOORS = [
         "forge.distributed",
         "forge.logs",
         "forge.losses",
+        "forge.rng",
         "forge.rewards",
         "forge.ocr_metrics",
         "forge.launch",
