@@ -231,3 +231,23 @@ def test_the_readme_code_layout_names_every_module():
         if named not in layout:
             missing.append(str(relative))
     assert not missing, f"README's code layout does not name: {', '.join(missing)}"
+
+
+TRAINERS = {"Trainer", "Seq2SeqTrainer", "SFTTrainer", "GRPOTrainer", "FinetuningTrainer", "DistillationTrainer",
+            "PolicyTrainer"}  # fmt: skip
+
+
+def test_nothing_below_the_trainers_builds_a_trainer():
+    """A trainer is built per mode by the train stage (forge/stages/train.py), above
+    forge/trainers/; nothing on a lower floor constructs one."""
+    trainers_floor = floor_of("forge.trainers")
+    builders = set()
+    for name, path in modules().items():
+        if floor_of(name) >= trainers_floor:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call):
+                called = getattr(node.func, "id", getattr(node.func, "attr", None))
+                if called in TRAINERS:
+                    builders.add(name)
+    assert not builders, builders
