@@ -290,9 +290,10 @@ def _stored(run):
             began = (read_json(run.metadata) or {}).get("config_path")
         except ValueError:
             began = None
+        first = str(exc).splitlines()[0]  # the file and what is wrong with it
         raise ConfigError(
-            f"{exc}\n--resume: {run.config} is damaged: run again with the config this run began with "
-            f"(forge --config {began or 'CONFIG'}); it is written again from that"
+            f"{first}; run again with the config this run began with (forge --config {began or 'CONFIG'}) "
+            "to write it again"
         ) from None
 
 

@@ -235,7 +235,9 @@ def test_a_damaged_config_yaml_is_written_again_from_the_config_the_run_began_wi
     assert len(json.loads(run.metadata.read_text())["attempts"]) == 2
 
 
-def test_resume_of_a_run_whose_config_yaml_is_damaged_names_the_command_that_writes_it_again(config, capsys):
+def test_resume_of_a_run_whose_config_yaml_is_damaged_names_the_command_that_writes_it_again(
+    config, capsys, signals_restored
+):
     from forge.cli import main
 
     with RunSession(load_config(config), str(config)) as session:
@@ -243,4 +245,5 @@ def test_resume_of_a_run_whose_config_yaml_is_damaged_names_the_command_that_wri
     session.run.config.write_text("task: [unclosed\n")
     assert main(["--resume", str(session.run.root)]) == 2
     err = capsys.readouterr().err
-    assert f"config.yaml is damaged: run again with the config this run began with (forge --config {config})" in err
+    (line,) = err.strip().splitlines()
+    assert line.startswith(f"forge: {session.run.config}") and f"(forge --config {config}) to write it again" in line
