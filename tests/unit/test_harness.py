@@ -9,8 +9,6 @@ from forge.config import load_config
 from forge.errors import ConfigError
 from tests.conftest import REASONING_TINY, ROOT, TINY_CONFIG, write_config
 
-pytest.importorskip("lm_eval")
-
 
 def test_a_task_files_relative_data_and_embedded_dataset_are_found_from_the_file(tmp_path):
     from forge import embedded, harness
