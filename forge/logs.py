@@ -35,6 +35,20 @@ class _ConsoleFormatter(logging.Formatter):
         return super().format(record)
 
 
+class _Console(logging.StreamHandler):
+    """The console: whatever sys.stderr is when a message is written, not the stream of the
+    call that set it up (a caller that runs forge again with another stderr, a notebook, a
+    test's capture, gets its own messages; a closed earlier one gets none)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
 def console_name() -> str:
     """How forge signs its console lines: `forge`, or `forge[rank N]` on the other ranks."""
     from forge import distributed
@@ -45,14 +59,11 @@ def console_name() -> str:
 def setup_console(debug: bool = False) -> None:
     """forge's messages on stderr. Under torchrun the ranks other than 0 say only
     warnings and errors, marked with their rank (rank 0 tells the story)."""
-    for handler in [h for h in log.handlers if getattr(h, "_forge", False)]:
-        if getattr(handler, "stream", None) is sys.stderr:
-            return
-        for name in ("forge", *LIBRARIES):  # the console of an earlier sys.stderr (an embedding caller's)
-            logging.getLogger(name).removeHandler(handler)
+    if any(getattr(h, "_forge", False) for h in log.handlers):
+        return
     from forge import distributed
 
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _Console()
     follower = not distributed.is_main()
     handler.setFormatter(_ConsoleFormatter(FORMAT if debug else console_name() + ": %(message)s"))
     if follower and not debug:

@@ -243,6 +243,7 @@ def test_resume_of_a_run_whose_config_yaml_is_damaged_names_the_command_that_wri
     with RunSession(load_config(config), str(config)) as session:
         pass
     session.run.config.write_text("task: [unclosed\n")
+    capsys.readouterr()  # what the session said (an earlier test's console may still be set up)
     assert main(["--resume", str(session.run.root)]) == 2
     err = capsys.readouterr().err
     (line,) = err.strip().splitlines()
