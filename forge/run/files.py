@@ -75,6 +75,13 @@ def read_json(path: Path, default: Any = None) -> Any:
         return default
 
 
+def keep_damaged(path: Path) -> Path:
+    """A copy of a damaged file beside it (<name>.damaged), before forge writes the file again."""
+    kept = path.with_name(path.name + ".damaged")
+    shutil.copyfile(path, kept)
+    return kept
+
+
 def replace_dir(tmp: Path, final: Path) -> None:
     """Move a fully written directory into place (the old one, if any, goes first)."""
     if final.exists():

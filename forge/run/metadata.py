@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import shutil
 import socket
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from forge import distributed
-from forge.run.files import atomic_write_json, read_json
+from forge.run.files import atomic_write_json, keep_damaged, read_json
 from forge.run.layout import RunDir
 
 log = logging.getLogger("forge.run")
@@ -133,18 +132,16 @@ class RunMetadata:
             if data is not None and not isinstance(data, dict):
                 raise ValueError("not a JSON object")
         except (ValueError, UnicodeDecodeError) as exc:
-            shutil.copyfile(run.metadata, run.metadata.with_name(run.metadata.name + ".damaged"))
+            kept = keep_damaged(run.metadata)
             log.warning(
-                "%s is damaged (%s): begun again, the old file kept as %s.damaged; earlier attempts are not listed",
-                run.metadata, type(exc).__name__, run.metadata.name,
+                "%s is damaged (%s): begun again, the old file kept as %s; earlier attempts are not listed",
+                run.metadata, type(exc).__name__, kept.name,
             )  # fmt: skip
             data = None
         if data is not None:
             return cls(run, data)
-        found = cls(run)
-        found.data = {"created_at": None, "config_path": None, "config_hash": config_hash(cfg)}
-        found.data.update(wandb_run_id=secrets.token_hex(4), attempts=[], rebuilt_at=_now())
-        return found
+        return cls(run, {"created_at": None, "config_path": None, "config_hash": config_hash(cfg),
+                         "wandb_run_id": secrets.token_hex(4), "attempts": [], "rebuilt_at": _now()})  # fmt: skip
 
     @property
     def wandb_run_id(self) -> str:

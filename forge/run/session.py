@@ -4,7 +4,6 @@ record the attempt in run_metadata.json, and register the run until it completes
 from __future__ import annotations
 
 import logging
-import shutil
 
 from forge import distributed, embedded
 from forge.config import (
@@ -20,7 +19,7 @@ from forge.config.loader import load_stored
 from forge.errors import EXIT_OK, ConfigError, ForgeError, Preempted
 from forge.logs import attach_run_log, detach_run_log
 from forge.run import registry, upstream
-from forge.run.files import atomic_write_text
+from forge.run.files import atomic_write_text, keep_damaged
 from forge.run.layout import STAGES, RunDir, run_dir_of
 from forge.run.lock import RunLock
 from forge.run.metadata import Outcome, RunMetadata, identity
@@ -47,7 +46,7 @@ def stored_or_rebuilt(run: RunDir, cfg: ForgeConfig, metadata: dict) -> ForgeCon
         if metadata.get("rebuilt_at") is None and metadata.get("config_hash") == config_hash(cfg):
             log.warning("%s is damaged (%s): written again from the config this run began with (same hash)",
                         run.config, str(exc).splitlines()[0])  # fmt: skip
-            shutil.copyfile(run.config, run.config.with_name(run.config.name + ".damaged"))
+            keep_damaged(run.config)
             atomic_write_text(run.config, dump_yaml(cfg))
             return cfg
         began = metadata.get("config_path") or "the config it began with"

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from forge.run.files import atomic_write_json, atomic_write_text, follow_umask, fsync_dir, read_json
-from forge.run.layout import STAGES, RunDir
+from forge.run.layout import STAGES, RunDir, checkpoint_step
 
 log = logging.getLogger("forge.run")
 
@@ -159,7 +159,7 @@ class TrainingState:
         """What the run itself says: the step of its newest safe checkpoint (training resumes
         from there, and finalize publishes it). The best metrics so far are lost."""
         checkpoint = find_resume_checkpoint(run)
-        step = int(json.loads((checkpoint / COMPLETE_MARK).read_text())["step"]) if checkpoint else 0
+        step = checkpoint_step(checkpoint) if checkpoint else 0
         log.warning(
             "%s is damaged (%s): rebuilt from the run's checkpoints (step %d); its best metrics so far are lost",
             run.state, type(why).__name__, step,
