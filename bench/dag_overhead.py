@@ -6,9 +6,12 @@ the stage's own module with what it imports.
 
     .venv/bin/python bench/dag_overhead.py [--repeats 3] [--config CONFIG]
 
-Prints the median wall time of each path, their ratio (issue 32's target: <= 1.2x for the
-local profile) and the start-up of each stage. Run it on a quiet machine: it takes about
-(forge + snakemake) x repeats + 5 start-ups, a couple of minutes for the tiny default.
+Snakemake's jobs hand their stage to a warm interpreter the first job left (forge/warm.py):
+each round's DAG starts without one, as on a quiet machine. Prints the median wall time of
+each path, their ratio (issue 32's target: <= 1.2x for the local profile), the start-up of
+each stage in a fresh interpreter, and what a stage job costs when a warm interpreter serves
+it. Run it on a quiet machine: it takes about (forge + snakemake) x repeats + 20 stage jobs,
+a couple of minutes for the tiny default.
 """
 
 from __future__ import annotations
@@ -58,11 +61,20 @@ def main() -> None:
     timed(forge, work, env)  # builds the embedded artifacts once, outside the timings
     run = next((work / "outputs").glob("*/*/run"))
     times: dict[str, list[float]] = {"forge.py": [], "snakemake (local)": []}
-    for _ in range(args.repeats):
+    for repeat in range(args.repeats):
+        # Each round's own environment: its DAG finds no warm interpreter (forge/warm.py) left
+        # by the round before, and starts as a DAG on a quiet machine does.
+        round_env = {**env, "FORGE_BENCH_ROUND": str(repeat)}
         for name, command in (("forge.py", forge), ("snakemake (local)", snake)):
             shutil.rmtree(run, ignore_errors=True)
             shutil.rmtree(work / ".snakemake", ignore_errors=True)
-            times[name].append(timed(command, work, env))
+            times[name].append(timed(command, work, round_env))
+    warm = {}  # a stage job that a warm interpreter serves: the job's own start and the hand-over
+    warm_env = {**env, "FORGE_WARM": "1"}
+    for stage in STAGES:
+        job = [sys.executable, "-m", "forge", "stage", stage, "--config", str(config)]
+        timed(job, work, warm_env)  # leaves the warm interpreter, or finds it
+        warm[stage] = statistics.median(timed(job, work, warm_env) for _ in range(3))
     startup = {}
     for stage in STAGES:
         load = f"import forge.cli, forge.pipeline, forge.stages.{stage}; forge.logs.quiet_libraries()"
@@ -78,6 +90,9 @@ def main() -> None:
     for stage, seconds in startup.items():
         print(f"  {stage:13s} {seconds:5.1f} s")
     print(f"  five stages   {sum(startup.values()):5.1f} s")
+    print("a stage job a warm interpreter serves (the stage already done: start-up and hand-over only):")
+    for stage, seconds in warm.items():
+        print(f"  {stage:13s} {seconds:5.2f} s")
 
 
 if __name__ == "__main__":

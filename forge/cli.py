@@ -366,7 +366,30 @@ def _printing(command, argv: list[str]) -> int:
         return EXIT_PIPE
 
 
+def _hand_over(argv: list[str], stage: str) -> None:
+    """A stage job, with FORGE_WARM=1 (Snakemake's jobs; forge/warm.py): exits as the stage
+    ends when a warm copy ran it; returns when this process runs it, after importing what the
+    stage needs and leaving a copy behind that has imported what every stage needs."""
+    from forge import warm
+
+    if not warm.available():
+        return
+
+    def imports(*modules: str) -> None:
+        import importlib
+
+        for module in modules:
+            importlib.import_module(module)
+
+    every_stage = [f"forge.stages.{name}" for name in STAGES]
+    libraries = ["datasets", "wandb", "transformers.modeling_utils"]  # what the stages import when they run
+    name = warm.address([Path(__file__).parent])
+    warm.hand_over(argv, main, name=name, load=lambda: imports("forge.pipeline", f"forge.stages.{stage}"),
+                   preload=lambda: imports(*every_stage, *libraries))  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
+    own_process = argv is None  # `python -m forge ...`, not a call from Python (a test, a notebook)
     argv = sys.argv[1:] if argv is None else argv
     commands = {"doctor": _doctor, "status": _status, "report": _report, "check": _check}
     if argv and argv[0] in commands:
@@ -383,6 +406,8 @@ def main(argv: list[str] | None = None) -> int:
     from forge.signals import StopRequest
 
     stop = StopRequest().install()  # before the heavy imports: an early SIGUSR1/SIGTERM is kept
+    if argv and argv[0] == "stage" and own_process:
+        _hand_over(argv, args.stage)  # a warm copy of this process may serve the next stage jobs
     setup_console(debug)
     me = console_name()
     try:

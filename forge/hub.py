@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -43,12 +44,26 @@ def hub_reachable(timeout: float = 3.0) -> bool:
 
 
 def go_offline_if_unreachable(refs: list[str]) -> None:
-    """Call before importing transformers/datasets, with the model and dataset refs a run needs."""
-    if any(is_hub_id(r) for r in refs) and not hub_reachable():
-        os.environ["HF_HUB_OFFLINE"] = "1"
-    elif not any(is_hub_id(r) for r in refs):
-        # Nothing to download: never let a library wait on the network.
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    """With the model and dataset refs a run needs: the HF libraries ask no server when the
+    Hub cannot be reached, or when there is nothing to download (never let a library wait on
+    the network)."""
+    if any(is_hub_id(r) for r in refs):
+        if not hub_reachable():
+            _go_offline()
+    elif "HF_HUB_OFFLINE" not in os.environ:
+        _go_offline()
+
+
+def _go_offline() -> None:
+    """HF_HUB_OFFLINE=1, also for the libraries imported already (a warm interpreter,
+    forge/warm.py; a notebook), which read it once, at import."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    hub = sys.modules.get("huggingface_hub.constants")
+    if hub is not None:
+        hub.HF_HUB_OFFLINE = True
+    datasets_config = sys.modules.get("datasets.config")
+    if datasets_config is not None and os.environ.get("HF_DATASETS_OFFLINE") is None:
+        datasets_config.HF_HUB_OFFLINE = datasets_config.HF_DATASETS_OFFLINE = True
 
 
 def unreachable(ref: str, kind: str) -> HubUnreachableError:

@@ -1,4 +1,5 @@
 # Paths and the target <-> config mapping. The mapping itself lives (tested) in forge/workflow.py.
+import os
 import shlex
 import sys
 
@@ -11,6 +12,9 @@ slurm.ignore_warning_in_job()
 
 # Where run configs live; `--config config_root=...` points elsewhere.
 CONFIG_ROOT = config.get("config_root", "configs")
+# A stage job hands its work to a warm interpreter an earlier stage job of the machine left
+# (forge/warm.py): a fresh one spends seconds on imports. FORGE_WARM=0 before snakemake: cold.
+os.environ.setdefault("FORGE_WARM", "1")
 # The forge of the Python that runs Snakemake, also inside SLURM jobs.
 FORGE = f"{shlex.quote(sys.executable)} -m forge"
 

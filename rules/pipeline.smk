@@ -27,8 +27,6 @@ rule pre_eval:
         marker="{run}/stages/pre_eval.done",
     log:
         "{run}/logs/pre_eval.log",
-    benchmark:
-        "{run}/benchmarks/pre_eval.tsv"
     params:
         config=run_config,
         config_hash=run_config_hash,
@@ -43,8 +41,6 @@ rule train:
         marker="{run}/stages/train.done",
     log:
         "{run}/logs/train.log",
-    benchmark:
-        "{run}/benchmarks/train.tsv"
     resources:
         # More than one: torchrun, one process per GPU (README, "Scale out")
         processes=1,  # per node
@@ -83,8 +79,6 @@ rule post_eval:
         complete="{run}/pipeline_complete",
     log:
         "{run}/logs/post_eval.log",
-    benchmark:
-        "{run}/benchmarks/post_eval.tsv"
     params:
         config=run_config,
         config_hash=run_config_hash,

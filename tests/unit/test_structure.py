@@ -27,6 +27,7 @@ FLOORS = [
         "forge.ocr_metrics",
         "forge.launch",
         "forge.refs",
+        "forge.warm",
     },  # fmt: skip
     {"forge.embedded", "forge.hub"},  # artifacts forge builds, and the Hub
     {"forge.models", "forge.harness"},  # loading models, and lm-evaluation-harness over them
