@@ -15,9 +15,11 @@ config hash under `lm_eval`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -108,7 +110,7 @@ def evaluate(eval_cfg, model, tokenizer) -> tuple[dict[str, dict[str, float]], d
     specs = [task_spec(t) for t in eval_cfg.tasks]
     named = any(isinstance(s, str) for s in specs)
     side = tokenizer.padding_side
-    with random_state_kept(), hub.libraries_offline():
+    with random_state_kept(), hub.libraries_offline(), _bars_only_on_a_terminal():
         lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=eval_cfg.batch_size)
         out = lm_eval.simple_evaluate(
             model=lm,
@@ -141,6 +143,35 @@ def evaluate(eval_cfg, model, tokenizer) -> tuple[dict[str, dict[str, float]], d
         },
     }
     return results, info
+
+
+@contextlib.contextmanager
+def _bars_only_on_a_terminal():
+    """lm-eval draws progress bars on stderr with no switch to turn them off; forge shows
+    none where stderr is no terminal (a log file, a pipe): the library's bars are left as
+    they are on a terminal and turned off for the call otherwise, as forge/logs.py does
+    for transformers' and datasets'."""
+    if sys.stderr.isatty():
+        yield
+        return
+    import lm_eval.api.model
+    import lm_eval.api.task
+    import lm_eval.models.huggingface
+    from tqdm import tqdm
+
+    class Off(tqdm):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **{**kwargs, "disable": True})
+
+    modules = [lm_eval.api.model, lm_eval.api.task, lm_eval.models.huggingface]
+    saved = [module.tqdm for module in modules]
+    for module in modules:
+        module.tqdm = Off
+    try:
+        yield
+    finally:
+        for module, bar in zip(modules, saved, strict=True):
+            module.tqdm = bar
 
 
 def _number(value) -> bool:

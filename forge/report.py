@@ -7,11 +7,14 @@ Writes into one folder:
     report.html   the same, self-contained (the figure embedded), for a browser
 
 The table: per run its mode, task, model, last step, and the task's main metric
-before training, after it, and of the teacher (KD runs).
+before training, after it, and of the teacher (KD runs). Runs evaluated by lm-evaluation-
+harness (an `eval:` block) get a second table of its numbers after training, one column a
+task's metric.
 
 Runs whose configs differ only in `seed` (a sweep's seeds, or hand-written replicas) form a
 point: a second table gives each point's values of the keys that differ between points, and
-the main metric's mean ± std (sample std) over its complete runs, with n; `points.png` plots
+the main metric's mean ± std (sample std) over its complete runs, with n (and so for each
+lm-eval metric); `points.png` plots
 the metric against each of those keys. The best point beats the second only when their
 mean ± std intervals do not overlap; the report says which. Curves come from
 metrics/steps.jsonl (forge/run/steplog.py), or for runs made before it existed, from
@@ -30,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from forge import harness
 from forge.config import to_dict, validate
 from forge.config.loader import load_stored, read_yaml
 from forge.errors import ForgeError
@@ -47,6 +51,7 @@ class RunReport:
     teacher: float | None
     curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)  # flat: dotted key -> value, from config.yaml
+    lm_eval: dict[str, float] = field(default_factory=dict)  # "task/metric" -> after training
 
 
 @dataclass
@@ -65,6 +70,15 @@ class Point:
     @property
     def std(self) -> float | None:
         return statistics.stdev(self.scores) if len(self.scores) > 1 else None
+
+    def spread_of(self, lm_eval_metric: str) -> str:
+        """An lm-eval metric's mean ± std over the point's complete runs that have it."""
+        values = [
+            r.lm_eval[lm_eval_metric] for r in self.runs if r.status.post is not None and lm_eval_metric in r.lm_eval
+        ]
+        if not values:
+            return "-"
+        return f"{statistics.fmean(values):.4f}" + (f" ± {statistics.stdev(values):.4f}" if len(values) > 1 else "")
 
 
 def step_records(run: RunDir) -> list[dict]:
@@ -104,8 +118,44 @@ def collect(roots: list[Path], cwd: Path) -> list[RunReport]:
         metric = Metric(status.metric_split, status.metric, status.larger_is_better) if status.metric else None
         teacher = main_metric(root, "teacher_pre_eval", metric)
         curves = curves_of(step_records(RunDir(root)))
-        reports.append(RunReport(display_name(root, cwd), status, teacher, curves, _flat_config(RunDir(root))))
+        name, config = display_name(root, cwd), _flat_config(RunDir(root))
+        reports.append(RunReport(name, status, teacher, curves, config, lm_eval_scores(RunDir(root))))
     return reports
+
+
+def lm_eval_scores(run: RunDir) -> dict[str, float]:
+    """lm-evaluation-harness's numbers after training (metrics/post_eval.json, forge/harness.py):
+    "task/metric" -> value, lm-eval's metric name without its filter when that is "none"; no
+    standard errors."""
+    try:
+        data = json.loads((run.metrics / "post_eval.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    scores = {}
+    for entry, values in data.items() if isinstance(data, dict) else ():
+        if not entry.startswith(harness.PREFIX) or not isinstance(values, dict):
+            continue
+        for key, value in values.items():
+            if (
+                key != "samples"
+                and "_stderr" not in key
+                and isinstance(value, (int, float))
+                and not isinstance(value, bool)
+            ):
+                scores[f"{entry.removeprefix(harness.PREFIX)}/{key.removesuffix(',none')}"] = float(value)
+    return scores
+
+
+def _lm_eval_metrics(reports: list[RunReport]) -> list[str]:
+    return list(dict.fromkeys(key for r in reports for key in r.lm_eval))
+
+
+def lm_eval_table(reports: list[RunReport]) -> list[dict[str, str]]:
+    """One row a run, one column an lm-eval metric; empty when no run has any."""
+    metrics = _lm_eval_metrics(reports)
+    if not metrics:
+        return []
+    return [{"run": r.name, **{m: _number(r.lm_eval.get(m)) for m in metrics}} for r in reports]
 
 
 def _flat_config(run: RunDir) -> dict[str, Any]:
@@ -169,6 +219,7 @@ def points_table(found: list[Point]) -> list[dict[str, str]]:
             n=f"{len(p.scores)}" + (f" of {len(p.runs)}" if len(p.scores) < len(p.runs) else ""),
             post=f"{p.mean:.4f}{spread}" if p.mean is not None else "-",
         )
+        row.update({m: p.spread_of(m) for m in _lm_eval_metrics([r for q in found for r in q.runs])})
         out.append(row)
     return out
 
@@ -326,8 +377,13 @@ def _md_table(rows: list[dict[str, str]]) -> list[str]:
 Rows = list[dict[str, str]]
 
 
-def markdown(rows: Rows, figure: str, sweep: tuple[Rows, str | None, str] | None = None) -> str:
+LM_EVAL_HEADING = "lm-evaluation-harness after training"
+
+
+def markdown(rows: Rows, figure: str, sweep: tuple[Rows, str | None, str] | None = None, lm_eval: Rows = ()) -> str:
     text = "# forge report\n\n" + "\n".join(_md_table(rows)) + f"\n\n![curves]({figure})\n"
+    if lm_eval:
+        text += f"\n## {LM_EVAL_HEADING}\n\n" + "\n".join(_md_table(list(lm_eval))) + "\n"
     if sweep is not None:
         point_rows, said, points_figure = sweep
         text += "\n## Points (mean ± std over seeds)\n\n" + "\n".join(_md_table(point_rows)) + "\n"
@@ -345,12 +401,14 @@ def _img(alt: str, png: bytes) -> str:
     return f"<p><img alt='{alt}' src='data:image/png;base64,{base64.b64encode(png).decode()}'></p>"
 
 
-def page(rows: Rows, png: bytes, sweep: tuple[Rows, str | None, bytes] | None = None) -> str:
+def page(rows: Rows, png: bytes, sweep: tuple[Rows, str | None, bytes] | None = None, lm_eval: Rows = ()) -> str:
     style = (
         "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}img{max-width:100%}"
     )
     body = f"<h1>forge report</h1>{_html_table(rows)}{_img('curves', png)}"
+    if lm_eval:
+        body += f"<h2>{LM_EVAL_HEADING}</h2>{_html_table(list(lm_eval))}"
     if sweep is not None:
         point_rows, said, points_png = sweep
         body += f"<h2>Points (mean ± std over seeds)</h2>{_html_table(point_rows)}"
@@ -374,6 +432,7 @@ def write(reports: list[RunReport], out: Path) -> dict[str, Path]:
         point_rows, said = points_table(found), verdict(found)
         md_sweep = (point_rows, said, files["points"].name)
         html_sweep = (point_rows, said, files["points"].read_bytes())
-    files["md"].write_text(markdown(rows, files["png"].name, md_sweep), encoding="utf-8")
-    files["html"].write_text(page(rows, files["png"].read_bytes(), html_sweep), encoding="utf-8")
+    lm_eval = lm_eval_table(reports)
+    files["md"].write_text(markdown(rows, files["png"].name, md_sweep, lm_eval), encoding="utf-8")
+    files["html"].write_text(page(rows, files["png"].read_bytes(), html_sweep, lm_eval), encoding="utf-8")
     return files

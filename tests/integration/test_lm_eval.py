@@ -59,3 +59,13 @@ def test_lm_eval_grades_the_tasks_own_answers_alike_and_leaves_the_weights_alone
     assert_bitwise_equal(run, RunDir(run.root.with_name("without")))
     shown = status.status_of(run.root)
     assert (shown.metric, shown.post) == ("exact_match,none", theirs["exact_match,none"])
+
+    from forge import report
+
+    reports = report.collect([run.root, run.root.with_name("without")], tmp_path)
+    with_eval, without = report.lm_eval_table(reports)
+    assert with_eval["arithmetic_gen/exact_match"] == f"{theirs['exact_match,none']:.4f}"
+    assert with_eval["arithmetic_mc/acc"] != "-" and not any("stderr" in key for key in with_eval)
+    assert set(without.values()) == {"-", without["run"]}  # a run without lm-eval: a row of dashes
+    files = report.write(reports, tmp_path / "report")
+    assert report.LM_EVAL_HEADING in files["md"].read_text() and report.LM_EVAL_HEADING in files["html"].read_text()

@@ -70,3 +70,25 @@ def test_evaluating_leaves_every_random_state_as_it_was():
         random.seed(99), np.random.seed(99), torch.manual_seed(99)
         states()
     assert states() == expected
+
+
+def test_no_progress_bar_reaches_a_stderr_that_is_no_terminal(capfd):
+    import datasets
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from forge import embedded, harness
+    from forge.config.schema import EvalConfig
+    from tests.conftest import ROOT
+
+    model_dir = embedded.ensure("embedded:tiny-causal-lm")
+    model, tokenizer = AutoModelForCausalLM.from_pretrained(model_dir), AutoTokenizer.from_pretrained(model_dir)
+    tasks = [str(ROOT / "evals" / "arithmetic_gen.yaml"), str(ROOT / "evals" / "arithmetic_mc.yaml")]
+    capfd.readouterr()
+    datasets.disable_progress_bars()  # as forge does off a terminal (forge/logs.py): what is left is lm-eval's
+    try:
+        results, _ = harness.evaluate(EvalConfig(tasks=tasks, limit=3, batch_size=3), model, tokenizer)
+    finally:
+        datasets.enable_progress_bars()
+    assert results["lm_eval/arithmetic_gen"]["samples"] == 3
+    err = capfd.readouterr().err
+    assert "it/s]" not in err and "%|" not in err, err[-2000:]  # lm-eval's bars: generating, scoring, contexts
