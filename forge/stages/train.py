@@ -5,7 +5,9 @@ from __future__ import annotations
 import errno
 import logging
 import shutil
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import Any
 
 from forge import distributed, slurm
 from forge.callbacks import (
@@ -64,16 +66,37 @@ def _policy(session, task, data, head, tokenizer, model, callbacks):
     )  # fmt: skip
 
 
-def _supervised(session, task, data, head, tokenizer, model, callbacks) -> dict:
-    """What the SFT and KD trainers share: arguments, the task's inputs, the peak metrics."""
+@dataclass(frozen=True)
+class Supervised:
+    """What the SFT and KD trainers are built from: the model, its arguments and data."""
+
+    model: Any
+    args: Any  # transformers.TrainingArguments
+    processing_class: Any
+    callbacks: list
+    train_dataset: Any
+    eval_dataset: Any
+    data_collator: Any
+    compute_metrics: Any
+    next_token: bool  # a causal LM: the logits at t are for the token at t + 1
+    regression: bool
+
+    def trainer_kwargs(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def _supervised(session, task, data, head, tokenizer, model, callbacks, keep_columns: bool = False) -> Supervised:
+    """What the SFT and KD trainers share: arguments, the task's inputs, the peak metrics.
+    `keep_columns`: the batches carry columns the model's forward does not take (the
+    teacher-logit cache's), which the Trainer must not drop."""
     from forge.trainers.arguments import training_arguments
 
-    callbacks.append(PeakMetricsCallback(session.run, task.peak_metrics(session.run.data), session.tracker))
+    callbacks = [*callbacks, PeakMetricsCallback(session.run, task.peak_metrics(session.run.data), session.tracker)]
     inputs = task.trainer_inputs(data, tokenizer, model)
     args = training_arguments(session.cfg, session.run)
-    if inputs.keep_columns:
+    if inputs.keep_columns or keep_columns:
         args.remove_unused_columns = False
-    return dict(
+    return Supervised(
         model=model, args=args, processing_class=tokenizer, callbacks=callbacks, train_dataset=inputs.train_dataset,
         eval_dataset=inputs.eval_dataset, data_collator=inputs.data_collator, compute_metrics=inputs.compute_metrics,
         next_token=task.alignment is Alignment.NEXT_TOKEN, regression=head.regression,
@@ -83,7 +106,7 @@ def _supervised(session, task, data, head, tokenizer, model, callbacks) -> dict:
 def _finetuning(session, task, data, head, tokenizer, model, callbacks):
     from forge.trainers.finetuning import FinetuningTrainer
 
-    return FinetuningTrainer(**_supervised(session, task, data, head, tokenizer, model, callbacks))
+    return FinetuningTrainer(**_supervised(session, task, data, head, tokenizer, model, callbacks).trainer_kwargs())
 
 
 def _distillation(session, task, data, head, tokenizer, model, callbacks):
@@ -94,30 +117,20 @@ def _distillation(session, task, data, head, tokenizer, model, callbacks):
     if head.regression:
         raise ForgeError(f"{run.root}: the labels are numbers (regression): distillation compares class "
                          "distributions; give task.labels to classify, or train without a teacher")  # fmt: skip
-    common = _supervised(session, task, data, head, tokenizer, model, callbacks)
+    cached = cfg.distillation.teacher_cache
+    common = _supervised(session, task, data, head, tokenizer, model, callbacks, keep_columns=cached)
     main = task.eval_splits(data)[0]
     teacher_metrics = read_json(run.metrics / "teacher_pre_eval.json", {}).get(main, {})
     if "accuracy" in teacher_metrics:  # a classifier's; training evaluates no transcriptions or answers
-        callbacks.append(TeacherGapCallback(run, teacher_metrics["accuracy"]))
-    if cfg.distillation.teacher_cache:  # the teacher ran once in prepare_data; it is not loaded here
-        from forge import kd_cache
-
-        cache = read_json(run.data / "teacher_logits.json")
-        if cache is None or not Path(cache["path"]).exists():
-            raise ForgeError(f"{run.root}: the teacher-logit cache is missing; rerun prepare_data")
-        if cache.get("per_token"):  # a causal LM: each batch reads its rows' answer tokens
-            common["train_dataset"] = kd_cache.with_rows(common["train_dataset"])
-            tokens = kd_cache.TokenCache(Path(cache["path"]))
-            common["data_collator"] = kd_cache.TokenCacheCollator(common["data_collator"], tokens)
-        else:
-            common["train_dataset"] = kd_cache.attach(common["train_dataset"], Path(cache["path"]))
-        common["args"].remove_unused_columns = False  # keep the teacher_logits (or cache_row) column
-        teacher = None
+        common = replace(common, callbacks=[*common.callbacks, TeacherGapCallback(run, teacher_metrics["accuracy"])])
+    teacher = None
+    if cached:  # the teacher ran once in prepare_data; it is not loaded here
+        common = _with_teacher_cache(run, common)
     else:
         check_same_tokenizer(tokenizer, session.source("teacher"))
         teacher = load_teacher(session.source("teacher"), head)
     return DistillationTrainer(
-        **common,
+        **common.trainer_kwargs(),
         teacher=teacher,
         alpha=cfg.distillation.alpha,
         temperature=cfg.distillation.temperature,
@@ -129,6 +142,21 @@ def _distillation(session, task, data, head, tokenizer, model, callbacks):
         max_new_tokens=getattr(cfg.task, "max_new_tokens", 64),
         seed=cfg.seed,
     )
+
+
+def _with_teacher_cache(run, common: Supervised) -> Supervised:
+    """The training data with the teacher's cached logits: a column of each row, or (a causal
+    LM) the rows' answer tokens read by the collator for each batch."""
+    from forge import kd_cache
+
+    cache = read_json(run.data / "teacher_logits.json")
+    if cache is None or not Path(cache["path"]).exists():
+        raise ForgeError(f"{run.root}: the teacher-logit cache is missing; rerun prepare_data")
+    if cache.get("per_token"):
+        tokens = kd_cache.TokenCache(Path(cache["path"]))
+        return replace(common, train_dataset=kd_cache.with_rows(common.train_dataset),
+                       data_collator=kd_cache.TokenCacheCollator(common.data_collator, tokens))  # fmt: skip
+    return replace(common, train_dataset=kd_cache.attach(common.train_dataset, Path(cache["path"])))
 
 
 def _device_name(device) -> str:
