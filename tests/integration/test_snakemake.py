@@ -148,18 +148,20 @@ def test_the_short_profile_name_works_after_the_documented_setup(folder, tmp_pat
     assert f"train {run_dir(folder).root}: starts fresh" in result.stdout + result.stderr
 
 
-@pytest.mark.heavy  # eight runs, forty stage jobs
+@pytest.mark.heavy  # nine runs, forty-five stage jobs
 def test_one_dag_trains_every_upstream_run_once_before_the_runs_built_on_it(tmp_path):
     """The chains of every method in one DAG: an online KD student after its teacher run
-    (classification); GRPO, an LM KD student from the teacher's top-8 cache and an on-policy
-    one, all built on one warm start (reasoning); an OCR KD student after its OCR teacher run.
-    Each upstream run is planned before the runs built on it and trained once; every final
-    model loads as its Auto class."""
+    (classification); GRPO, an LM KD student from the teacher's top-8 cache, an on-policy
+    one and a run evaluated by lm-evaluation-harness, all built on one warm start
+    (reasoning); an OCR KD student after its OCR teacher run. Each upstream run is planned
+    before the runs built on it and trained once; every final model loads as its Auto class."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from forge import status
     from forge.run.layout import RunDir
     from tests.conftest import lm_kd_config, reasoning_warm_start_config, short_grpo_config
     from tests.integration.test_distillation import check_kd_run, kd_pair
+    from tests.integration.test_lm_eval import EVAL, two_steps_from
     from tests.integration.test_ocr import metrics, short_run
     from tests.integration.test_rl import logged_rewards
 
@@ -169,6 +171,7 @@ def test_one_dag_trains_every_upstream_run_once_before_the_runs_built_on_it(tmp_
     short_grpo_config(configs, "grpo", out, warm)
     for name, variant in (("cached", "cached_top8"), ("on_policy", "on_policy_half")):
         lm_kd_config(configs, name, out, warm, variant)
+    two_steps_from(tmp_path, "lm_eval", warm, EVAL)
     ocr = ROOT / "configs" / "ocr" / "lines"
     write_config(configs, "ocr_teacher.yaml", short_run(tmp_path, ocr / "tiny_wide/00_sft.yaml", "ocr_teacher"))
     write_config(configs, "ocr_kd.yaml", short_run(tmp_path, ocr / "tiny/01_kd.yaml", "ocr_kd")
@@ -179,8 +182,10 @@ def test_one_dag_trains_every_upstream_run_once_before_the_runs_built_on_it(tmp_
         "cached": RunDir(out / "reasoning/tiny-cut1/cached"),
         "on_policy": RunDir(out / "reasoning/tiny-cut1/on_policy"),
         "ocr_teacher": RunDir(out / "ocr/tiny-wide/ocr_teacher"), "ocr_kd": RunDir(out / "ocr/tiny/ocr_kd"),
+        "lm_eval": RunDir(out / "reasoning/tiny/lm_eval"),
     }  # fmt: skip
-    built_on = {"kd": "teacher", "grpo": "sft", "cached": "sft", "on_policy": "sft", "ocr_kd": "ocr_teacher"}
+    built_on = {"kd": "teacher", "grpo": "sft", "cached": "sft", "on_policy": "sft", "ocr_kd": "ocr_teacher",
+                "lm_eval": "sft"}  # fmt: skip
 
     plan = snakemake(tmp_path, "-n", timeout=300)
     planned = plan.stdout + plan.stderr
@@ -208,6 +213,10 @@ def test_one_dag_trains_every_upstream_run_once_before_the_runs_built_on_it(tmp_
         assert model.config.num_hidden_layers == 1  # cut from the warm start
         batch = tokenizer(["Ana has 3 pens and gets 4 more."], return_tensors="pt")
         assert model.generate(**batch, max_new_tokens=6, do_sample=False).shape[1] > batch["input_ids"].shape[1]
+    evaluated = json.loads((runs["lm_eval"].metrics / "post_eval.json").read_text())  # in a stage job, offline
+    assert evaluated["lm_eval/arithmetic_gen"]["exact_match,none"] == evaluated["test"]["accuracy"]
+    shown = status.status_of(runs["lm_eval"].root)
+    assert (shown.metric, shown.post) == ("exact_match,none", evaluated["test"]["accuracy"])
     ocr_kd = runs["ocr_kd"]
     assert set(metrics(ocr_kd, "teacher_pre_eval")["test"]) == {"cer", "wer", "exact_match", "samples"}
     steps = re.findall(r"step (\d+)/20 loss=\S+ .*ce=\S+ kd=\S+", ocr_kd.log.read_text())
