@@ -1,14 +1,15 @@
 """SLURM jobs and wall time per run: the slurm profile as shipped (light stages grouped with
-their neighbours: three jobs a run) against the same profile without its `groups:` (one job
-per stage, five), side by side on the real local cluster of the slurm tests.
+their neighbours: three jobs a run) against train grouped with finalize and post_eval (two
+jobs) and against the same profile without its `groups:` (one job per stage, five), side by
+side on the real local cluster of the slurm tests.
 
     .venv/bin/python bench/slurm_jobs.py [--repeats 1] [--steps 120]
 
 Needs root (it starts slurmctld, slurmd and munge on loopback, as tests/slurm does, and stops
 them by PID at the end) and no other slurmctld on the machine. The profile is the one a user
 gets from `forge doctor --write` on this cluster (squeue for status, no account, CPUs that
-fit the node); only `groups:` differs between the two layouts. Each trial runs the tiny
-offline run (the slurm tests' config) in a fresh folder; the two layouts alternate.
+fit the node); only `groups:` differs between the layouts. Each trial runs the tiny
+offline run (the slurm tests' config) in a fresh folder; the layouts alternate.
 
 Prints, per layout: SLURM jobs submitted per run (distinct job ids in run_metadata.json),
 wall time of the whole `snakemake` call, the time forge itself spent in its stages (the
@@ -48,11 +49,20 @@ def profiles(folder: Path) -> dict[str, Path]:
     profile = yaml.safe_load((grouped / "config.v8+.yaml").read_text())
     if not profile.get("groups"):
         raise SystemExit("the shipped profile has no groups: nothing to compare")
-    profile.pop("groups")
-    single = folder / "single"
-    single.mkdir()
-    (single / "config.v8+.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
-    return {"grouped (shipped)": grouped, "one job per stage": single}
+    layouts = {"grouped (shipped)": grouped}
+    for name, groups in (
+        # train with its light neighbours: two jobs, but a group job's time limit is the sum
+        # of its stages' runtimes (720 + 60 + 60 min with the shipped profile's)
+        ("train with wrapup", ["prepare_data=setup", "pre_eval=setup", "train=train", "finalize=train",
+                               "post_eval=train"]),
+        ("one job per stage", None),
+    ):  # fmt: skip
+        variant = {**profile, "groups": groups} if groups else {k: v for k, v in profile.items() if k != "groups"}
+        folder_of = folder / name.split()[0]
+        folder_of.mkdir()
+        (folder_of / "config.v8+.yaml").write_text(yaml.safe_dump(variant, sort_keys=False))
+        layouts[name] = folder_of
+    return layouts
 
 
 def trial(folder: Path, profile: Path, steps: int) -> dict:
@@ -100,7 +110,7 @@ def main() -> None:
                 results: dict[str, list[dict]] = {name: [] for name in layouts}
                 for r in range(args.repeats):
                     for name, profile in layouts.items():
-                        results[name].append(trial(tmp / f"{name.split()[0]}-{r}", profile, args.steps))
+                        results[name].append(trial(tmp / f"{name.split()[0]}-run-{r}", profile, args.steps))
                         print(f"  {name}, trial {r + 1}: {results[name][-1]}", flush=True)
         except ClusterError as exc:
             raise SystemExit(f"bench/slurm_jobs.py: {exc}") from None
@@ -114,8 +124,10 @@ def main() -> None:
         walls[name] = wall
         jobs = "/".join(str(r["jobs"]) for r in rows)
         print(f"{name:<20} {jobs:>8} {wall:>8.0f} {work:>8.0f} {wall - work:>8.0f}")
-    grouped, single = walls.values()
-    print(f"wall time, grouped / one job per stage: {grouped / single:.2f}x")
+    single = walls["one job per stage"]
+    for name, wall in walls.items():
+        if name != "one job per stage":
+            print(f"wall time, {name} / one job per stage: {wall / single:.2f}x")
 
 
 if __name__ == "__main__":

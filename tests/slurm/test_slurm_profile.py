@@ -8,6 +8,7 @@ import subprocess
 
 import pytest
 
+from forge.run.layout import STAGES
 from tests.conftest import assert_bitwise_equal, run_dir, wait_for
 from tests.integration.test_snakemake import snakemake_cmd
 
@@ -26,7 +27,7 @@ def slurm_cmd(folder, cluster, *extra: str, timeout: int = TIMEOUT, train: tuple
         "cpus_per_task=2",
         "--set-resources", "train:runtime=20", "train:cpus_per_task=2", "prepare_data:mem_mb=1000",
         *(f"train:{resource}" for resource in train),
-        "--set-threads", "train=2", "pre_eval=2", "post_eval=2",
+        "--set-threads", *(f"{stage}=2" for stage in STAGES),  # alike: one warm interpreter a job
         "--slurm-status-command", "squeue",
         "--slurm-init-seconds-before-status-checks", "2",
         "--slurm-no-account",

@@ -57,7 +57,7 @@ def test_the_shipped_profile_on_a_small_node_without_accounting_is_fixed_in_a_co
     assert train["cpus_per_task"] == 2  # capped; the rest of train's entry kept
     assert train["runtime"] == 720 and "--signal=USR1@300" in train["slurm_extra"]
     assert fixed["set-resources"]["prepare_data"] == {"mem_mb": 16000}
-    assert fixed["set-threads"] == {"pre_eval": 2, "train": 2, "post_eval": 2}
+    assert fixed["set-threads"] == dict.fromkeys(["prepare_data", "pre_eval", "train", "finalize", "post_eval"], 2)
     assert main(["doctor", "--profile", str(tmp_path / "fixed")]) == 0  # the copy passes
     assert "problem" not in capsys.readouterr().out
 
