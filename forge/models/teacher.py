@@ -3,7 +3,9 @@ another forge run's final model (its merged model, or its adapter), as a ModelSo
 (forge/run/upstream.py resolves which).
 
 A teacher is loaded only when the run distils (alpha > 0), frozen, in eval mode, and on
-the GPU when there is one.
+the GPU when there is one. `shared` keeps the last one loaded for the next stage of the same
+process: prepare_data fills the logit cache with it and pre_eval evaluates the same model,
+which then `forget`s it (training loads its own, or reads the cache).
 """
 
 from __future__ import annotations
@@ -21,6 +23,24 @@ def load_teacher(source: ModelSource, head: Head):
     model = load_model(source, head)
     model.eval().requires_grad_(False)
     return model.to(default_device())
+
+
+_shared: tuple[ModelSource, Head, object] | None = None
+
+
+def shared(source: ModelSource, head: Head):
+    """The teacher of `source` as `head`, loaded once for this process (one at a time)."""
+    global _shared
+    if _shared is None or _shared[:2] != (source, head):
+        _shared = None  # the one held before is freed before the next loads
+        _shared = (source, head, load_teacher(source, head))
+    return _shared[2]
+
+
+def forget() -> None:
+    """Free the teacher `shared` holds."""
+    global _shared
+    _shared = None
 
 
 def check_same_tokenizer(student_tokenizer, teacher: ModelSource) -> None:

@@ -124,7 +124,6 @@ class RunSession:
         self._log_handler: logging.Handler | None = None
         self._stage_log_handler: logging.Handler | None = None
         self._tracker = None
-        self._teacher = None
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -231,18 +230,6 @@ class RunSession:
     def source(self, role: str):
         """The ModelSource of this run's student (or policy) or teacher (`role`)."""
         return upstream.model_source(self.cfg, self.run, role)
-
-    def teacher(self, head):
-        """The KD teacher, loaded once for this process: prepare_data fills the logit cache
-        with it and pre_eval evaluates the same model (`forget_teacher` frees it)."""
-        if self._teacher is None:
-            from forge.models.teacher import load_teacher
-
-            self._teacher = load_teacher(self.source("teacher"), head)
-        return self._teacher
-
-    def forget_teacher(self) -> None:
-        self._teacher = None
 
     def check_stop(self) -> None:
         """Every rank calls it at the same point; a stop any rank saw stops them all."""

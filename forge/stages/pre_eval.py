@@ -19,6 +19,8 @@ def run(session: RunSession) -> None:
     tokenizer = load_preprocessor(session.source("student"), head)
     evaluate_model(session, model, tokenizer, "pre_eval", step=0)
     if cfg.mode == "kd":  # the teacher's metrics, beside the student's baseline
-        evaluate_model(session, session.teacher(head), tokenizer, "teacher_pre_eval", step=0)
-        session.forget_teacher()  # training loads its own (online KD) or reads the cache
+        from forge.models import teacher
+
+        evaluate_model(session, teacher.shared(session.source("teacher"), head), tokenizer, "teacher_pre_eval", step=0)
+        teacher.forget()  # training loads its own (online KD) or reads the cache
     mark_stage_done(session.run, "pre_eval")

@@ -9,7 +9,7 @@ import logging
 from forge.models.loading import load_preprocessor
 from forge.run.files import atomic_write_json, replace_dir
 from forge.run.session import RunSession
-from forge.run.state import mark_stage_done
+from forge.run.state import mark_stage_done, stage_done
 from forge.tasks import Alignment, task_of
 from forge.tasks import data as sources
 
@@ -36,7 +36,7 @@ def cache_teacher_logits(session: RunSession, tokenizer, task) -> None:
     from transformers import DataCollatorWithPadding, set_seed
 
     from forge import kd_cache
-    from forge.models.teacher import check_same_tokenizer
+    from forge.models.teacher import check_same_tokenizer, forget, shared
 
     cfg, run, teacher = session.cfg, session.run, session.source("teacher")
     check_same_tokenizer(tokenizer, teacher)
@@ -48,7 +48,7 @@ def cache_teacher_logits(session: RunSession, tokenizer, task) -> None:
         from transformers import DataCollatorForSeq2Seq
 
         key, path = kd_cache.ensure_tokens(
-            session.teacher(head),
+            shared(teacher, head),
             train,
             run.data / task.train_split,
             DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100),
@@ -64,7 +64,7 @@ def cache_teacher_logits(session: RunSession, tokenizer, task) -> None:
         record = {"fingerprint": key, "path": str(path), "top_k": top_k, "per_token": True, **meta, "bytes": size}
     else:
         key, path = kd_cache.ensure(
-            session.teacher(head),
+            shared(teacher, head),
             train,
             run.data / task.train_split,
             DataCollatorWithPadding(tokenizer),
@@ -73,3 +73,5 @@ def cache_teacher_logits(session: RunSession, tokenizer, task) -> None:
         )
         record = {"fingerprint": key, "path": str(path), "top_k": top_k}
     atomic_write_json(run.data / "teacher_logits.json", record)
+    if stage_done(run, "pre_eval"):  # no stage of this process evaluates the teacher next
+        forget()

@@ -36,3 +36,21 @@ def test_prepare_data_and_pre_eval_share_one_teacher_load(tmp_path, monkeypatch)
     assert loads == ["embedded:tiny-distilbert-wide"]  # not again for teacher_pre_eval, nor in training
     assert json.loads((run.metrics / "teacher_pre_eval.json").read_text())["validation_matched"]["samples"] == 32
     assert (run.data / "teacher_logits.json").is_file() and run.complete.exists()
+
+
+def test_the_shared_teacher_is_one_model_at_a_time(monkeypatch):
+    from forge.models import teacher
+    from forge.models.loading import ModelSource, classifier
+
+    loads = []
+    monkeypatch.setattr(teacher, "load_teacher", lambda source, head: loads.append(source.ref) or object())
+    teacher.forget()
+    a, b, head = ModelSource("a"), ModelSource("b"), classifier(("x", "y"))
+    first = teacher.shared(a, head)
+    assert teacher.shared(ModelSource("a"), head) is first and loads == ["a"]  # equal sources: loaded once
+    assert teacher.shared(b, head) is not first and loads == ["a", "b"]  # another: the first is let go
+    assert teacher.shared(a, classifier(("x", "y", "z"))) is not first and loads == ["a", "b", "a"]  # another head
+    teacher.forget()
+    teacher.shared(a, classifier(("x", "y", "z")))
+    assert loads == ["a", "b", "a", "a"]  # forgotten: loaded again
+    teacher.forget()
