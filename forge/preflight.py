@@ -351,6 +351,11 @@ def _lm_eval_tasks(cfg: ForgeConfig, found: Findings) -> None:
     found.problems.extend(_keyed_as("eval.tasks", p) for p in harness.check(cfg.eval))
     if any(not t.endswith((".yaml", ".yml")) for t in cfg.eval.tasks):
         found.notes.append("eval.tasks: lm-eval task names are looked up when they run")
+    if cfg.eval.limit is not None and cfg.task.max_eval_samples is not None:
+        found.notes.append(
+            "eval.limit takes each lm-eval task's first rows, task.max_eval_samples draws its rows at random: "
+            "the two evaluate different rows of a shared split"
+        )
 
 
 def _keyed_as(key: str, problem: str) -> tuple[str, str]:

@@ -44,6 +44,21 @@ def test_a_task_that_cannot_run_is_one_line_from_forge_check(tmp_path, task, mes
     assert len(err) == 1 and "eval.tasks:" in err[0] and message in err[0], err
 
 
+def test_forge_check_notes_that_a_limit_and_a_drawn_subset_evaluate_different_rows(tmp_path, capsys):
+    from forge.cli import main
+
+    tasks = f"tasks: [{ROOT / 'evals/arithmetic_gen.yaml'}]"
+    for name, body, noted in (
+        ("both.yaml", f"eval: {{{tasks}, limit: 20}}\ntask: {{max_eval_samples: 20}}\n", True),
+        ("limit.yaml", f"eval: {{{tasks}, limit: 20}}\n", False),  # the whole test split: no draw
+        ("drawn.yaml", f"eval: {{{tasks}}}\ntask: {{max_eval_samples: 20}}\n", False),
+    ):
+        config = write_config(tmp_path, name, f"base: {REASONING_TINY / '00_sft.yaml'}\n{body}")
+        assert main(["check", str(config)]) == 0
+        out = capsys.readouterr().out
+        assert ("evaluate different rows" in out) is noted, out
+
+
 def test_lm_eval_is_refused_for_task_types_it_cannot_evaluate_and_a_main_metric_needs_both_stages(tmp_path):
     classifier = write_config(tmp_path, "c.yaml", f"base: {TINY_CONFIG}\neval: {{tasks: [x.yaml]}}\n")
     with pytest.raises(ConfigError, match="lm-evaluation-harness .* is available for task.type generation"):
