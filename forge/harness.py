@@ -15,16 +15,15 @@ config hash under `lm_eval`.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
 from forge import embedded, hub
 from forge.errors import ConfigError
+from forge.logs import bars_only_on_a_terminal
 from forge.rng import random_state_kept
 
 log = logging.getLogger("forge.eval")
@@ -145,33 +144,13 @@ def evaluate(eval_cfg, model, tokenizer) -> tuple[dict[str, dict[str, float]], d
     return results, info
 
 
-@contextlib.contextmanager
 def _bars_only_on_a_terminal():
-    """lm-eval draws progress bars on stderr with no switch to turn them off; forge shows
-    none where stderr is no terminal (a log file, a pipe): the library's bars are left as
-    they are on a terminal and turned off for the call otherwise, as forge/logs.py does
-    for transformers' and datasets'."""
-    if sys.stderr.isatty():
-        yield
-        return
+    """lm-eval draws progress bars with no switch to turn them off: off where stderr is no terminal."""
     import lm_eval.api.model
     import lm_eval.api.task
     import lm_eval.models.huggingface
-    from tqdm import tqdm
 
-    class Off(tqdm):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **{**kwargs, "disable": True})
-
-    modules = [lm_eval.api.model, lm_eval.api.task, lm_eval.models.huggingface]
-    saved = [module.tqdm for module in modules]
-    for module in modules:
-        module.tqdm = Off
-    try:
-        yield
-    finally:
-        for module, bar in zip(modules, saved, strict=True):
-            module.tqdm = bar
+    return bars_only_on_a_terminal(lm_eval.api.model, lm_eval.api.task, lm_eval.models.huggingface)
 
 
 def _number(value) -> bool:

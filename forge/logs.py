@@ -128,6 +128,31 @@ def detach_run_log(handler: logging.Handler) -> None:
         handler.close()
 
 
+@contextlib.contextmanager
+def bars_only_on_a_terminal(*modules):
+    """For libraries that draw tqdm bars on stderr with no switch to turn them off (lm-eval,
+    transformers' GGUF reader): where stderr is no terminal (a log file, a pipe), each of
+    `modules`' `tqdm` is a disabled one for the call, as `quiet_libraries` turns off
+    transformers' and datasets' own bars; on a terminal they are left as they are."""
+    if sys.stderr.isatty():
+        yield
+        return
+    from tqdm import tqdm
+
+    class Off(tqdm):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **{**kwargs, "disable": True})
+
+    saved = [module.tqdm for module in modules]
+    for module in modules:
+        module.tqdm = Off
+    try:
+        yield
+    finally:
+        for module, bar in zip(modules, saved, strict=True):
+            module.tqdm = bar
+
+
 def progress(iterable, description: str, total: int | None = None):
     """`iterable` with a progress bar on a terminal; as is in a batch log (no tty)."""
     if not sys.stderr.isatty():

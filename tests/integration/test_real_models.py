@@ -109,3 +109,15 @@ def test_smollm2_warm_start_and_grpo_run_and_the_final_models_load(tmp_path):
         assert (root / name / "pipeline_complete").exists()
         model = AutoModelForCausalLM.from_pretrained(root / name / "model")
         assert model.config.num_hidden_layers == 30 and model.config.vocab_size == 49152
+
+
+def test_building_smollm2_draws_no_progress_bar_off_a_terminal(tmp_path, capfd):
+    """transformers' GGUF reader draws its conversion bar with no switch to turn it off; a
+    build whose stderr is a log or a pipe must not write it there."""
+    require_pretrained("smollm2-135m-instruct")
+    from forge.embedded.pretrained import build_smollm2
+
+    build_smollm2(tmp_path / "smollm2")
+    err = capfd.readouterr().err
+    assert "GGUF tensors" not in err, err[-2000:]  # transformers' own bars: off in a forge process (forge/logs.py)
+    assert (tmp_path / "smollm2" / "model.safetensors").is_file()

@@ -107,3 +107,19 @@ def test_no_progress_bar_reaches_a_stderr_that_is_no_terminal(capfd):
     assert results["lm_eval/arithmetic_gen"]["samples"] == 3
     err = capfd.readouterr().err
     assert "it/s]" not in err and "%|" not in err, err[-2000:]  # lm-eval's bars: generating, scoring, contexts
+
+
+def test_a_librarys_own_bars_are_off_for_the_call_only_where_stderr_is_no_terminal(capfd, monkeypatch):
+    import types
+
+    from tqdm import tqdm
+
+    from forge.logs import bars_only_on_a_terminal
+
+    library = types.SimpleNamespace(tqdm=tqdm)
+    with bars_only_on_a_terminal(library):  # pytest's captured stderr: no terminal
+        list(library.tqdm(range(3), desc="converting"))
+    assert library.tqdm is tqdm and "converting" not in capfd.readouterr().err  # put back after the call
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True)
+    with bars_only_on_a_terminal(library):
+        assert library.tqdm is tqdm  # a terminal: left as it is
