@@ -277,16 +277,15 @@ class DistillationTrainer(FinetuningTrainer):
                 parameter.grad = torch.zeros_like(parameter)
             distributed.all_sum(parameter.grad).div_(self.accelerator.num_processes)
 
-    def _save_checkpoint(self, model, trial) -> None:
-        super()._save_checkpoint(model, trial)
+    def save_extras(self, folder: str) -> None:
+        super().save_extras(folder)
         if self._projection_parameters() and self.args.should_save:
-            folder = os.path.join(self._get_output_dir(trial=trial), f"checkpoint-{self.state.global_step}")
             torch.save(self.projection.state_dict(), os.path.join(folder, PROJECTION_FILE))
 
-    def _load_from_checkpoint(self, resume_from_checkpoint, model=None) -> None:
-        super()._load_from_checkpoint(resume_from_checkpoint, model)
-        path = os.path.join(resume_from_checkpoint, PROJECTION_FILE)
+    def load_extras(self, folder: str) -> None:
+        super().load_extras(folder)
+        path = os.path.join(folder, PROJECTION_FILE)
         if self._projection_parameters():
             if not os.path.exists(path):
-                raise FileNotFoundError(f"{resume_from_checkpoint}: no {PROJECTION_FILE} to resume the projection from")
+                raise FileNotFoundError(f"{folder}: no {PROJECTION_FILE} to resume the projection from")
             self.projection.load_state_dict(torch.load(path, map_location=self.args.device, weights_only=True))

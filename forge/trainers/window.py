@@ -10,6 +10,10 @@ transformers keeps the running loss since the last log in `Trainer._tr_loss` (a 
 micro-batch's loss is added to) and drains it into `_total_loss_scalar` at each log; the
 methods overridden here are those of transformers 5.x (a transformers upgrade must rerun the
 SIGUSR1 curve tests, which fail if this drifts).
+
+The two checkpoint methods overridden here are forge's one place where a checkpoint gains
+files of its own: the window, and whatever a trainer keeps beside its model through
+`save_extras` / `load_extras` (KD's learned hidden-state projection).
 """
 
 from __future__ import annotations
@@ -63,17 +67,26 @@ class LogWindow:
     def _window_file(self, folder: str) -> str:
         return os.path.join(folder, WINDOW_FILE.format(rank=self.args.process_index))
 
+    def save_extras(self, folder: str) -> None:
+        """Save what the trainer keeps beside the model into the checkpoint `folder` (every
+        process calls it; the Trainer's own files are written)."""
+
+    def load_extras(self, folder: str) -> None:
+        """Restore what `save_extras` saved, from the checkpoint a resume starts from."""
+
     def _save_checkpoint(self, model, trial) -> None:
         super()._save_checkpoint(model, trial)
+        folder = os.path.join(self._get_output_dir(trial=trial), f"checkpoint-{self.state.global_step}")
+        self.save_extras(folder)
         if getattr(self, "_tr_loss", None) is None:
             return
-        folder = os.path.join(self._get_output_dir(trial=trial), f"checkpoint-{self.state.global_step}")
         os.makedirs(folder, exist_ok=True)
         with open(self._window_file(folder), "w") as fh:
             json.dump(self.loss_window(), fh)
 
     def _load_from_checkpoint(self, resume_from_checkpoint, model=None) -> None:
         super()._load_from_checkpoint(resume_from_checkpoint, model)
+        self.load_extras(resume_from_checkpoint)
         try:
             with open(self._window_file(resume_from_checkpoint)) as fh:
                 window = json.load(fh)
