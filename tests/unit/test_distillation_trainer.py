@@ -167,6 +167,22 @@ def test_the_hidden_state_term_projects_the_student_to_the_teachers_width(models
     student.zero_grad()
 
 
+def test_the_projection_goes_into_a_checkpoint_and_comes_back_from_it(models_and_batch, tmp_path):
+    student, teacher, _, out = models_and_batch
+    hidden = HiddenStateConfig(weight=0.5, loss="mse")
+    saved, resumed = (trainer(student, teacher, out, alpha=0.5, hidden=hidden) for _ in range(2))
+    torch.nn.init.normal_(saved.projection.weight)
+    folder = tmp_path / "checkpoint-3"
+    folder.mkdir()
+    saved.save_extras(str(folder))
+    assert not torch.equal(resumed.projection.weight, saved.projection.weight)
+    resumed.load_extras(str(folder))
+    assert torch.equal(resumed.projection.weight, saved.projection.weight)
+    assert torch.equal(resumed.projection.bias, saved.projection.bias)
+    with pytest.raises(FileNotFoundError, match="hidden_projection.pt"):  # never a silent fresh projection
+        resumed.load_extras(str(tmp_path))
+
+
 def test_equal_widths_need_no_projection(models_and_batch):
     from transformers import AutoModelForSequenceClassification
 
