@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 
 from forge.models.loading import Head, classifier, regressor
@@ -71,10 +72,11 @@ class Classification(TaskType):
             "label": columns.label,
         }
 
-    def _classes(self, train, label: str) -> tuple[list, tuple[str, ...] | None]:
+    def _classes(self, train, label: str, others=()) -> tuple[list, tuple[str, ...] | None]:
         """(the label values in class-id order, the class names; None for regression) of the
         training split: a ClassLabel's ids and names (renamed by task.labels); task.labels, by
-        index for an integer column; else the sorted distinct values."""
+        index for an integer column; else the sorted distinct values. `others`: the evaluation
+        splits, where an empty cell also tells an integer column read as floats."""
         from datasets import ClassLabel
 
         feature, labels = train.features[label], self.task.labels
@@ -91,13 +93,26 @@ class Classification(TaskType):
             numeric = dtype is not None and dtype.startswith(("int", "uint", "float"))
             by_index = numeric and all(isinstance(v, str) for v in labels)
             return (list(range(len(labels))) if by_index else list(labels)), tuple(str(v) for v in labels)
-        if dtype in ("float16", "float32", "float64"):
-            log.info("the label column %r holds floats: regression (MSE); give task.labels to classify", label)
+        column = list(train[label])
+        if dtype in ("float16", "float32", "float64") and not _integers_with_gaps(
+            column + [v for split in others for v in split[label]]
+        ):
+            whole = all(v is None or v != v or float(v).is_integer() for v in column)
+            (log.warning if whole else log.info)(
+                "the label column %r holds %s: regression (MSE); give task.labels to classify",
+                label, "floats, all whole numbers (1.0 for 1)" if whole else "floats",
+            )  # fmt: skip
             return [], None
-        values = {v for v in train[label] if v is not None}
+        values = {_whole(v) for v in column if v is not None and v == v}  # v == v: not NaN (a missing cell)
         if not values:
             raise sources.DataError(f"split train: the label column {label!r} has no value")
+        if len(values) == 1:
+            raise sources.DataError(
+                f"split train: the label column {label!r} has one value ({next(iter(values))!r}); "
+                "a classifier needs two classes or more"
+            )
         values = sorted(values, key=lambda v: (isinstance(v, str), v))
+        _warn_of_near_twins(values, label)
         return values, tuple(str(v) for v in values)
 
     def prepare(self, tokenizer, out: Path) -> dict[str, int]:
@@ -112,7 +127,7 @@ class Classification(TaskType):
             for name, rows in splits.items():
                 sources.require_columns(rows, name, columns)
             text, pair, label = columns["text"], columns.get("text_pair"), columns["label"]
-            values, names = self._classes(splits[TRAIN], label)
+            values, names = self._classes(splits[TRAIN], label, [rows for n, rows in splits.items() if n != TRAIN])
             regression = names is None
             feature = splits[TRAIN].features[label]
             already = isinstance(feature, ClassLabel)  # class ids already, maybe renamed by task.labels
@@ -120,8 +135,11 @@ class Classification(TaskType):
             bad = sources.BadRows(task)
             index = {v: i for i, v in enumerate(values)}
             prepared = {}
+            by_index = task.labels is not None and values == list(range(len(values))) and values != list(task.labels)
             for name, rows in splits.items():
                 where = "task.labels" if task.labels is not None else "the training split's"
+                if by_index:  # names in task.labels, numbers in the column: the numbers are class ids
+                    where = f"the class ids task.labels names, 0 to {len(values) - 1}"
                 rows = bad.keep(
                     rows,
                     name,
@@ -174,8 +192,12 @@ class Classification(TaskType):
         value = row[label]
         if value is None:
             return f"column {label!r}: no label"
+        if isinstance(value, float) and value != value:  # NaN: a missing cell as pandas reads it
+            return f"column {label!r}: no label"
         if regression:
-            return None if isinstance(value, (int, float)) else f"column {label!r}: {value!r} is not a number"
+            if not isinstance(value, (int, float)):
+                return f"column {label!r}: {value!r} is not a number"
+            return None if math.isfinite(value) else f"column {label!r}: {value!r} is not a finite number"
         if index and _key(value, index) not in index:
             known = ", ".join(map(repr, list(index)[:8])) + (", ..." if len(index) > 8 else "")
             return f"column {label!r}: label {value!r} is not one of {where} ({known})"
@@ -202,7 +224,13 @@ class Classification(TaskType):
         label = self._columns()["label"]
         values = [row[label] for row in seen.rows[roles.train]]
         if self.task.labels is None and values and all(isinstance(v, float) for v in values):
-            return [], [f"the label column {label!r} holds numbers: the run regresses them (MSE)"]
+            if all(float(v).is_integer() for v in values if v == v) and not _integers_with_gaps(values):
+                return [], [f"the label column {label!r} holds whole numbers written as floats: the run regresses "
+                            "them (MSE), unless a cell of it is empty (then they are classes); give task.labels "
+                            "to classify"]  # fmt: skip
+            if not _integers_with_gaps(values):
+                return [], [f"the label column {label!r} holds numbers: the run regresses them (MSE)"]
+            values = [_whole(v) for v in values if v == v]
         seen_labels = sorted({str(v) for v in values})
         shown = ", ".join(seen_labels[:8]) + (", ..." if len(seen_labels) > 8 else "")
         where = "task.labels" if self.task.labels is not None else "the training split's distinct values"
@@ -262,6 +290,29 @@ class Classification(TaskType):
             scores = regression_metrics((logits, labels)) if regression else metrics((logits, labels))
             results[split] = {**scores, "loss": loss / n, "samples": n}
         return results
+
+
+def _whole(value):
+    """1.0 -> 1 (an integer label read as a float); anything else as it is."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _integers_with_gaps(column) -> bool:
+    """A float column that is an integer one with missing cells (pandas reads an empty cell as
+    NaN, which makes the whole column float): whole numbers, and at least one NaN."""
+    present = [v for v in column if v is not None and v == v]
+    return len(present) < len(column) and all(math.isfinite(v) and float(v).is_integer() for v in present)
+
+
+def _warn_of_near_twins(values: list, label: str) -> None:
+    """Classes that differ only in case, spaces or type ('Positive', 'positive ', 1 and '1') are
+    usually one class spelled twice: say so (they stay distinct classes)."""
+    groups: dict[str, list] = {}
+    for value in values:
+        groups.setdefault(str(value).strip().casefold(), []).append(value)
+    for twins in (g for g in groups.values() if len(g) > 1):
+        log.warning("the label column %r has %s: they are %d classes; if they are one, write them alike",
+                    label, " and ".join(map(repr, twins)), len(twins))  # fmt: skip
 
 
 def _key(value, index):

@@ -12,6 +12,7 @@ whose data has changed since is refused, as a changed config is.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import shutil
@@ -63,24 +64,58 @@ def data_files(task) -> dict[str, list[Path]] | None:
     files = {}
     for split, paths in task.data_files.items():
         paths = [paths] if isinstance(paths, str) else list(paths)
-        files[split] = [p if p.is_absolute() else base / p for p in map(lambda x: Path(x).expanduser(), paths)]
+        absolute = [p if p.is_absolute() else base / p for p in map(lambda x: Path(x).expanduser(), paths)]
+        files[split] = [found for path in absolute for found in _matches(path)]
     return files
 
 
-def _builder(files: dict[str, list[Path]]) -> str:
+def _matches(path: Path) -> list[Path]:
+    """A glob's files, sorted (itself when it matches none: the error names it); a path as it is."""
+    if not any(c in str(path) for c in "*?["):
+        return [path]
+    anchor = Path(path.anchor)
+    found = sorted(p for p in anchor.glob(str(path.relative_to(anchor))) if p.is_file())
+    return found or [path]
+
+
+def _builder(files: dict[str, list[Path]], where: str = "task.data_files") -> str:
     kinds = {BUILDERS.get(p.suffix.lower()) for paths in files.values() for p in paths}
     if None in kinds:
         odd = next(p for paths in files.values() for p in paths if p.suffix.lower() not in BUILDERS)
-        raise DataError(f"task.data_files: {odd}: not a data file forge reads (csv, tsv, json, jsonl, parquet)")
+        raise DataError(f"{where}: {odd}: not a data file forge reads (csv, tsv, json, jsonl, parquet)")
     if len(kinds) > 1:
-        raise DataError(f"task.data_files: mixes {' and '.join(sorted(kinds))} files; give one kind")
+        raise DataError(f"{where}: mixes {' and '.join(sorted(kinds))} files; give one kind")
     return kinds.pop()
 
 
 def _missing_files(files: dict[str, list[Path]]) -> list[str]:
-    return [
-        f"split {split}: {path}: no such file" for split, paths in files.items() for path in paths if not path.is_file()
-    ]
+    def why(path: Path) -> str:
+        if path.is_dir():
+            return "a folder; name its files (a glob, e.g. folder/*.csv, names them all)"
+        return "no file matches" if any(c in path.name for c in "*?[") else "no such file"
+
+    return [f"split {split}: {p}: {why(p)}" for split, paths in files.items() for p in paths if not p.is_file()]
+
+
+def _check_files(files: dict[str, list[Path]], where: str) -> None:
+    """What can be told of a split's files before a reader opens them: one line for an empty
+    file, and for a csv header that names a column twice (pandas would rename the second)."""
+    import csv
+
+    for split, paths in files.items():
+        for path in paths:
+            if path.stat().st_size == 0:
+                raise DataError(f"split {split}: {path}: an empty file")
+            if BUILDERS.get(path.suffix.lower()) != "csv":
+                continue
+            try:
+                with path.open(encoding="utf-8-sig", newline="") as fh:
+                    header = next(csv.reader(fh, delimiter="\t" if path.suffix.lower() == ".tsv" else ","), [])
+            except (UnicodeDecodeError, csv.Error):  # the reader's own error says more, and where
+                continue
+            twice = next((name for i, name in enumerate(header) if name in header[:i]), None)
+            if twice is not None:
+                raise DataError(f"split {split}: {path}: the header names the column {twice!r} twice")
 
 
 def load(task, cache: Path | None = None):
@@ -91,27 +126,28 @@ def load(task, cache: Path | None = None):
     ref = task.dataset
     try:
         files = data_files(task)
+        if is_local(task) and not embedded.is_embedded(ref or ""):
+            _split_files(task)  # the checks peek makes: each file there, one kind, none left unread
         if files is not None:
-            missing = _missing_files(files)
-            if missing:
-                raise DataError(f"task.data_files: {missing[0]}")
             builder = _builder(files)
             kwargs = (
                 {"delimiter": "\t"}
                 if builder == "csv" and all(p.suffix.lower() == ".tsv" for ps in files.values() for p in ps)
                 else {}
             )
-            return load_dataset(
-                builder,
-                data_files={k: [str(p) for p in v] for k, v in files.items()},
-                cache_dir=str(cache) if cache else None,
-                **kwargs,
-            )
+            with datasets_quiet():
+                return load_dataset(
+                    builder,
+                    data_files={k: [str(p) for p in v] for k, v in files.items()},
+                    cache_dir=str(cache) if cache else None,
+                    **kwargs,
+                )
         source = str(source_dir(task)) if not is_hub_id(ref) else ref
         if not is_hub_id(ref) and not Path(source).is_dir():
             raise DataError(f"task.dataset: {ref}: no such folder")
         local = {"cache_dir": str(cache)} if cache is not None and not is_hub_id(ref) else {}
-        return load_dataset(source, task.dataset_config, **local)
+        with datasets_quiet():
+            return load_dataset(source, task.dataset_config, **local)
     except DataError:
         raise
     except ConnectionError:
@@ -131,10 +167,14 @@ def load(task, cache: Path | None = None):
         if undecodable:
             raise DataError(undecodable) from None
         cause = exc.__cause__ or exc.__context__ or exc
-        raise DataError(
-            f"task data cannot be read ({type(cause).__name__}: {_first_line(cause)}); "
-            "is every file valid UTF-8 csv / json / parquet?"
-        ) from None
+        said = f"{type(cause).__name__}: {_first_line(cause)}"
+        if "cast" in said.lower() or "failed to parse" in said.lower():  # files that disagree
+            odd = _odd_columns(_split_files(task)) if is_local(task) else None
+            raise DataError(
+                f"task data cannot be read: {odd or 'its files disagree on a column type'} ({said}); every "
+                "file needs the same columns, and a column one type in every file (the labels all text, or all numbers)"
+            ) from None
+        raise DataError(f"task data cannot be read ({said}); is every file valid UTF-8 csv / json / parquet?") from None
 
 
 @dataclass(frozen=True)
@@ -160,6 +200,16 @@ def splits_of(task, available: list[str]) -> Splits:
             raise DataError(f"task.splits.eval: no split {missing[0]!r} in the data (it has: {', '.join(available)})")
         return Splits(train, evals)
     if task.eval_split is not None:
+        found = [name for name in EVAL_NAMES if name in available and name != train]
+        named = [name for name in found if name in (task.data_files or {})]
+        if named:  # the user's own file for it, and a carve: say which
+            raise DataError(
+                f"task.data_files names an evaluation split ({named[0]!r}) and task.eval_split asks to carve one "
+                "from the training rows: keep one (task.eval_split: null to evaluate on the file)"
+            )
+        if found:  # e.g. a held-out test split kept out of the run on purpose: say so, once
+            log.warning("the data's %r split is not used: task.eval_split carves the evaluation rows from %r",
+                        found[0], train)  # fmt: skip
         return Splits(train, (CARVED,), carved=True)
     found = next((name for name in EVAL_NAMES if name in available and name != train), None)
     if found is None:
@@ -177,6 +227,7 @@ def select(task, raw) -> dict[str, Any]:
     train = raw[roles.train]
     chosen = {}
     if roles.carved:
+        _check_carve(task.eval_split, len(train), roles.train)
         parts = train.train_test_split(test_size=task.eval_split, seed=task.data_seed, shuffle=True)
         train, chosen[CARVED] = parts["train"], parts["test"]
         log.info(
@@ -195,6 +246,20 @@ def select(task, raw) -> dict[str, Any]:
         raise DataError(f"split {roles.train}: no rows")
     evals = {name: subset(rows, task.max_eval_samples, task.data_seed) for name, rows in chosen.items()}
     return {"train": train, **evals}
+
+
+def _check_carve(share: float, rows: int, split: str) -> None:
+    """One line when carving `share` of `rows` would leave the training or the evaluation split
+    empty (datasets takes ceil(share · rows) rows for evaluation)."""
+    import math
+
+    held_out = math.ceil(share * rows)
+    if rows - held_out < 1 or held_out < 1:
+        left = "no training row" if rows - held_out < 1 else "no evaluation row"
+        raise DataError(
+            f"split {split}: task.eval_split {share} of its {rows} row(s) leaves {left}; "
+            "give a smaller share, or more rows"
+        )
 
 
 def fresh_cache():
@@ -285,9 +350,12 @@ class BadRows:
             if problem:
                 bad.append((i, problem))
                 if not self.skip:
-                    more = sum(1 for r in rows.select(range(i + 1, len(rows))) if problem_of(r))
+                    rest = rows.select(range(i + 1, len(rows))) if i + 1 < len(rows) else []
+                    more = sum(1 for r in rest if problem_of(r))
                     extra = f" (and {more} more row(s))" if more else ""
                     where = row_name(self.task, self._source(split), _source_row(rows, i))
+                    if split == CARVED and self._source(split) != split:
+                        where += " (carved into the evaluation split by task.eval_split)"
                     raise DataError(
                         f"{where}: {problem}{extra}; fix the data, or set task.bad_rows: skip to leave such rows out"
                     )
@@ -398,12 +466,8 @@ def peek(task, rows: int = 100) -> Peek:
     """The column names and first `rows` rows of each split, read from the files without
     converting or caching anything (parquet through its own reader, csv and json streamed); a
     DataError when the data cannot be read as configured."""
-    import logging as logging_
-
     files = _split_files(task)
-    quiet = logging_.getLogger("datasets")
-    level, quiet.level = quiet.level, logging_.CRITICAL  # datasets logs a failed read as well as raising it
-    try:
+    with datasets_quiet():
         columns, first = {}, {}
         for split, paths in files.items():
             try:
@@ -418,9 +482,24 @@ def peek(task, rows: int = 100) -> Peek:
                 raise DataError(
                     f"split {split}: {paths[0]}: cannot be read ({type(cause).__name__}: {_first_line(cause)})"
                 ) from None
+            if not first[split]:
+                raise DataError(f"split {split}: {paths[0]}{' and the others' if len(paths) > 1 else ''}: no rows")
         return Peek(columns, first)
+
+
+@contextlib.contextmanager
+def datasets_quiet():
+    """datasets logs a file it fails to read ("Failed to read file ...") as well as raising the
+    error, which forge turns into its one line: keep that log line off the console."""
+    import datasets  # noqa: F401 (its import sets its logger's level: first)
+
+    quiet = logging.getLogger("datasets")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)  # setLevel, not .level: it clears the child loggers' caches
+    try:
+        yield
     finally:
-        quiet.level = level
+        quiet.setLevel(level)
 
 
 def _split_files(task) -> dict[str, list[Path]]:
@@ -431,6 +510,7 @@ def _split_files(task) -> dict[str, list[Path]]:
         if missing:
             raise DataError(f"task.data_files: {missing[0]}")
         _builder(files)  # one known format
+        _check_files(files, "task.data_files")
         return files
     folder = source_dir(task)
     if folder is None or not folder.is_dir():
@@ -445,7 +525,52 @@ def _split_files(task) -> dict[str, list[Path]]:
         raise DataError(f"task.dataset: {task.dataset}: cannot be read as a dataset ({_first_line(exc)})") from None
     if not found:
         raise DataError(f"task.dataset: {task.dataset}: no data files in it (csv, json, jsonl, parquet)")
-    return {split: [Path(str(f)) for f in paths] for split, paths in found.items()}
+    files = {split: [Path(str(f)) for f in paths] for split, paths in found.items()}
+    _builder(files, f"task.dataset: {task.dataset}")
+    _check_files(files, f"task.dataset: {task.dataset}")
+    if not (folder / "README.md").is_file():  # a folder of files (a Hub-format one's README says what is read)
+        read = {p.resolve() for paths in files.values() for p in paths}
+        unread = [p for p in _data_files_in(folder) if p.resolve() not in read]
+        if unread:
+            raise DataError(
+                f"task.dataset: {task.dataset}: {unread[0].name}"
+                + (f" and {len(unread) - 1} more file(s)" if len(unread) > 1 else "")
+                + " would not be read (datasets reads one kind of file, and splits by file name: train, "
+                "validation, test); name each split's files in task.data_files"
+            )
+    return files
+
+
+def _odd_columns(files: dict[str, list[Path]]) -> str | None:
+    """'FILE has the columns A, B; FIRST has C, D' for the first file whose columns differ from the
+    first file's, or None."""
+    seen = None
+    for paths in files.values():
+        for path in paths:
+            try:
+                columns, _ = _first_rows([path], 1)
+            except Exception:  # its own reader's error is another story
+                continue
+            if seen is None:
+                seen = (path, columns)
+            elif sorted(columns) != sorted(seen[1]):
+                return f"{path} has the columns {', '.join(columns)}; {seen[0]} has {', '.join(seen[1])}"
+    return None
+
+
+METADATA = ("dataset_info.json", "dataset_dict.json", "state.json")  # datasets' own files, not data
+
+
+def _data_files_in(folder: Path) -> list[Path]:
+    """The csv / json / parquet files of `folder` (not hidden ones, not datasets' metadata)."""
+    return [
+        p
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+        and p.suffix.lower() in BUILDERS
+        and p.name not in METADATA
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    ]
 
 
 def _not_utf8(files: dict[str, list[Path]]) -> str | None:

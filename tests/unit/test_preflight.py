@@ -88,7 +88,10 @@ def cases(tmp: Path, models: Path) -> dict[str, tuple[str, str]]:
             f"task: {{dataset: {glue(data / 'cols', columns=('premise', 'label'))}}}\n",
             "task: split train: no column 'hypothesis' (task.columns.text_pair)",
         ),
-        "empty_split": (f"task: {{dataset: {glue(data / 'empty', empty=('train',))}}}\n", "task: split train: no rows"),
+        "empty_split": (
+            f"task: {{dataset: {glue(data / 'empty', empty=('train',))}}}\n",
+            "-00000-of-00001.parquet: no rows",
+        ),
         "labels_outside": (
             f"task: {{dataset: {glue(data / 'labels', label=7)}}}\n",
             "task: split train, row 0: column 'label': label 7 is not one of task.labels (0, 1, 2)",
@@ -115,7 +118,7 @@ def cases(tmp: Path, models: Path) -> dict[str, tuple[str, str]]:
         ),
         "zero_byte_parquet": (
             f"task: {{dataset: {zero_byte(glue(data / 'zero'))}}}\n",
-            "train-00000-of-00001.parquet: cannot be read (ArrowInvalid: Parquet file size is 0 bytes)",
+            "train-00000-of-00001.parquet: an empty file",
         ),
         "output_root_is_a_file": (
             f"output_root: {tmp / 'a_file' / 'outputs'}\n",

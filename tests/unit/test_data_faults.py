@@ -1,0 +1,168 @@
+"""Faults of a user's own classification data, each one line or a said warning, never a silent
+wrong result: a bad last row, NaN and inf scores, integer labels with a missing cell, one class,
+labels spelled twice, a carve that leaves nothing, an evaluation file beside a carve, a folder
+whose files datasets would leave unread, empty and header-only files, a header naming a column
+twice, globs and folders in data_files, files that disagree, and datasets' own log line."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from forge.config import load_config
+from forge.tasks import data as sources
+from forge.tasks import task_of
+from tests.conftest import ROOT, write_config
+
+SENTIMENT = ROOT / "configs" / "examples" / "sentiment.yaml"
+HEADER = "sentence,sentiment\n"
+
+
+def rows(n: int, label=lambda i: ("negative", "positive")[i % 2]) -> str:
+    return "".join(f"sentence number {i},{label(i)}\n" for i in range(n))
+
+
+def task(tmp_path, files: dict[str, str], **extra):
+    """The sentiment example's task over `files` (name -> text) written to tmp_path/d, with an
+    evaluation file of its own unless `extra` names the files (or a folder: data_files None)."""
+    folder = tmp_path / "d"
+    folder.mkdir(exist_ok=True)
+    files = {"eval.csv": HEADER + rows(6), **files} if "data_files" not in extra else files
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    keys = {"dataset": str(folder), "data_files": {"train": "train.csv", "eval": "eval.csv"}, "eval_split": None}
+    body = f"base: {SENTIMENT}\noutput_root: {tmp_path / 'out'}\ntask: {json.dumps({**keys, **extra})}\n"
+    return load_config(write_config(tmp_path, "run.yaml", body))
+
+
+def prepare(cfg, tmp_path):
+    from forge.models.loading import load_preprocessor, resolve
+
+    kind = task_of(cfg)
+    tokenizer = load_preprocessor(resolve(cfg.student.path), kind.head())
+    return kind.prepare(tokenizer, tmp_path / "prepared")
+
+
+def test_a_bad_last_row_is_named_like_any_other(tmp_path):
+    cfg = task(tmp_path, {"train.csv": HEADER + rows(20) + "the last one,\n"})
+    with pytest.raises(sources.DataError, match=r"split train, row 20 of .*train.csv: column 'sentiment': no label"):
+        prepare(cfg, tmp_path)
+
+
+@pytest.mark.parametrize("bad, said", [("nan", "no label"), ("inf", "inf is not a finite number")])
+def test_a_score_that_is_not_a_finite_number_is_a_bad_row(tmp_path, bad, said):
+    scores = HEADER + rows(20, label=lambda i: f"{i / 10:.1f}") + f"the last one,{bad}\n" + rows(3, lambda i: "0.5")
+    cfg = task(tmp_path, {"train.csv": scores, "eval.csv": HEADER + rows(4, lambda i: "0.5")})
+    with pytest.raises(sources.DataError, match=f"row 20 of .*: column 'sentiment': {said}"):
+        prepare(cfg, tmp_path)
+
+
+def test_integer_labels_with_a_missing_cell_stay_classes(tmp_path):
+    """pandas reads an integer column with an empty cell as floats: the labels are still 0 and 1,
+    and the empty cell is a bad row, not a reason to regress."""
+    ints = {"train.csv": HEADER + rows(20, label=lambda i: i % 2) + "no label here,\n",
+            "eval.csv": HEADER + rows(4, label=lambda i: i % 2)}  # fmt: skip
+    cfg = task(tmp_path, ints, bad_rows="skip")
+    counts = prepare(cfg, tmp_path)
+    assert counts == {"train": 20, "eval": 4}  # the row without a label skipped, and said
+    assert task_of(cfg).label_names(tmp_path / "prepared") == ("0", "1")
+
+
+def test_one_class_is_refused(tmp_path):
+    cfg = task(tmp_path, {"train.csv": HEADER + rows(20, label=lambda i: "positive")})
+    with pytest.raises(sources.DataError, match=r"has one value \('positive'\); a classifier needs two classes"):
+        prepare(cfg, tmp_path)
+
+
+def test_labels_spelled_twice_are_said(tmp_path, caplog):
+    cfg = task(tmp_path, {"train.csv": HEADER + rows(20) + "shouting,Positive\n"})
+    with caplog.at_level(logging.WARNING, logger="forge"):
+        prepare(cfg, tmp_path)
+    assert "'Positive' and 'positive': they are 2 classes" in caplog.text
+
+
+def test_a_row_carved_into_the_evaluation_split_is_named_so(tmp_path):
+    """Its label is in no training row because the carve took its only row (with data_seed 3)."""
+    text = HEADER + rows(40) + "the odd one,neutral\n"
+    cfg = task(tmp_path, {"train.csv": text}, data_files={"train": "train.csv"}, eval_split=0.5, data_seed=3)
+    with pytest.raises(sources.DataError, match=r"row 40 of .*train.csv \(carved into the evaluation split by task"):
+        prepare(cfg, tmp_path)
+
+
+@pytest.mark.parametrize("share, count", [(0.999, 240), (0.2, 1)])
+def test_a_carve_that_leaves_no_training_row_is_one_line(tmp_path, share, count):
+    cfg = task(tmp_path, {"train.csv": HEADER + rows(count)}, data_files={"train": "train.csv"}, eval_split=share)
+    with pytest.raises(sources.DataError, match=f"task.eval_split {share} of its {count} row.* leaves no training row"):
+        prepare(cfg, tmp_path)
+
+
+def test_an_evaluation_file_and_a_carve_are_refused(tmp_path):
+    cfg = task(tmp_path, {"train.csv": HEADER + rows(20), "eval.csv": HEADER + rows(4)},
+               data_files={"train": "train.csv", "eval": "eval.csv"}, eval_split=0.2)  # fmt: skip
+    with pytest.raises(sources.DataError, match="names an evaluation split .'eval'. and task.eval_split"):
+        sources.splits_of(cfg.task, list(sources.peek(cfg.task).columns))
+
+
+def test_a_folders_evaluation_split_left_for_a_carve_is_said(tmp_path, caplog):
+    cfg = task(tmp_path, {"train.csv": HEADER + rows(20), "validation.csv": HEADER + rows(4)},
+               data_files=None, eval_split=0.2)  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="forge"):
+        roles = sources.splits_of(cfg.task, list(sources.peek(cfg.task).columns))
+    assert roles.carved and "the data's 'validation' split is not used" in caplog.text
+
+
+@pytest.mark.parametrize("other", ["train.jsonl", "more.csv"])
+def test_a_folder_file_datasets_would_not_read_is_refused(tmp_path, other):
+    text = '{"sentence": "a", "sentiment": "positive"}\n' if other.endswith("jsonl") else HEADER + rows(4)
+    cfg = task(tmp_path, {"train.csv": HEADER + rows(20), other: text}, data_files=None, eval_split=0.2)
+    unread = "train.csv" if other == "train.jsonl" else other  # datasets reads the folder's json files then
+    with pytest.raises(sources.DataError, match=f"{unread} would not be read .*name each split's files"):
+        sources.peek(cfg.task)
+    with pytest.raises(sources.DataError, match=f"{unread} would not be read"):
+        sources.load(cfg.task, tmp_path / "cache")
+
+
+@pytest.mark.parametrize(
+    "text, said",
+    [
+        ("", "an empty file"),
+        (HEADER, "no rows"),
+        ("sentence,sentiment,sentence\n" + rows(3), "the header names the column 'sentence' twice"),
+    ],  # noqa: E501
+)
+def test_files_that_cannot_hold_rows_are_one_line(tmp_path, text, said):
+    cfg = task(tmp_path, {"train.csv": text})
+    with pytest.raises(sources.DataError, match=f"split train: .*train.csv: {said}"):
+        sources.peek(cfg.task)
+
+
+def test_data_files_take_a_glob_and_say_what_a_folder_or_an_empty_glob_is(tmp_path):
+    cfg = task(
+        tmp_path, {"part1.csv": HEADER + rows(6), "part2.csv": HEADER + rows(6)}, data_files={"train": "part*.csv"}
+    )
+    assert [p.name for p in sources.data_files(cfg.task)["train"]] == ["part1.csv", "part2.csv"]
+    assert len(sources.load(cfg.task, tmp_path / "cache")["train"]) == 12
+    (tmp_path / "d" / "sub").mkdir()
+    for files, said in (({"train": "none*.csv"}, "no file matches"), ({"train": "sub"}, "a folder; name its files")):
+        cfg = task(tmp_path, {}, data_files=files)
+        with pytest.raises(sources.DataError, match=said):
+            sources.peek(cfg.task)
+
+
+def test_files_that_disagree_are_named(tmp_path):
+    cfg = task(tmp_path, {"a.csv": HEADER + rows(4), "b.csv": "sentence,sentiment,note\n" + "x,positive,y\n"},
+               data_files={"train": ["a.csv", "b.csv"]})  # fmt: skip
+    with pytest.raises(sources.DataError, match=r"b.csv has the columns sentence, sentiment, note; .*a.csv has"):
+        sources.load(cfg.task, tmp_path / "cache")
+
+
+def test_a_file_datasets_cannot_read_is_one_line_on_stderr(tmp_path, capfd):
+    """datasets logs the failure itself ("Failed to read file ..."); only forge's line is said."""
+    cfg = task(tmp_path, {"train.csv": HEADER + rows(5) + "too,many,fields\n" + rows(5)})
+    with pytest.raises(sources.DataError, match="cannot be read .ParserError"):
+        sources.peek(cfg.task)
+    with pytest.raises(sources.DataError):
+        sources.load(cfg.task, tmp_path / "cache")
+    assert "Failed to read" not in capfd.readouterr().err
