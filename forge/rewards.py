@@ -66,16 +66,19 @@ def _compiled(pattern: str) -> re.Pattern:
 def extract_answer(text: str, patterns: Sequence[str] = GSM8K_ANSWER) -> str | None:
     """The answer in a completion or a reference: the last match of the first pattern that
     matches (its first group, or the whole match without groups), stripped; a number is
-    normalised ('1,200' and '1200.0' are '1200'). None when no pattern matches."""
+    normalised ('1,200' and '1200.0' are '1200'). None when no pattern matches. An empty match
+    reads nothing (a pattern such as '\\d*' matches everywhere; '' would equal every other '')."""
     text = text.strip()
     for pattern in patterns:
-        matches = list(_compiled(pattern).finditer(text))
-        if matches:
-            last = matches[-1]
-            found = (last.group(1) if last.re.groups else last.group(0)) or ""
-            found = found.strip()
-            return normalize_number(found) if _A_NUMBER.fullmatch(found) else found
+        found = [answer for m in _compiled(pattern).finditer(text) if (answer := _read(m))]
+        if found:
+            return normalize_number(found[-1]) if _A_NUMBER.fullmatch(found[-1]) else found[-1]
     return None
+
+
+def _read(match) -> str:
+    """A match's answer: its first group (the whole match without groups), stripped."""
+    return ((match.group(1) if match.re.groups else match.group(0)) or "").strip()
 
 
 def correctness(prompts, completions, reference, patterns: Sequence[str] = GSM8K_ANSWER, **_) -> list[float]:

@@ -319,7 +319,7 @@ def row_name(task, split: str, row: int) -> str:
     return f"split {split}, row {row}" + (f" of {files[0]}" if len(files) == 1 else "")
 
 
-def _source_row(rows, i: int) -> int:
+def source_row(rows, i: int) -> int:
     """Row i of `rows` as its source split numbers it: a carved or drawn split is a view of the
     source's rows, and datasets keeps which (its indices mapping; no public accessor)."""
     mapping = getattr(rows, "_indices", None)
@@ -335,7 +335,7 @@ class BadRows:
         self.task = task
         self.skip = task.bad_rows == "skip"
 
-    def _source(self, split: str) -> str:
+    def source(self, split: str) -> str:
         """The source split of a prepared one: the training split and a carved one are rows of the
         source's training split."""
         if split == "train" or (split == CARVED and self.task.eval_split is not None):
@@ -353,8 +353,8 @@ class BadRows:
                     rest = rows.select(range(i + 1, len(rows))) if i + 1 < len(rows) else []
                     more = sum(1 for r in rest if problem_of(r))
                     extra = f" (and {more} more row(s))" if more else ""
-                    where = row_name(self.task, self._source(split), _source_row(rows, i))
-                    if split == CARVED and self._source(split) != split:
+                    where = row_name(self.task, self.source(split), source_row(rows, i))
+                    if split == CARVED and self.source(split) != split:
                         where += " (carved into the evaluation split by task.eval_split)"
                     raise DataError(
                         f"{where}: {problem}{extra}; fix the data, or set task.bad_rows: skip to leave such rows out"
@@ -362,7 +362,7 @@ class BadRows:
         if not bad:
             return rows
         for i, problem in bad[:5]:
-            log.warning("skipping %s row %d: %s", self._source(split), _source_row(rows, i), problem)
+            log.warning("skipping %s row %d: %s", self.source(split), source_row(rows, i), problem)
         log.warning("skipped %d of %d %s rows (task.bad_rows: skip)", len(bad), len(rows), split)
         kept = sorted(set(range(len(rows))) - {i for i, _ in bad})
         if not kept:

@@ -233,7 +233,7 @@ class Generation(TaskType):
                 "labels": [],
                 **({PROMPT: [], REFERENCE: []} if keep_prompts else {}),
             }
-            keys = list(batch)
+            keys = [k for k in batch if k != "_row"]
             for i in range(len(batch[keys[0]])):
                 row = {k: batch[k][i] for k in keys}
                 turns = self.conversation(row, form)
@@ -243,8 +243,9 @@ class Generation(TaskType):
                     ids, labels = chat.supervise(tokenizer, turns, loss_on, task.chat_template)
                 if len(ids) > limit:
                     if policy == "error":
+                        where = sources.row_name(task, sources.BadRows(task).source(split), batch["_row"][i])
                         raise sources.DataError(
-                            f"split {split}: a row has {len(ids)} tokens, more than task.max_length "
+                            f"{where}: {len(ids)} tokens, more than task.max_length "
                             f"({limit}); raise it, or set task.overlength: truncate or drop"
                         )
                     if policy == "drop":
@@ -263,6 +264,7 @@ class Generation(TaskType):
                     out[REFERENCE].append(reference)
             return out
 
+        rows = rows.add_column("_row", [sources.source_row(rows, i) for i in range(len(rows))])
         prepared = rows.map(supervised, batched=True, remove_columns=rows.column_names)
         if counts["truncated"] or counts["dropped"]:
             log.warning(
@@ -280,6 +282,11 @@ class Generation(TaskType):
             )
         if len(prepared) == 0:
             raise sources.DataError(f"split {split}: no row left (each longer than task.max_length, {limit})")
+        if counts["no_loss"] == len(prepared):
+            raise sources.DataError(
+                f"split {split}: no row has a token to learn from within task.max_length ({limit}): each one's "
+                "learned part lies beyond it; raise task.max_length"
+            )
         if train and task.packing:
             from trl.data_utils import pack_dataset
 
@@ -327,9 +334,13 @@ class Generation(TaskType):
         if self.patterns and form != "text":
             references = [self.prompt_and_reference(self.conversation(row, form))[1] for row in train]
             read = sum(extract_answer(r, self.patterns) is not None for r in references)
+            answers = {extract_answer(r, self.patterns) for r in references} - {None}
             if references and read == 0:
                 problems.append(f"task.answer_pattern reads no answer from the first {len(references)} references "
                                 f"(e.g. {references[0][-80:]!r})")  # fmt: skip
+            elif read >= 10 and len(answers) == 1:  # e.g. a group around the words, not the answer
+                problems.append(f"task.answer_pattern reads the same answer ({answers.pop()!r}) from all {read} "
+                                "references it reads; does its first group hold the answer?")  # fmt: skip
             else:
                 notes.append(
                     f"task.answer_pattern reads the answer of {read} of the first {len(references)} references"

@@ -114,9 +114,15 @@ class ImageToText(TaskType):
 
                 def tokenize(batch):
                     ids = tokenizer(batch["text"], add_special_tokens=False)["input_ids"]
-                    return {"labels": [(row + [tokenizer.eos_token_id])[: task.max_length] for row in ids]}
+                    return {"labels": [(row + [tokenizer.eos_token_id])[: task.max_length] for row in ids],
+                            "cut": [len(row) + 1 > task.max_length for row in ids]}  # fmt: skip
 
                 prepared[name] = rows.map(tokenize, batched=True)
+                cut = sum(prepared[name]["cut"])
+                prepared[name] = prepared[name].remove_columns("cut")
+                if cut:  # their end token and last tokens go: the model learns no end for them
+                    log.warning("split %s: %d transcription(s) longer than task.max_length (%d) truncated",
+                                name, cut, task.max_length)  # fmt: skip
             data = DatasetDict(prepared)
             data.save_to_disk(str(out))
         finally:
@@ -170,7 +176,9 @@ def _described(problem: str | None, column: str) -> str | None:
 
 
 def _no_text(value, column: str) -> str | None:
-    return None if isinstance(value, str) else f"column {column!r}: {'no text' if value is None else 'not text'}"
+    if not isinstance(value, str):
+        return f"column {column!r}: {'no text' if value is None else 'not text'}"
+    return None if value.strip() else f"column {column!r}: empty text"
 
 
 class LineCollator:

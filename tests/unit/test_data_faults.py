@@ -166,3 +166,56 @@ def test_a_file_datasets_cannot_read_is_one_line_on_stderr(tmp_path, capfd):
     with pytest.raises(sources.DataError):
         sources.load(cfg.task, tmp_path / "cache")
     assert "Failed to read" not in capfd.readouterr().err
+
+
+# ---------------------------------------------------------------- generation and image-to-text
+
+PROBLEMS = ROOT / "configs" / "examples" / "problems_grpo.yaml"
+
+
+def problems(tmp_path, solutions: list[str], question=lambda i: f"What is {i} + 1?", **extra):
+    """The problems example's SFT twin over train/test JSONL rows with these solutions."""
+    folder = tmp_path / "d"
+    folder.mkdir(exist_ok=True)
+    for name in ("train.jsonl", "test.jsonl"):
+        lines = [json.dumps({"question": question(i), "solution": s}) for i, s in enumerate(solutions)]
+        (folder / name).write_text("\n".join(lines) + "\n")
+    keys = {"dataset": str(folder), **extra}
+    body = (f"base: {PROBLEMS}\noutput_root: {tmp_path / 'out'}\nrl: null\n"
+            f"student: {{path: embedded:tiny-causal-lm, run: null}}\ntask: {json.dumps(keys)}\n")  # fmt: skip
+    return load_config(write_config(tmp_path, "run.yaml", body))
+
+
+def test_a_split_whose_every_answer_lies_beyond_max_length_is_refused(tmp_path):
+    """It would train on nothing (loss 0) and report a held-out loss of 0."""
+    cfg = problems(tmp_path, ["The answer is 2."] * 8, question=lambda i: "word " * 200, max_length=32)
+    with pytest.raises(sources.DataError, match=r"split train: no row has a token to learn from within task.max"):
+        prepare(cfg, tmp_path)
+
+
+def test_an_overlong_row_under_overlength_error_is_named(tmp_path):
+    cfg = problems(tmp_path, ["The answer is 2."] * 8, question=lambda i: "word " * (200 if i == 5 else 1),
+                   max_length=64, overlength="error")  # fmt: skip
+    with pytest.raises(sources.DataError, match=r"split train, row 5 of .*train.jsonl: \d+ tokens, more than task"):
+        prepare(cfg, tmp_path)
+
+
+def test_a_pattern_that_reads_one_answer_from_every_reference_is_refused(tmp_path):
+    from forge import preflight
+
+    cfg = problems(tmp_path, [f"So it is {i}. The answer is {i}." for i in range(12)],
+                   answer_pattern="(The answer) is (-?\\d+)")  # fmt: skip
+    problems_found = [text for _, text in preflight.check(cfg).problems]
+    assert any("reads the same answer ('The answer') from all 12" in text for text in problems_found), problems_found
+
+
+def test_an_empty_transcription_is_a_bad_row_and_a_cut_one_is_said(tmp_path, caplog):
+    from forge.tasks.image_to_text import _no_text
+
+    assert _no_text("  ", "text") == "column 'text': empty text" and _no_text("a line", "text") is None
+    lines = ROOT / "configs" / "examples" / "lines_ocr.yaml"
+    body = f"base: {lines}\noutput_root: {tmp_path / 'out'}\ntask: {{max_length: 4, max_train_samples: 8}}\n"
+    cfg = load_config(write_config(tmp_path, "run.yaml", body))
+    with caplog.at_level(logging.WARNING, logger="forge"):
+        prepare(cfg, tmp_path)
+    assert "transcription(s) longer than task.max_length (4) truncated" in caplog.text

@@ -90,3 +90,12 @@ def test_only_functions_callable_as_trl_calls_a_reward_are_accepted():
         assert not rewards.takes_reward_arguments(wrong), wrong
     with pytest.raises(ConfigError, match=r"'os:system' takes \(command\); a reward function takes"):
         rewards.resolve("os:system")
+
+
+def test_an_empty_match_reads_no_answer():
+    """'\\d*' matches everywhere; an empty answer would equal every other empty one."""
+    assert rewards.extract_answer("nothing to read", (r"\d*",)) is None
+    assert rewards.extract_answer("first 4, then 17 and more", (r"\d*",)) == "17"
+    assert rewards.extract_answer("The answer is x", (r"The answer is (x?)", r"(\w+)$")) == "x"
+    assert rewards.extract_answer("The answer is ", (r"The answer is (x?)",)) is None
+    assert rewards.correctness(None, ["nothing"], ["no number either"], patterns=(r"\d*",)) == [0.0]
