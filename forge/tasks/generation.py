@@ -226,14 +226,14 @@ class Generation(TaskType):
         limit, policy = task.max_length, task.overlength
         counts = {"truncated": 0, "dropped": 0, "no_loss": 0}
 
-        def supervised(batch):
+        def supervised(batch, indices):
             out = {
                 "input_ids": [],
                 "attention_mask": [],
                 "labels": [],
                 **({PROMPT: [], REFERENCE: []} if keep_prompts else {}),
             }
-            keys = [k for k in batch if k != "_row"]
+            keys = list(batch)
             for i in range(len(batch[keys[0]])):
                 row = {k: batch[k][i] for k in keys}
                 turns = self.conversation(row, form)
@@ -243,7 +243,8 @@ class Generation(TaskType):
                     ids, labels = chat.supervise(tokenizer, turns, loss_on, task.chat_template)
                 if len(ids) > limit:
                     if policy == "error":
-                        where = sources.row_name(task, sources.BadRows(task).source(split), batch["_row"][i])
+                        row_at = sources.source_row(rows, indices[i])
+                        where = sources.row_name(task, sources.BadRows(task).source(split), row_at)
                         raise sources.DataError(
                             f"{where}: {len(ids)} tokens, more than task.max_length "
                             f"({limit}); raise it, or set task.overlength: truncate or drop"
@@ -264,8 +265,7 @@ class Generation(TaskType):
                     out[REFERENCE].append(reference)
             return out
 
-        rows = rows.add_column("_row", [sources.source_row(rows, i) for i in range(len(rows))])
-        prepared = rows.map(supervised, batched=True, remove_columns=rows.column_names)
+        prepared = rows.map(supervised, batched=True, with_indices=True, remove_columns=rows.column_names)
         if counts["truncated"] or counts["dropped"]:
             log.warning(
                 "split %s: %d row(s) longer than task.max_length (%d) %s",
