@@ -97,7 +97,7 @@ def _missing_files(files: dict[str, list[Path]]) -> list[str]:
     return [f"split {split}: {p}: {why(p)}" for split, paths in files.items() for p in paths if not p.is_file()]
 
 
-def _check_files(files: dict[str, list[Path]], where: str) -> None:
+def _check_files(files: dict[str, list[Path]]) -> None:
     """What can be told of a split's files before a reader opens them: one line for an empty
     file, and for a csv header that names a column twice (pandas would rename the second)."""
     import csv
@@ -125,9 +125,10 @@ def load(task, cache: Path | None = None):
 
     ref = task.dataset
     try:
-        files = data_files(task)
-        if is_local(task) and not embedded.is_embedded(ref or ""):
-            _split_files(task)  # the checks peek makes: each file there, one kind, none left unread
+        # the checks peek makes: each file there, one kind, none empty, none of a folder left unread
+        files = _split_files(task) if task.data_files is not None else None
+        if files is None and is_local(task) and not embedded.is_embedded(ref or ""):
+            _split_files(task)
         if files is not None:
             builder = _builder(files)
             kwargs = (
@@ -510,7 +511,7 @@ def _split_files(task) -> dict[str, list[Path]]:
         if missing:
             raise DataError(f"task.data_files: {missing[0]}")
         _builder(files)  # one known format
-        _check_files(files, "task.data_files")
+        _check_files(files)
         return files
     folder = source_dir(task)
     if folder is None or not folder.is_dir():
@@ -527,7 +528,7 @@ def _split_files(task) -> dict[str, list[Path]]:
         raise DataError(f"task.dataset: {task.dataset}: no data files in it (csv, json, jsonl, parquet)")
     files = {split: [Path(str(f)) for f in paths] for split, paths in found.items()}
     _builder(files, f"task.dataset: {task.dataset}")
-    _check_files(files, f"task.dataset: {task.dataset}")
+    _check_files(files)
     if not (folder / "README.md").is_file():  # a folder of files (a Hub-format one's README says what is read)
         read = {p.resolve() for paths in files.values() for p in paths}
         unread = [p for p in _data_files_in(folder) if p.resolve() not in read]
