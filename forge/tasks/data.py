@@ -100,22 +100,67 @@ def _missing_files(files: dict[str, list[Path]]) -> list[str]:
 def _check_files(files: dict[str, list[Path]]) -> None:
     """What can be told of a split's files before a reader opens them: one line for an empty
     file, and for a csv header that names a column twice (pandas would rename the second)."""
-    import csv
-
     for split, paths in files.items():
         for path in paths:
             if path.stat().st_size == 0:
                 raise DataError(f"split {split}: {path}: an empty file")
             if BUILDERS.get(path.suffix.lower()) != "csv":
                 continue
-            try:
-                with path.open(encoding="utf-8-sig", newline="") as fh:
-                    header = next(csv.reader(fh, delimiter="\t" if path.suffix.lower() == ".tsv" else ","), [])
-            except (UnicodeDecodeError, csv.Error):  # the reader's own error says more, and where
-                continue
+            header = _csv_header(path)
             twice = next((name for i, name in enumerate(header) if name in header[:i]), None)
             if twice is not None:
                 raise DataError(f"split {split}: {path}: the header names the column {twice!r} twice")
+
+
+def _csv_header(path: Path) -> list[str]:
+    """The column names of a csv / tsv file's first line ([] when it cannot be read: the reader's
+    own error says more, and where)."""
+    import csv
+
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            return next(csv.reader(fh, delimiter="\t" if path.suffix.lower() == ".tsv" else ","), [])
+    except (UnicodeDecodeError, csv.Error):
+        return []
+
+
+# The cells pandas reads as missing by default (its documented list).
+NA_CELLS = frozenset(
+    ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A",
+     "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
+)  # fmt: skip
+
+
+def text_columns(task) -> set[str]:
+    """The columns a task reads as text: each column its columns map names (a role's own name
+    where unmapped) but a classifier's label, and each field a prompt template writes as it is
+    ({question}, not {a:03d})."""
+    import string
+
+    names = {name or role for role, name in task.columns.model_dump().items() if role != "label"}
+    template = getattr(task, "prompt_template", None) or ""
+    return names | {
+        field for _, field, spec, _ in string.Formatter().parse(template) if field and field.isidentifier() and not spec
+    }
+
+
+def read_options(task, files: dict[str, list[Path]]) -> dict[str, Any]:
+    """The reader's options for `files`: for csv / tsv, the cells of the task's text columns kept
+    as written ('037' stays text, not the number 37; 'NA', 'None' and 'null' are text there: only
+    an empty cell is missing), and a label's cell missing when empty or one of pandas' missing
+    words that is not one of task.labels; tab-separated when every file is a .tsv."""
+    paths = [p for ps in files.values() for p in ps]
+    if _builder(files) != "csv":
+        return {}
+    header = list(dict.fromkeys(name for path in paths for name in _csv_header(path)))
+    text = text_columns(task)
+    labels = {str(v) for v in getattr(task, "labels", None) or []}
+    return {
+        **({"delimiter": "\t"} if all(p.suffix.lower() == ".tsv" for p in paths) else {}),
+        "converters": {name: str for name in header if name in text},
+        "keep_default_na": False,
+        "na_values": {name: [""] if name in text else sorted(NA_CELLS - labels) for name in header},
+    }
 
 
 def load(task, cache: Path | None = None):
@@ -127,28 +172,23 @@ def load(task, cache: Path | None = None):
     try:
         # the checks peek makes: each file there, one kind, none empty, none of a folder left unread
         files = _split_files(task) if task.data_files is not None else None
-        if files is None and is_local(task) and not embedded.is_embedded(ref or ""):
-            _split_files(task)
         if files is not None:
-            builder = _builder(files)
-            kwargs = (
-                {"delimiter": "\t"}
-                if builder == "csv" and all(p.suffix.lower() == ".tsv" for ps in files.values() for p in ps)
-                else {}
-            )
             with datasets_quiet():
                 return load_dataset(
-                    builder,
+                    _builder(files),
                     data_files={k: [str(p) for p in v] for k, v in files.items()},
                     cache_dir=str(cache) if cache else None,
-                    **kwargs,
+                    **read_options(task, files),
                 )
+        options = {}
+        if is_local(task) and not embedded.is_embedded(ref or ""):
+            options = read_options(task, _split_files(task))
         source = str(source_dir(task)) if not is_hub_id(ref) else ref
         if not is_hub_id(ref) and not Path(source).is_dir():
             raise DataError(f"task.dataset: {ref}: no such folder")
         local = {"cache_dir": str(cache)} if cache is not None and not is_hub_id(ref) else {}
         with datasets_quiet():
-            return load_dataset(source, task.dataset_config, **local)
+            return load_dataset(source, task.dataset_config, **local, **options)
     except DataError:
         raise
     except ConnectionError:
@@ -468,11 +508,12 @@ def peek(task, rows: int = 100) -> Peek:
     converting or caching anything (parquet through its own reader, csv and json streamed); a
     DataError when the data cannot be read as configured."""
     files = _split_files(task)
+    options = read_options(task, files)
     with datasets_quiet():
         columns, first = {}, {}
         for split, paths in files.items():
             try:
-                columns[split], first[split] = _first_rows(paths, rows)
+                columns[split], first[split] = _first_rows(paths, rows, options)
             except DataError:
                 raise
             except Exception as exc:  # the readers' many errors for a damaged file
@@ -603,7 +644,7 @@ def _first_bad_byte(path: Path) -> str | None:
     return f"a character cut short at position {offset - cut}, line {lines}" if cut else None
 
 
-def _first_rows(paths: list[Path], rows: int) -> tuple[list[str], list[dict]]:
+def _first_rows(paths: list[Path], rows: int, options: dict | None = None) -> tuple[list[str], list[dict]]:
     if all(p.suffix.lower() == ".parquet" for p in paths):
         import pyarrow.parquet as pq
 
@@ -620,8 +661,9 @@ def _first_rows(paths: list[Path], rows: int) -> tuple[list[str], list[dict]]:
     from datasets import load_dataset
 
     builder = _builder({"split": paths})
-    kwargs = {"delimiter": "\t"} if all(p.suffix.lower() == ".tsv" for p in paths) else {}
-    stream = load_dataset(builder, data_files={"split": [str(p) for p in paths]}, streaming=True, **kwargs)["split"]
+    if options is None:  # the columns alone
+        options = {"delimiter": "\t"} if all(p.suffix.lower() == ".tsv" for p in paths) else {}
+    stream = load_dataset(builder, data_files={"split": [str(p) for p in paths]}, streaming=True, **options)["split"]
     first = list(stream.take(rows))
     names = list(stream.features) if stream.features is not None else (list(first[0]) if first else [])
     return names, first

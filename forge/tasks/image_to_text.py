@@ -177,7 +177,7 @@ def _described(problem: str | None, column: str) -> str | None:
 
 def _no_text(value, column: str) -> str | None:
     if not isinstance(value, str):
-        return f"column {column!r}: {'no text' if value is None else 'not text'}"
+        return f"column {column!r}: {'no text' if value is None else f'not text ({value!r})'}"
     return None if value.strip() else f"column {column!r}: empty text"
 
 

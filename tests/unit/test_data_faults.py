@@ -219,3 +219,56 @@ def test_an_empty_transcription_is_a_bad_row_and_a_cut_one_is_said(tmp_path, cap
     with caplog.at_level(logging.WARNING, logger="forge"):
         prepare(cfg, tmp_path)
     assert "transcription(s) longer than task.max_length (4) truncated" in caplog.text
+
+
+# ---------------------------------------------------------------- cells read as written
+
+
+def csv_problems(tmp_path, text: str, **extra):
+    """The problems example's SFT twin over one csv (question,solution) for train and test."""
+    folder = tmp_path / "d"
+    folder.mkdir(exist_ok=True)
+    for name in ("train.csv", "test.csv"):
+        (folder / name).write_text(text)
+    keys = {"dataset": str(folder), "data_files": {"train": "train.csv", "test": "test.csv"}, **extra}
+    body = (f"base: {PROBLEMS}\noutput_root: {tmp_path / 'out'}\nrl: null\n"
+            f"student: {{path: embedded:tiny-causal-lm, run: null}}\ntask: {json.dumps(keys)}\n")  # fmt: skip
+    return load_config(write_config(tmp_path, "run.yaml", body))
+
+
+def test_a_csv_text_cell_is_read_as_written(tmp_path):
+    """pandas would read '037' as the number 37 (a bad row, or a changed answer) and 'NA',
+    'None', 'null' as missing: in a text column they are text; only an empty cell is missing."""
+    text = "question,solution,n\nWhat is 037?,037,1\nSay NA,NA,2\nSay None,None,\nnull,null,NA\nWhat now?,,4\n"
+    cfg = csv_problems(tmp_path, text)
+    written = {"question": ["What is 037?", "Say NA", "Say None", "null", "What now?"],
+               "solution": ["037", "NA", "None", "null", None]}  # fmt: skip
+    loaded = sources.load(cfg.task)["train"]
+    assert {c: loaded[c] for c in written} == written
+    assert loaded["n"] == [1, 2, None, None, 4]  # not a text column: pandas' own reading
+    seen = sources.peek(cfg.task).rows["train"]
+    assert {c: [row[c] for row in seen] for c in written} == written
+    with pytest.raises(sources.DataError, match=r"row 4 of .*train.csv: column 'solution': no completion text"):
+        prepare(cfg, tmp_path)
+
+
+def test_a_template_field_is_text_unless_the_template_formats_it(tmp_path):
+    text = "code,n,solution\n007,7,The answer is 7.\n010,10,The answer is 10.\n"
+    cfg = csv_problems(
+        tmp_path, text, columns={"prompt": None, "completion": "solution"}, prompt_template="Code {code}, {n:03d}?"
+    )
+    loaded = sources.load(cfg.task)["train"]
+    assert loaded["code"] == ["007", "010"] and loaded["n"] == [7, 10]
+
+
+def test_a_label_named_like_a_missing_cell_is_a_class(tmp_path):
+    data = HEADER + rows(20, label=lambda i: ("NA", "yes")[i % 2]) + "no label here,\n"
+    cfg = task(tmp_path, {"train.csv": data, "eval.csv": HEADER + rows(4, label=lambda i: ("NA", "yes")[i % 2])},
+               labels=["NA", "yes"], bad_rows="skip")  # fmt: skip
+    assert prepare(cfg, tmp_path) == {"train": 20, "eval": 4}  # the empty cell is still no label
+
+
+def test_a_number_where_text_belongs_says_so(tmp_path):
+    cfg = problems(tmp_path, [37, "The answer is 2."])
+    with pytest.raises(sources.DataError, match=r"row 0 of .*: column 'solution': 37 is a number, not text \(write"):
+        prepare(cfg, tmp_path)
