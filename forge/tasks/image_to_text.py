@@ -47,6 +47,26 @@ def image_problem(value) -> str | None:
     return None
 
 
+def rgb(image):
+    """`image` as the model reads it, RGB. Pillow's own conversion would clip a 16-bit grey
+    image at 255 (nearly all white) and drop transparency (a line drawn in the alpha channel
+    alone, over transparent black, comes out black on black): 16-bit grey is scaled to 8 bits,
+    and an image with transparency is laid over white first."""
+    from PIL import Image
+
+    if image.mode == "RGB":
+        return image.convert("RGB")  # a copy, as before
+    if image.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N"):
+        import numpy as np
+
+        grey = np.clip(np.asarray(image, dtype=np.int64), 0, 65535) // 257
+        return Image.fromarray(grey.astype(np.uint8)).convert("RGB")  # 2-D uint8: grey (L)
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
+        white = Image.new("RGBA", image.size, "white")
+        return Image.alpha_composite(white, image.convert("RGBA")).convert("RGB")
+    return image.convert("RGB")
+
+
 class ImageToText(TaskType):
     name = "image_to_text"
     alignment = Alignment.TOKEN
@@ -193,7 +213,7 @@ class LineCollator:
     def __call__(self, rows: list[dict]) -> dict:
         import torch
 
-        images = [row["image"].convert("RGB") for row in rows]
+        images = [rgb(row["image"]) for row in rows]
         pixels = self.processor(images=images, return_tensors="pt").pixel_values
         width = max(len(row["labels"]) for row in rows)
         labels = torch.full((len(rows), width), -100, dtype=torch.long)
@@ -211,7 +231,7 @@ def transcribe(model, processor, images: list, max_new_tokens: int, batch_size: 
     texts = []
     model.eval()
     for start in progress(range(0, len(images), batch_size), "transcribing"):
-        batch = [image.convert("RGB") for image in images[start : start + batch_size]]
+        batch = [rgb(image) for image in images[start : start + batch_size]]
         pixels = processor(images=batch, return_tensors="pt").pixel_values.to(model.device)
         with torch.no_grad():
             out = model.generate(pixel_values=pixels, max_new_tokens=max_new_tokens, do_sample=False)

@@ -272,3 +272,24 @@ def test_a_number_where_text_belongs_says_so(tmp_path):
     cfg = problems(tmp_path, [37, "The answer is 2."])
     with pytest.raises(sources.DataError, match=r"row 0 of .*: column 'solution': 37 is a number, not text \(write"):
         prepare(cfg, tmp_path)
+
+
+def test_a_16_bit_or_transparent_image_keeps_its_line():
+    """Pillow's convert('RGB') clips 16-bit grey at 255 (all but black turns white) and drops
+    transparency (a line in the alpha channel alone turns black on black)."""
+    import numpy as np
+    from PIL import Image
+
+    from forge.tasks.image_to_text import rgb
+
+    ramp = np.linspace(0, 65535, 64, dtype=np.float64).reshape(8, 8).astype(np.uint16)
+    grey = np.asarray(rgb(Image.fromarray(ramp)))[..., 0]
+    assert grey.min() == 0 and grey.max() == 255 and len(np.unique(grey)) == 64  # a ramp, not a wall
+    line = np.zeros((8, 8, 4), np.uint8)  # transparent black, the line opaque black
+    line[2:4, 2:6, 3] = 255
+    for mode, pixels in (("RGBA", line), ("LA", line[..., [0, 3]])):
+        seen = np.asarray(rgb(Image.fromarray(pixels, mode)))[..., 0]
+        assert seen[0, 0] == 255 and seen[2, 2] == 0, mode  # black on white
+    for mode in ("RGB", "L"):  # as before, bit for bit
+        plain = Image.fromarray(np.arange(64, dtype=np.uint8).reshape(8, 8)).convert(mode)
+        assert rgb(plain).tobytes() == plain.convert("RGB").tobytes()
