@@ -189,11 +189,34 @@ class Generation(TaskType):
                 if name == TRAIN:
                     rows = sources.subset(rows, task.max_train_samples, task.data_seed)
                 prepared[name] = self._prepared(rows, name, form, loss_on, tokenizer, train=name == TRAIN)
+                if self.patterns and REFERENCE in prepared[name].column_names:
+                    self._check_references(prepared[name][REFERENCE], name, train=name == TRAIN)
             data = DatasetDict(prepared)
             data.save_to_disk(str(out))
         finally:
             sources.remove(cache)
         return {name: len(split) for name, split in data.items()}
+
+    def _check_references(self, references: list[str], split: str, train: bool) -> None:
+        """Every reference of a split graded by answer_pattern (forge check reads the first rows
+        only): none read is an error; some not read are said, with what they cost."""
+        unread = [r for r in references if extract_answer(r, self.patterns) is None]
+        if not unread:
+            return
+        example = f"e.g. {unread[0][-80:]!r}"
+        if len(unread) == len(references):
+            raise sources.DataError(
+                f"split {split}: task.answer_pattern reads no answer from any of its {len(references)} references "
+                f"({example})"
+            )
+        log.warning(
+            "split %s: task.answer_pattern reads no answer from %d of %d references (%s): %s",
+            split,
+            len(unread),
+            len(references),
+            example,
+            "their prompts earn no correctness reward" if train else "those rows count as wrong in the accuracy",
+        )
 
     def _needed_columns(self, form: str) -> dict[str, str]:
         if form == "messages":

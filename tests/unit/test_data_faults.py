@@ -293,3 +293,16 @@ def test_a_16_bit_or_transparent_image_keeps_its_line():
     for mode in ("RGB", "L"):  # as before, bit for bit
         plain = Image.fromarray(np.arange(64, dtype=np.uint8).reshape(8, 8)).convert(mode)
         assert rgb(plain).tobytes() == plain.convert("RGB").tobytes()
+
+
+def test_references_the_pattern_cannot_read_are_said_or_refused(tmp_path, caplog):
+    """forge check reads the first rows; prepare_data grades every reference."""
+    solutions = [f"The answer is {i}." for i in range(120)] + ["I do not know.", "Maybe 3."]
+    with caplog.at_level(logging.WARNING, logger="forge"):
+        prepare(problems(tmp_path, solutions), tmp_path)
+    assert "split test: task.answer_pattern reads no answer from 2 of 122 references (e.g. 'I do not know.')" in (
+        caplog.text
+    )
+    cfg = problems(tmp_path, ["So 2.", "So 3."] * 4)
+    with pytest.raises(sources.DataError, match=r"split test: task.answer_pattern reads no answer from any of its 8"):
+        prepare(cfg, tmp_path)
