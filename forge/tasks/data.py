@@ -202,7 +202,7 @@ def load(task, cache: Path | None = None):
         raise DataError(f"task.dataset: {ref or 'data_files'}: cannot be read: {_first_line(exc)}") from None
     except Exception as exc:  # datasets' generation errors: an undecodable or malformed file
         try:
-            undecodable = _not_utf8(_split_files(task)) if is_local(task) else None
+            undecodable = _unreadable(_split_files(task)) if is_local(task) else None
         except Exception:  # the files cannot even be listed: the reader's own error says more
             undecodable = None
         if undecodable:
@@ -517,7 +517,7 @@ def peek(task, rows: int = 100) -> Peek:
             except DataError:
                 raise
             except Exception as exc:  # the readers' many errors for a damaged file
-                undecodable = _not_utf8({split: paths})
+                undecodable = _unreadable({split: paths})
                 if undecodable:
                     raise DataError(undecodable) from None
                 cause = exc.__cause__ or exc
@@ -613,6 +613,49 @@ def _data_files_in(folder: Path) -> list[Path]:
         and p.name not in METADATA
         and not any(part.startswith(".") for part in p.relative_to(folder).parts)
     ]
+
+
+def _unreadable(files: dict[str, list[Path]]) -> str | None:
+    """Why a reader failed on `files`, found by reading them ourselves: the first file that is not
+    UTF-8, or the first json line that does not parse (the readers' own errors name neither file
+    nor line; pyarrow counts its rows from the start of a block); None when neither is the cause."""
+    return _not_utf8(files) or _not_json(files)
+
+
+def _not_json(files: dict[str, list[Path]]) -> str | None:
+    """'split S: FILE, line N: not JSON (why)' for the first json / jsonl file of `files` that does
+    not parse, as JSON Lines (its first line a value of its own) or as one document; None when
+    each one does. Lines are read one at a time: a file of JSON Lines may be larger than memory."""
+    import json
+
+    def problem(split, path, line, exc):
+        return f"split {split}: {path}, line {line}: not JSON ({exc.msg})"
+
+    for split, paths in files.items():
+        for path in paths:
+            if BUILDERS.get(path.suffix.lower()) != "json":
+                continue
+            with path.open(encoding="utf-8") as fh:
+                first = next((line for line in fh if line.strip()), "")
+            try:
+                json.loads(first)
+            except (json.JSONDecodeError, RecursionError):  # one document, read as one
+                with path.open(encoding="utf-8") as fh:
+                    try:
+                        json.load(fh)
+                    except json.JSONDecodeError as exc:
+                        return problem(split, path, exc.lineno, exc)
+                    except RecursionError:
+                        return f"split {split}: {path}: nested too deeply to read"
+                continue
+            with path.open(encoding="utf-8") as fh:
+                for number, line in enumerate(fh, 1):
+                    try:
+                        if line.strip():
+                            json.loads(line)
+                    except json.JSONDecodeError as exc:
+                        return problem(split, path, number, exc)
+    return None
 
 
 def _not_utf8(files: dict[str, list[Path]]) -> str | None:

@@ -306,3 +306,23 @@ def test_references_the_pattern_cannot_read_are_said_or_refused(tmp_path, caplog
     cfg = problems(tmp_path, ["So 2.", "So 3."] * 4)
     with pytest.raises(sources.DataError, match=r"split test: task.answer_pattern reads no answer from any of its 8"):
         prepare(cfg, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "text, line",
+    [
+        ('{"question": "q", "solution": "s"}\n' * 30 + '{"question": "broken, "solution": "s"}\n', 31),
+        ('{"question": "q", "solution": "s"}\n' * 30 + '{"question": "cut sho', 31),  # a file cut short
+        ('[\n  {"question": "q", "solution": "s"},\n  {"question": "q" "solution": "s"}\n]\n', 3),  # one document
+    ],
+)
+def test_a_json_line_that_does_not_parse_is_named_by_file_and_line(tmp_path, text, line):
+    """pyarrow's own error counts rows from the start of its block (10 MB on): row 10566 for the
+    150,001st line of a 30 MB file, and names no file."""
+    cfg = problems(tmp_path, ["The answer is 2."] * 8)
+    (tmp_path / "d" / "train.jsonl").write_text(text)
+    said = rf"^split train: .*train.jsonl, line {line}: not JSON \("
+    with pytest.raises(sources.DataError, match=said):
+        sources.peek(cfg.task)
+    with pytest.raises(sources.DataError, match=said):
+        prepare(cfg, tmp_path)
