@@ -245,7 +245,7 @@ class Generation(TaskType):
         task, cfg = self.task, self.cfg
         keep_prompts = form != "text" and (not train or cfg.mode == "rl")
         if train and cfg.mode == "rl":
-            return self._prompts(rows, form)
+            return self._prompts(rows, split, form, tokenizer)
         limit, policy = task.max_length, task.overlength
         counts = {"truncated": 0, "dropped": 0, "no_loss": 0}
 
@@ -318,15 +318,43 @@ class Generation(TaskType):
             log.info("packed %d training rows into %d blocks of at most %d tokens", before, len(prepared), limit)
         return prepared
 
-    def _prompts(self, rows, form: str):
-        """The training rows of RL: the chat prompt, its reference answer, and the row's own columns."""
+    def _prompts(self, rows, split: str, form: str, tokenizer):
+        """The training rows of RL: the chat prompt, its reference answer, and the row's own
+        columns. A prompt longer than task.max_length (its tokens through the chat template) is an
+        error under `overlength: error`, dropped and counted under `drop`, and under `truncate`
+        kept whole with a warning: GRPO takes the prompt as a chat and cuts none."""
+        task = self.task
         own = [c for c in rows.column_names if c not in (PROMPT, REFERENCE)]
+        limit, policy = task.max_length, task.overlength
 
-        def prompts(row):
+        def prompts(row, index):
             prompt, reference = self.prompt_and_reference(self.conversation(row, form))
-            return {PROMPT: prompt, REFERENCE: reference}
+            tokens = len(chat.render(tokenizer, prompt, task.chat_template, generation_prompt=True))
+            if tokens > limit and policy == "error":
+                where = sources.row_name(task, sources.BadRows(task).source(split), sources.source_row(rows, index))
+                raise sources.DataError(
+                    f"{where}: a prompt of {tokens} tokens, more than task.max_length ({limit}); raise it, or set "
+                    "task.overlength: drop"
+                )
+            return {PROMPT: prompt, REFERENCE: reference, "_over": tokens > limit}
 
-        return rows.map(prompts, remove_columns=[c for c in rows.column_names if c not in own])
+        prompted = rows.map(prompts, with_indices=True, remove_columns=[c for c in rows.column_names if c not in own])
+        over = sum(prompted["_over"])
+        if over and policy == "drop":
+            prompted = prompted.filter(lambda row: not row["_over"])
+            if len(prompted) == 0:
+                raise sources.DataError(f"split {split}: no prompt left (each longer than task.max_length, {limit})")
+        if over:
+            log.warning(
+                "split %s: %d prompt(s) longer than task.max_length (%d) %s",
+                split,
+                over,
+                limit,
+                "dropped"
+                if policy == "drop"
+                else "kept whole (GRPO cuts no prompt; task.overlength: drop leaves them out)",
+            )
+        return prompted.remove_columns("_over")
 
     def load_prepared(self, path: Path):
         data = super().load_prepared(path)
