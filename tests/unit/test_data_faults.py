@@ -332,8 +332,9 @@ def test_a_json_line_that_does_not_parse_is_named_by_file_and_line(tmp_path, tex
 def test_an_rl_prompt_longer_than_max_length_follows_overlength(tmp_path, caplog, overlength, said):
     """GRPO takes a prompt as a chat and cuts none: task.max_length was ignored for RL prompts."""
     cfg = problems(tmp_path, ["The answer is 2."] * 8, question=lambda i: "word " * (200 if i == 5 else 1))
-    body = (f"base: {PROBLEMS}\noutput_root: {tmp_path / 'out'}\nstudent: {{path: embedded:tiny-causal-lm, run: null}}\n"
-            f"task: {json.dumps({'dataset': cfg.task.dataset, 'max_length': 64, 'overlength': overlength})}\n")  # fmt: skip
+    keys = {"dataset": cfg.task.dataset, "max_length": 64, "overlength": overlength}
+    body = (f"base: {PROBLEMS}\noutput_root: {tmp_path / 'out'}\n"
+            f"student: {{path: embedded:tiny-causal-lm, run: null}}\ntask: {json.dumps(keys)}\n")  # fmt: skip
     cfg = load_config(write_config(tmp_path, "rl.yaml", body))
     if said is None:
         with pytest.raises(sources.DataError, match=r"row 5 of .*train.jsonl: a prompt of \d+ tokens, more than task"):
