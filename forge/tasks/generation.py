@@ -127,11 +127,14 @@ class Generation(TaskType):
         role_key, content_key = fields.get("role", "role"), fields.get("content", "content")
         renamed = {source: target for target, sources_ in (task.roles or {}).items() for source in sources_}
         if not isinstance(value, list) or not value:
-            raise ValueError("messages: not a list of turns")
+            hint = " (text: a csv cell? write the chats as JSON Lines)" if isinstance(value, str) else ""
+            raise ValueError(f"messages: not a list of turns{hint}")
         turns = []
         for i, turn in enumerate(value):
             if not isinstance(turn, dict) or role_key not in turn or content_key not in turn:
-                raise ValueError(f"turn {i}: not a {{{role_key}, {content_key}}} mapping")
+                keys = (f" (its keys: {', '.join(map(str, turn))}; name the role's and the content's in "
+                        "task.message_property_mappings)") if isinstance(turn, dict) else ""  # fmt: skip
+                raise ValueError(f"turn {i}: not a {{{role_key}, {content_key}}} mapping{keys}")
             role = renamed.get(turn[role_key], turn[role_key])
             if role not in ROLES:
                 raise ValueError(

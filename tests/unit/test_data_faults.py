@@ -344,3 +344,13 @@ def test_an_rl_prompt_longer_than_max_length_follows_overlength(tmp_path, caplog
         counts = prepare(cfg, tmp_path)
     assert f"split train: 1 prompt(s) longer than task.max_length (64) {said}" in caplog.text
     assert counts["train"] == (7 if overlength == "drop" else 8)
+
+
+def test_a_chat_in_another_shape_says_what_to_name(tmp_path):
+    chats = ROOT / "configs" / "examples" / "chat_sft.yaml"
+    kind = task_of(load_config(write_config(tmp_path, "run.yaml", f"base: {chats}\noutput_root: {tmp_path}\n")))
+    sharegpt = [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello"}]
+    with pytest.raises(ValueError, match=r"turn 0: .* \(its keys: from, value; name the role's and the content's in"):
+        kind.conversation({"messages": sharegpt}, "messages")
+    with pytest.raises(ValueError, match=r"not a list of turns \(text: a csv cell\? write the chats as JSON Lines\)"):
+        kind.conversation({"messages": json.dumps(sharegpt)}, "messages")
