@@ -186,7 +186,7 @@ class Classification(TaskType):
         for column in (text, pair):
             value = row[column] if column else ""
             if column and not isinstance(value, str):
-                return f"column {column!r}: {'no text' if value is None else f'not text ({value!r})'}"
+                return f"column {column!r}: {sources.not_text(value)}"
             if column and not value.strip():  # it would train as the special tokens alone
                 return f"column {column!r}: empty text"
         value = row[label]

@@ -353,6 +353,16 @@ def require_columns(rows, split: str, columns: dict[str, str]) -> None:
         raise DataError(f"split {split}: no column {', '.join(missing)}; its columns are {', '.join(have)}")
 
 
+def not_text(value, what: str = "text") -> str:
+    """What a cell that should hold text holds instead: nothing, a number (a json number, a
+    parquet number column: to be written as text), or something else."""
+    if value is None:
+        return f"no {what}"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f'{value!r} is a number, not text (write it as text in the data: "{value}")'
+    return f"not text ({value!r})"
+
+
 def row_name(task, split: str, row: int) -> str:
     """'split S, row N' (N counts the split's rows from 0), and its file when the split is one file
     of task.data_files (N: its row after the header)."""
@@ -635,12 +645,12 @@ def _not_json(files: dict[str, list[Path]]) -> str | None:
         for path in paths:
             if BUILDERS.get(path.suffix.lower()) != "json":
                 continue
-            with path.open(encoding="utf-8") as fh:
+            with path.open(encoding="utf-8-sig") as fh:
                 first = next((line for line in fh if line.strip()), "")
             try:
                 json.loads(first)
             except (json.JSONDecodeError, RecursionError):  # one document, read as one
-                with path.open(encoding="utf-8") as fh:
+                with path.open(encoding="utf-8-sig") as fh:
                     try:
                         json.load(fh)
                     except json.JSONDecodeError as exc:
@@ -648,7 +658,7 @@ def _not_json(files: dict[str, list[Path]]) -> str | None:
                     except RecursionError:
                         return f"split {split}: {path}: nested too deeply to read"
                 continue
-            with path.open(encoding="utf-8") as fh:
+            with path.open(encoding="utf-8-sig") as fh:
                 for number, line in enumerate(fh, 1):
                     try:
                         if line.strip():

@@ -94,7 +94,9 @@ class Generation(TaskType):
         if form == "text":
             text = row[self._column("text")]
             if not isinstance(text, str) or not text:
-                raise ValueError(f"column {self._column('text')!r}: {_not_text(text, 'text')}")
+                raise ValueError(
+                    f"column {self._column('text')!r}: {sources.not_text(None if isinstance(text, str) else text)}"
+                )
             return text
         if form == "messages":
             return self._messages(row[self._column("messages")])
@@ -114,7 +116,8 @@ class Generation(TaskType):
         for what, value in (("prompt", prompt), ("completion", completion)):
             if not isinstance(value, str) or not value.strip():
                 return_column = "prompt_template" if what == "prompt" and task.prompt_template else self._column(what)
-                raise ValueError(f"column {return_column!r}: {_not_text(value, f'{what} text')}")
+                said = sources.not_text(None if isinstance(value, str) else value, f"{what} text")
+                raise ValueError(f"column {return_column!r}: {said}")
         turns = []
         system = task.system_prompt or (row.get(task.columns.system) if task.columns.system else None)
         if system:
@@ -447,14 +450,6 @@ class Generation(TaskType):
                 scores = {"accuracy": _mean(right), "format": _mean(formed), **scores}
             results[split] = {**scores, "samples": len(rows)}
         return results
-
-
-def _not_text(value, what: str) -> str:
-    """What a cell that should hold text holds instead: nothing, or a number (a json number, or a
-    parquet number column: write it as text)."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return f'{value!r} is a number, not text (write it as text in the data: "{value}")'
-    return f"no {what}"
 
 
 def _template_columns(template: str) -> list[str]:

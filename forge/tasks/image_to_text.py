@@ -54,8 +54,6 @@ def rgb(image):
     and an image with transparency is laid over white first."""
     from PIL import Image
 
-    if image.mode == "RGB":
-        return image.convert("RGB")  # a copy, as before
     if image.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N"):
         import numpy as np
 
@@ -197,7 +195,7 @@ def _described(problem: str | None, column: str) -> str | None:
 
 def _no_text(value, column: str) -> str | None:
     if not isinstance(value, str):
-        return f"column {column!r}: {'no text' if value is None else f'not text ({value!r})'}"
+        return f"column {column!r}: {sources.not_text(value)}"
     return None if value.strip() else f"column {column!r}: empty text"
 
 
