@@ -30,6 +30,9 @@ FILE_KEYS = {("student", "run"), ("teacher", "run")}
 # Values of these keys that end in .yaml / .yml are files (lm-eval task files), resolved as
 # FILE_KEYS; others are names.
 NAMED_FILE_KEYS = {("eval", "tasks")}
+# Mappings a config sets whole: a file's replaces its base's instead of merging with it (the
+# files of a data set: a base's `test` file would otherwise stay among a child's own splits).
+WHOLE_KEYS = {("task", "data_files")}
 
 
 @dataclass
@@ -187,11 +190,11 @@ def _merge(
     prefix: tuple[str, ...] = (),
     file: Path | None = None,
 ) -> None:
-    """Deep-merge `src` into `dst`: mappings merge, everything else replaces."""
+    """Deep-merge `src` into `dst`: mappings merge (but those of WHOLE_KEYS), everything else replaces."""
     for key, value in src.items():
         key = str(key)
         path = (*prefix, key)
-        if isinstance(value, dict) and isinstance(dst.get(key), dict):
+        if isinstance(value, dict) and isinstance(dst.get(key), dict) and path not in WHOLE_KEYS:
             _merge(dst[key], value, origin, source, path, file)
             continue
         if isinstance(dst.get(key), dict):  # a replaced subtree forgets where its leaves came from

@@ -81,6 +81,20 @@ def test_inheritance_deep_merges_and_child_wins(tmp_path):
     assert cfg.run_name == "01_run"
 
 
+def test_data_files_are_set_whole_not_merged(tmp_path):
+    """A base's `test` file joined a child's {train, eval} files: read, or 'no such file', by a
+    name the child never wrote."""
+    problems = ROOT / "configs" / "examples" / "problems_grpo.yaml"  # data_files: {train, test}
+    child = write_config(
+        tmp_path, "run.yaml", f"base: {problems}\ntask:\n  data_files: {{train: a.jsonl, eval: b.jsonl}}\n"
+    )
+    assert load_config(child).task.data_files == {"train": "a.jsonl", "eval": "b.jsonl"}
+    assert load_config(write_config(tmp_path, "same.yaml", f"base: {problems}\n")).task.data_files == {
+        "train": "train.jsonl",
+        "test": "test.jsonl",
+    }
+
+
 def test_a_chain_of_bases_and_a_list_of_bases(tmp_path):
     write_config(tmp_path, "a.yaml", BASE)
     write_config(tmp_path, "b.yaml", "training:\n  batch_size: 4\n  logging_steps: 3\n")
