@@ -252,13 +252,15 @@ def splits_of(task, available: list[str]) -> Splits:
             log.warning("the data's %r split is not used: task.eval_split carves the evaluation rows from %r",
                         found[0], train)  # fmt: skip
         return Splits(train, (CARVED,), carved=True)
-    found = next((name for name in EVAL_NAMES if name in available and name != train), None)
-    if found is None:
+    found = [name for name in EVAL_NAMES if name in available and name != train]
+    if task.data_files is not None:  # every file the user named is read: each other split evaluates
+        found += [name for name in task.data_files if name in available and name not in (train, *found)]
+    if not found:
         raise DataError(
             f"the data has no evaluation split (it has: {', '.join(available)}): name one in task.splits.eval, "
             "or carve one from the training rows with task.eval_split (e.g. 0.1)"
         )
-    return Splits(train, (found,))
+    return Splits(train, tuple(found) if task.data_files is not None else found[:1])
 
 
 def select(task, raw) -> dict[str, Any]:

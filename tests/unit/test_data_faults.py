@@ -354,3 +354,14 @@ def test_a_chat_in_another_shape_says_what_to_name(tmp_path):
         kind.conversation({"messages": sharegpt}, "messages")
     with pytest.raises(ValueError, match=r"not a list of turns \(text: a csv cell\? write the chats as JSON Lines\)"):
         kind.conversation({"messages": json.dumps(sharegpt)}, "messages")
+
+
+def test_every_evaluation_file_named_in_data_files_is_read(tmp_path):
+    """An eval.jsonl beside a test.jsonl was never read (the main split, test, alone); a split by
+    another name (holdout) was 'no evaluation split'."""
+    files = {"train.csv": HEADER + rows(20), "eval.csv": HEADER + rows(6), "test.csv": HEADER + rows(4),
+             "holdout.csv": HEADER + rows(2)}  # fmt: skip
+    named = {"train": "train.csv", "eval": "eval.csv", "test": "test.csv", "holdout": "holdout.csv"}
+    cfg = task(tmp_path, files, data_files=named)
+    assert sources.splits_of(cfg.task, list(named)).eval == ("test", "eval", "holdout")  # the main one first
+    assert prepare(cfg, tmp_path) == {"train": 20, "test": 4, "eval": 6, "holdout": 2}
