@@ -93,7 +93,7 @@ class Generation(TaskType):
         task = self.task
         if form == "text":
             text = row[self._column("text")]
-            if not isinstance(text, str) or not text:
+            if not isinstance(text, str) or not text.strip():
                 raise ValueError(
                     f"column {self._column('text')!r}: {sources.not_text(None if isinstance(text, str) else text)}"
                 )
@@ -143,9 +143,17 @@ class Generation(TaskType):
                 raise ValueError(
                     f"turn {i}: role {turn[role_key]!r} is none of {', '.join(ROLES)} (map it in task.roles)"
                 )
-            if not isinstance(turn[content_key], str):
-                raise ValueError(f"turn {i}: {content_key!r} is not text")
-            turns.append({"role": role, "content": turn[content_key]})
+            content = turn[content_key]
+            tools = (
+                " (its tool_calls: forge learns text turns, and renders no tool calls)" if "tool_calls" in turn else ""
+            )
+            if not isinstance(content, str):
+                raise ValueError(f"turn {i}: {content_key!r} is not text{tools}")
+            if role == "assistant" and not content.strip():  # it would learn to answer with the end token
+                raise ValueError(f"turn {i}: an assistant turn with no text{tools}")
+            if role == "assistant" and i == 0:  # the template renders nothing before it to prompt it
+                raise ValueError("turn 0: an assistant turn with nothing before it (a chat begins with a user turn)")
+            turns.append({"role": role, "content": content})
         return turns
 
     @staticmethod

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 
 import pytest
 
@@ -354,6 +355,8 @@ def test_a_chat_in_another_shape_says_what_to_name(tmp_path):
         kind.conversation({"messages": sharegpt}, "messages")
     with pytest.raises(ValueError, match=r"not a list of turns \(text: a csv cell\? write the chats as JSON Lines\)"):
         kind.conversation({"messages": json.dumps(sharegpt)}, "messages")
+    with pytest.raises(ValueError, match=r"column 'text': no text"):  # a blank text row trained on nothing
+        kind.conversation({"text": " \n "}, "text")
 
 
 def test_every_evaluation_file_named_in_data_files_is_read(tmp_path):
@@ -365,3 +368,37 @@ def test_every_evaluation_file_named_in_data_files_is_read(tmp_path):
     cfg = task(tmp_path, files, data_files=named)
     assert sources.splits_of(cfg.task, list(named)).eval == ("test", "eval", "holdout")  # the main one first
     assert prepare(cfg, tmp_path) == {"train": 20, "test": 4, "eval": 6, "holdout": 2}
+
+
+def chats(tmp_path, odd: list, at: int = 120, **extra):
+    """The chat example over 150 chats of its own shape, `odd` (turns) at row `at` of train."""
+    folder = tmp_path / "d"
+    folder.mkdir(exist_ok=True)
+    good = [[{"role": "user", "content": f"{i} + 1?"}, {"role": "assistant", "content": f"The answer is {i + 1}."}]
+            for i in range(150)]  # fmt: skip
+    train = [*good[:at], odd, *good[at:]]
+    for name, rows_ in (("train.jsonl", train), ("eval.jsonl", good[:8])):
+        (folder / name).write_text("".join(json.dumps({"messages": turns}) + "\n" for turns in rows_))
+    chat = ROOT / "configs" / "examples" / "chat_sft.yaml"
+    body = f"base: {chat}\noutput_root: {tmp_path / 'out'}\ntask: {json.dumps({'dataset': str(folder), **extra})}\n"
+    return load_config(write_config(tmp_path, "run.yaml", body))
+
+
+@pytest.mark.parametrize(
+    "odd, said",
+    [
+        ([{"role": "assistant", "content": "Hello!"}, {"role": "user", "content": "1 + 1?"},
+          {"role": "assistant", "content": "The answer is 2."}],
+         "turn 0: an assistant turn with nothing before it"),  # was datasets' 'empty conversation', no row named
+        ([{"role": "user", "content": "1 + 1?"}, {"role": "assistant", "content": " "}],
+         "turn 1: an assistant turn with no text"),  # it learned to answer with the end token
+        ([{"role": "user", "content": "Weather?"}, {"role": "assistant", "content": "", "tool_calls": [{"id": "1"}]},
+          {"role": "tool", "content": "sunny"}, {"role": "assistant", "content": "The answer is 2."}],
+         "turn 1: an assistant turn with no text (its tool_calls: forge learns text turns"),
+    ],
+)  # fmt: skip
+def test_a_chat_forge_cannot_learn_is_a_bad_row(tmp_path, caplog, odd, said):
+    with pytest.raises(sources.DataError, match=rf"split train, row 120 of .*train.jsonl: {re.escape(said)}"):
+        prepare(chats(tmp_path, odd), tmp_path)
+    with caplog.at_level(logging.WARNING, logger="forge"):
+        assert prepare(chats(tmp_path, odd, bad_rows="skip"), tmp_path)["train"] == 150
