@@ -38,7 +38,8 @@ class DataError(ForgeError):
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    """The first line of `exc`'s message that says something (datasets' may begin with a newline)."""
+    text = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
     return text[:300]
 
 
@@ -582,7 +583,7 @@ def _split_files(task) -> dict[str, list[Path]]:
     files = {split: [Path(str(f)) for f in paths] for split, paths in found.items()}
     _builder(files, f"task.dataset: {task.dataset}")
     _check_files(files)
-    if not (folder / "README.md").is_file():  # a folder of files (a Hub-format one's README says what is read)
+    if not _names_its_files(folder):  # a folder of files (a Hub-format one's README says what is read)
         read = {p.resolve() for paths in files.values() for p in paths}
         unread = [p for p in _data_files_in(folder) if p.resolve() not in read]
         if unread:
@@ -593,6 +594,24 @@ def _split_files(task) -> dict[str, list[Path]]:
                 "validation, test); name each split's files in task.data_files"
             )
     return files
+
+
+def _names_its_files(folder: Path) -> bool:
+    """Whether `folder`'s README.md names the files datasets reads (`configs:` in its YAML
+    front matter, as a Hub dataset's card does); a README without it is only a note."""
+    import yaml
+
+    card = folder / "README.md"
+    if not card.is_file():
+        return False
+    text = card.read_text(encoding="utf-8", errors="replace")
+    if not text.startswith("---"):
+        return False
+    try:
+        meta = yaml.safe_load(text.split("---", 2)[1]) or {}
+    except (yaml.YAMLError, IndexError):
+        return False
+    return isinstance(meta, dict) and bool(meta.get("configs"))
 
 
 def _odd_columns(files: dict[str, list[Path]]) -> str | None:

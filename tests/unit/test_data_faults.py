@@ -125,6 +125,19 @@ def test_a_folder_file_datasets_would_not_read_is_refused(tmp_path, other):
         sources.load(cfg.task, tmp_path / "cache")
 
 
+@pytest.mark.parametrize("card", ["# My sentiment data\n", "---\nlicense: mit\n---\n# My data\n"])
+def test_a_readme_that_names_no_files_keeps_the_unread_file_check(tmp_path, card):
+    """A README.md made the folder Hub format, and more.csv was left unread silently; only a card's
+    `configs:` names the files datasets reads."""
+    cfg = task(tmp_path, {"train.csv": HEADER + rows(20), "more.csv": HEADER + rows(4), "README.md": card},
+               data_files=None, eval_split=0.2)  # fmt: skip
+    with pytest.raises(sources.DataError, match="more.csv would not be read"):
+        sources.peek(cfg.task)
+    configs = "---\nconfigs:\n- config_name: default\n  data_files:\n  - split: train\n    path: train.csv\n---\n"
+    (tmp_path / "d" / "README.md").write_text(configs)
+    assert sources.peek(cfg.task).columns == {"train": ["sentence", "sentiment"]}
+
+
 @pytest.mark.parametrize(
     "text, said",
     [
