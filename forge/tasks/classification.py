@@ -113,6 +113,7 @@ class Classification(TaskType):
             )
         values = sorted(values, key=lambda v: (isinstance(v, str), v))
         _warn_of_near_twins(values, label)
+        _warn_of_numbers_as_text(values, label)
         return values, tuple(str(v) for v in values)
 
     def prepare(self, tokenizer, out: Path) -> dict[str, int]:
@@ -313,6 +314,29 @@ def _warn_of_near_twins(values: list, label: str) -> None:
     for twins in (g for g in groups.values() if len(g) > 1):
         log.warning("the label column %r has %s: they are %d classes; if they are one, write them alike",
                     label, " and ".join(map(repr, twins)), len(twins))  # fmt: skip
+
+
+def _warn_of_numbers_as_text(values: list, label: str) -> None:
+    """Labels written as numbers in text ('0.73' in a json file) are classes, one per distinct
+    value: said when they look like scores (a regression written as text), or when numbers and
+    words mix (0 and 'negative': one labelling written two ways)."""
+
+    def number(value) -> float | None:
+        try:
+            return float(value) if isinstance(value, str) else None
+        except ValueError:
+            return None
+
+    numbers = [v for v in values if isinstance(v, (int, float)) or number(v) is not None]
+    if numbers and len(numbers) < len(values):
+        words = [v for v in values if v not in numbers]
+        log.warning("the label column %r mixes numbers (%s) and words (%s): they are %d classes; if one labelling "
+                    "is written two ways, write every label alike", label, ", ".join(map(str, numbers[:4])),
+                    ", ".join(map(str, words[:4])), len(values))  # fmt: skip
+    elif any(isinstance(v, str) and not number(v).is_integer() for v in numbers):
+        log.warning("the label column %r holds numbers written as text (%s): they are %d classes, not a "
+                    "regression; write them as numbers to regress", label, ", ".join(map(repr, numbers[:4])),
+                    len(values))  # fmt: skip
 
 
 def _key(value, index):

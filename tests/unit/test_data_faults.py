@@ -415,3 +415,24 @@ def test_a_chat_forge_cannot_learn_is_a_bad_row(tmp_path, caplog, odd, said):
         prepare(chats(tmp_path, odd), tmp_path)
     with caplog.at_level(logging.WARNING, logger="forge"):
         assert prepare(chats(tmp_path, odd, bad_rows="skip"), tmp_path)["train"] == 150
+
+
+@pytest.mark.parametrize(
+    "label, said",
+    [
+        (lambda i: f"0.{i % 7 + 2}", "holds numbers written as text ('0.2', '0.3', '0.4', '0.5'): they are 7 classes"),
+        (lambda i: [0, 1, "negative", "positive"][i % 4], "mixes numbers (0, 1) and words (negative, positive)"),
+    ],
+)
+def test_labels_that_look_like_another_labelling_are_said(tmp_path, caplog, label, said):
+    """Scores written as text made a many-class classifier, and 0 / 1 beside negative / positive a
+    four-class one, each without a word."""
+    folder = tmp_path / "d"
+    folder.mkdir()
+    for name, n in (("train.jsonl", 28), ("eval.jsonl", 8)):
+        (folder / name).write_text("".join(json.dumps({"sentence": f"s {i}", "sentiment": label(i)}) + "\n"
+                                           for i in range(n)))  # fmt: skip
+    cfg = task(tmp_path, {}, data_files={"train": "train.jsonl", "eval": "eval.jsonl"})
+    with caplog.at_level(logging.WARNING, logger="forge"):
+        prepare(cfg, tmp_path)
+    assert said in caplog.text
