@@ -99,7 +99,10 @@ class Generation(TaskType):
                 )
             return text
         if form == "messages":
-            return self._messages(row[self._column("messages")])
+            turns = self._messages(row[self._column("messages")])
+            if task.system_prompt and not any(turn["role"] == "system" for turn in turns):
+                turns.insert(0, {"role": "system", "content": task.system_prompt})
+            return turns
         if task.prompt_template:
             try:
                 prompt = task.prompt_template.format(**row)

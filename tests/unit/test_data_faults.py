@@ -370,6 +370,11 @@ def test_a_chat_in_another_shape_says_what_to_name(tmp_path):
         kind.conversation({"messages": json.dumps(sharegpt)}, "messages")
     with pytest.raises(ValueError, match=r"column 'text': no text"):  # a blank text row trained on nothing
         kind.conversation({"text": " \n "}, "text")
+    kind.task = kind.task.model_copy(update={"system_prompt": "Be brief."})  # it was ignored for chats
+    chat = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]
+    assert kind.conversation({"messages": chat}, "messages")[0] == {"role": "system", "content": "Be brief."}
+    own = [{"role": "system", "content": "Be kind."}, *chat]
+    assert kind.conversation({"messages": own}, "messages") == own  # its own system turn stays
 
 
 def test_every_evaluation_file_named_in_data_files_is_read(tmp_path):
