@@ -200,9 +200,10 @@ class Generation(TaskType):
             if cfg.mode == "rl" and form == "text":
                 raise ConfigError("rl: GRPO needs prompts to answer (prompt and completion columns, or chats)")
             bad = sources.BadRows(task)
+            specials = [t for t in tokenizer.all_special_tokens if t] if form != "text" else []
             prepared = {}
             for name, rows in splits.items():
-                rows = bad.keep(rows, name, lambda row: self._row_problem(row, form))
+                rows = bad.keep(rows, name, lambda row: self._row_problem(row, form, specials))
                 if name == TRAIN:
                     rows = sources.subset(rows, task.max_train_samples, task.data_seed)
                 prepared[name] = self._prepared(rows, name, form, loss_on, tokenizer, train=name == TRAIN)
@@ -247,13 +248,20 @@ class Generation(TaskType):
             needed["system"] = self.task.columns.system
         return needed
 
-    def _row_problem(self, row: dict, form: str) -> str | None:
+    def _row_problem(self, row: dict, form: str, specials: list[str] = ()) -> str | None:
+        """What is wrong with a row; `specials`: the tokenizer's special tokens, which a turn's
+        text must not hold (the template's text is tokenized whole: '<|im_end|>' written in an
+        answer would end the turn there, and the rest of it would be learned by nobody)."""
         try:
             turns = self.conversation(row, form)
         except ValueError as exc:
             return str(exc)
         if form != "text" and not any(t["role"] == "assistant" for t in turns):
             return "no assistant turn to learn from"
+        for i, turn in enumerate(turns if specials else []):
+            if found := next((token for token in specials if token in turn["content"]), None):
+                where = f"turn {i}, " if form == "messages" else ""
+                return f"{where}the {turn['role']}'s text holds the special token {found!r}: it would be read as it"
         return None
 
     def _prepared(self, rows, split: str, form: str, loss_on: str, tokenizer, train: bool):

@@ -441,3 +441,11 @@ def test_labels_that_look_like_another_labelling_are_said(tmp_path, caplog, labe
     with caplog.at_level(logging.WARNING, logger="forge"):
         prepare(cfg, tmp_path)
     assert said in caplog.text
+
+
+def test_a_special_token_written_in_a_turn_is_a_bad_row(tmp_path):
+    """'<|im_end|>' in an answer became the end token: the rest of the answer was never learned."""
+    cfg = problems(tmp_path, ["The answer is 2."] * 5 + ["Emit <|im_end|> when done. The answer is 2."] + ["A."] * 2)
+    said = r"row 5 of .*train.jsonl: the assistant's text holds the special token '<\|im_end\|>': it would be read"
+    with pytest.raises(sources.DataError, match=said):
+        prepare(cfg, tmp_path)
