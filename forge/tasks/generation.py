@@ -272,7 +272,7 @@ class Generation(TaskType):
         if train and cfg.mode == "rl":
             return self._prompts(rows, split, form, tokenizer)
         limit, policy = task.max_length, task.overlength
-        counts = {"truncated": 0, "dropped": 0, "no_loss": 0}
+        counts = {"truncated": 0, "dropped": 0, "no_loss": 0, "long_prompts": 0}
 
         def supervised(batch, indices):
             out = {
@@ -289,7 +289,8 @@ class Generation(TaskType):
                     ids, labels = chat.plain_text(tokenizer, turns)
                 else:
                     ids, labels = chat.supervise(tokenizer, turns, loss_on, task.chat_template)
-                if len(ids) > limit:
+                cut = len(ids) > limit
+                if cut:
                     if policy == "error":
                         row_at = sources.source_row(rows, indices[i])
                         where = sources.row_name(task, sources.BadRows(task).source(split), row_at)
@@ -311,6 +312,8 @@ class Generation(TaskType):
                     prompt, reference = self.prompt_and_reference(turns)
                     out[PROMPT].append(prompt)
                     out[REFERENCE].append(reference)
+                    if cut and len(chat.render(tokenizer, prompt, task.chat_template, True)) > limit:
+                        counts["long_prompts"] += 1
             return out
 
         prepared = rows.map(supervised, batched=True, with_indices=True, remove_columns=rows.column_names)
@@ -321,6 +324,13 @@ class Generation(TaskType):
                 counts["truncated"] + counts["dropped"],
                 limit,
                 "dropped" if counts["dropped"] else "truncated",
+            )
+        if counts["long_prompts"]:
+            log.warning(
+                "split %s: %d prompt(s) longer than task.max_length (%d): cut from the left for the greedy answers",
+                split,
+                counts["long_prompts"],
+                limit,
             )
         if counts["no_loss"]:
             log.warning(
@@ -462,7 +472,12 @@ class Generation(TaskType):
             scores = {"loss": held_out_loss(model, tokenizer, rows, session.cfg.training.eval_batch_size)}
             if self.patterns and PROMPT in rows.column_names:
                 answers = greedy_answers(
-                    model, tokenizer, rows[PROMPT], self.task.max_new_tokens, chat_template=self.task.chat_template
+                    model,
+                    tokenizer,
+                    rows[PROMPT],
+                    self.task.max_new_tokens,
+                    chat_template=self.task.chat_template,
+                    max_length=self.task.max_length,
                 )
                 right = correctness(None, answers, rows[REFERENCE], patterns=self.patterns)
                 formed = format_reward(None, answers, patterns=self.patterns)
@@ -555,12 +570,17 @@ def greedy_answers(
     max_new_tokens: int,
     batch_size: int = 32,
     chat_template: str | None = None,
+    max_length: int | None = None,
 ) -> list[str]:
-    """The model's greedy completions of chat `prompts` (text after the prompt, special tokens dropped)."""
+    """The model's greedy completions of chat `prompts` (text after the prompt, special tokens
+    dropped); a prompt longer than `max_length` tokens is cut from the left (its end, and the
+    generation prompt, kept), as a model with a fixed context reads it."""
     import torch
 
-    side = tokenizer.padding_side
+    side, cut = tokenizer.padding_side, tokenizer.truncation_side
     tokenizer.padding_side = "left"  # generation continues at the right end of every row
+    tokenizer.truncation_side = "left"
+    limit = {"truncation": True, "max_length": max_length} if max_length is not None else {}
     completions = []
     try:
         model.eval()
@@ -573,6 +593,7 @@ def greedy_answers(
                 padding=True,
                 return_tensors="pt",
                 return_dict=True,
+                **limit,
             ).to(model.device)
             with torch.no_grad():
                 out = model.generate(
@@ -581,7 +602,7 @@ def greedy_answers(
             new = out[:, batch["input_ids"].shape[1] :]
             completions += tokenizer.batch_decode(new, skip_special_tokens=True)
     finally:
-        tokenizer.padding_side = side
+        tokenizer.padding_side, tokenizer.truncation_side = side, cut
     return completions
 
 

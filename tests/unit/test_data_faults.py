@@ -449,3 +449,15 @@ def test_a_special_token_written_in_a_turn_is_a_bad_row(tmp_path):
     said = r"row 5 of .*train.jsonl: the assistant's text holds the special token '<\|im_end\|>': it would be read"
     with pytest.raises(sources.DataError, match=said):
         prepare(cfg, tmp_path)
+
+
+def test_an_evaluation_prompt_longer_than_max_length_is_said(tmp_path, caplog):
+    """Greedy answers read a prompt whole: past a fixed-position model's context, an IndexError."""
+    cfg = problems(
+        tmp_path, ["The answer is 2."] * 8, question=lambda i: "word " * (200 if i == 5 else 1), max_length=64
+    )
+    with caplog.at_level(logging.WARNING, logger="forge"):
+        prepare(cfg, tmp_path)
+    assert "split test: 1 prompt(s) longer than task.max_length (64): cut from the left for the greedy answers" in (
+        caplog.text
+    )

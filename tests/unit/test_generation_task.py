@@ -45,6 +45,16 @@ def test_greedy_answers_are_batched_and_deterministic(tiny_policy):
     one_by_one = [greedy_answers(model, tokenizer, [p], max_new_tokens=6)[0] for p in prompts]
     assert len(first) == 3 and first == one_by_one  # left padding does not change the answers
     assert tokenizer.padding_side == "right"
+    # a prompt over max_length is cut from the left: answered as its last max_length tokens are
+    long = [{"role": "user", "content": "word " * 300 + questions[1]}]
+    ids = tokenizer.apply_chat_template(long, add_generation_prompt=True, return_dict=True)["input_ids"]
+    tail = tokenizer.decode(ids[-40:])
+    cut = greedy_answers(model, tokenizer, [long, prompts[0]], max_new_tokens=6, max_length=40)
+    assert cut == [greedy_answers(model, tokenizer, [long], max_new_tokens=6, max_length=40)[0], first[0]]
+    alone = tokenizer(tail, add_special_tokens=False, return_tensors="pt")
+    out = model.generate(**alone, max_new_tokens=6, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    assert cut[0] == tokenizer.decode(out[0, alone["input_ids"].shape[1] :], skip_special_tokens=True)
+    assert tokenizer.truncation_side == "right"
 
 
 def test_a_packed_batch_trains_each_sequence_as_if_it_were_alone(tiny_policy):
