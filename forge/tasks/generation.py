@@ -179,6 +179,20 @@ class Generation(TaskType):
                 "with one: give task.chat_template (a Jinja template, e.g. ChatML's), or train on plain text "
                 "(task.columns.text)"
             )
+        probe = [
+            {"role": "user", "content": "forge probe question"},
+            {"role": "assistant", "content": "forge probe answer"},
+        ]
+        try:
+            written = tokenizer.apply_chat_template(probe, chat_template=self.task.chat_template, tokenize=False)
+        except Exception:  # a template that refuses this chat: the rows' own rendering says why
+            return
+        missing = [turn["role"] for turn in probe if turn["content"] not in written]
+        if missing:
+            raise ConfigError(
+                f"task: the chat template writes no {' and no '.join(missing)} text (the {missing[0]} turn of a "
+                f"probe chat is not in what it renders: {written[:80]!r}): check its role names"
+            )
 
     def prepare(self, tokenizer, out: Path) -> dict[str, int]:
         from datasets import DatasetDict

@@ -13,6 +13,7 @@ import re
 import pytest
 
 from forge.config import load_config
+from forge.errors import ConfigError
 from forge.tasks import data as sources
 from forge.tasks import task_of
 from tests.conftest import ROOT, write_config
@@ -461,3 +462,14 @@ def test_an_evaluation_prompt_longer_than_max_length_is_said(tmp_path, caplog):
     assert "split test: 1 prompt(s) longer than task.max_length (64): cut from the left for the greedy answers" in (
         caplog.text
     )
+
+
+def test_a_chat_template_that_writes_no_assistant_text_is_refused(tmp_path):
+    """A template whose role test is wrong trained every answer as the end token alone."""
+    user_only = '{% for m in messages %}{% if m.role == "user" %}{{ m.content }}\n{% endif %}{% endfor %}'
+    cfg = chats(tmp_path, [{"role": "user", "content": "1 + 1?"}, {"role": "assistant", "content": "The answer is 2."}],
+                chat_template=user_only)  # fmt: skip
+    with pytest.raises(
+        ConfigError, match=r"the chat template writes no assistant text \(the assistant turn of a probe"
+    ):
+        prepare(cfg, tmp_path)
