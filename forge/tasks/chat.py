@@ -90,10 +90,15 @@ def has_generation_markers(template: str | None) -> bool:
 
 
 def supervise(
-    tokenizer, messages: Sequence[dict], loss_on: str, chat_template: str | None = None
+    tokenizer,
+    messages: Sequence[dict],
+    loss_on: str,
+    chat_template: str | None = None,
+    learned: Sequence[bool] | None = None,
 ) -> tuple[list[int], list[int]]:
     """(input_ids, labels) of one conversation. `loss_on`: "assistant" (every assistant turn),
-    "completion" (the last assistant turn), "all" (every token)."""
+    "completion" (the last assistant turn), "all" (every token). `learned`: per assistant turn,
+    whether it is learned (a chat's per-turn `weight`); None: every one."""
     if loss_on not in LOSS_ON:
         raise ValueError(f"loss_on is one of {LOSS_ON}, not {loss_on!r}")
     template = chat_template or tokenizer.chat_template
@@ -104,6 +109,13 @@ def supervise(
         spans = _turn_spans(tokenizer, messages, chat_template, full) if loss_on != "all" else []
     if loss_on == "all":
         return full, list(full)
+    if learned is not None and not all(learned):
+        if len(spans) != len(learned):
+            raise TemplateError(
+                f"the chat template marks {len(spans)} assistant spans for {len(learned)} assistant turns, so forge "
+                "cannot tell which turn a per-turn weight leaves out"
+            )
+        spans = [span for span, learn in zip(spans, learned, strict=True) if learn]
     if loss_on == "completion":
         spans = spans[-1:]
     if not spans:

@@ -154,10 +154,25 @@ class Generation(TaskType):
                 raise ValueError(f"turn {i}: {content_key!r} is not text{tools}")
             if role == "assistant" and not content.strip():  # it would learn to answer with the end token
                 raise ValueError(f"turn {i}: an assistant turn with no text{tools}")
+            if _weight(turn) not in (0, 1):  # axolotl's per-turn weight: 0 leaves the turn unlearned
+                raise ValueError(f"turn {i}: weight {turn['weight']!r} is neither 0 (not learned) nor 1 (learned)")
             if role == "assistant" and i == 0:  # the template renders nothing before it to prompt it
                 raise ValueError("turn 0: an assistant turn with nothing before it (a chat begins with a user turn)")
             turns.append({"role": role, "content": content})
+        if not any(_weight(turn) for turn in value if renamed.get(turn[role_key], turn[role_key]) == "assistant"):
+            raise ValueError("no assistant turn to learn from (each has weight 0)")
         return turns
+
+    def learned(self, row: dict, form: str) -> list[bool] | None:
+        """Per assistant turn of a chat, whether it is learned (its `weight`, axolotl's and
+        ShareGPT's key: 0 leaves it out); None for rows of another form."""
+        if form != "messages":
+            return None
+        task = self.task
+        role_key = (task.message_property_mappings or {}).get("role", "role")
+        renamed = {source: target for target, sources_ in (task.roles or {}).items() for source in sources_}
+        return [bool(_weight(turn)) for turn in row[self._column("messages")]
+                if renamed.get(turn[role_key], turn[role_key]) == "assistant"]  # fmt: skip
 
     @staticmethod
     def prompt_and_reference(turns: list[dict]) -> tuple[list[dict], str]:
@@ -302,7 +317,7 @@ class Generation(TaskType):
                 if form == "text":
                     ids, labels = chat.plain_text(tokenizer, turns)
                 else:
-                    ids, labels = chat.supervise(tokenizer, turns, loss_on, task.chat_template)
+                    ids, labels = chat.supervise(tokenizer, turns, loss_on, task.chat_template, self.learned(row, form))
                 cut = len(ids) > limit
                 if cut:
                     if policy == "error":
@@ -455,7 +470,8 @@ class Generation(TaskType):
             if form == "text":
                 ids, labels = chat.plain_text(tokenizer, turns)
             else:
-                ids, labels = chat.supervise(tokenizer, turns, self.loss_on(form), self.task.chat_template)
+                learned = self.learned(row, form)
+                ids, labels = chat.supervise(tokenizer, turns, self.loss_on(form), self.task.chat_template, learned)
             shown.append(marked(tokenizer, ids, labels))
         return shown
 
@@ -498,6 +514,13 @@ class Generation(TaskType):
                 scores = {"accuracy": _mean(right), "format": _mean(formed), **scores}
             results[split] = {**scores, "samples": len(rows)}
         return results
+
+
+def _weight(turn: dict):
+    """A chat turn's `weight` (1 where it has none: arrow gives every turn of a split the keys of
+    any, None where unset)."""
+    weight = turn.get("weight")
+    return 1 if weight is None else weight
 
 
 def _template_columns(template: str) -> list[str]:

@@ -473,3 +473,25 @@ def test_a_chat_template_that_writes_no_assistant_text_is_refused(tmp_path):
         ConfigError, match=r"the chat template writes no assistant text \(the assistant turn of a probe"
     ):
         prepare(cfg, tmp_path)
+
+
+def test_a_turn_of_weight_0_is_not_learned(tmp_path):
+    """axolotl's and ShareGPT's per-turn weight was ignored: a turn marked 0 was learned."""
+    from datasets import load_from_disk
+
+    from forge.models.loading import load_preprocessor, resolve
+
+    odd = [{"role": "user", "content": "1 + 1?"}, {"role": "assistant", "content": "WRONG, The answer is 3."},
+           {"role": "user", "content": "Again?"}, {"role": "assistant", "content": "The answer is 2."}]  # fmt: skip
+    odd[1]["weight"], odd[3]["weight"] = 0, 1
+    prepare(chats(tmp_path, odd), tmp_path)
+    tokenizer = load_preprocessor(resolve("embedded:tiny-causal-lm"), task_of(chats(tmp_path, odd)).head())
+    train = load_from_disk(str(tmp_path / "prepared"))["train"]
+    row = next(r for r in train if "WRONG" in tokenizer.decode(r["input_ids"]))
+    learned = tokenizer.decode([t for t in row["labels"] if t != -100])
+    assert "WRONG" not in learned and "The answer is 2." in learned
+    odd[3]["weight"] = 0
+    with pytest.raises(
+        sources.DataError, match=r"row 120 of .*: no assistant turn to learn from \(each has weight 0\)"
+    ):
+        prepare(chats(tmp_path, odd), tmp_path)
