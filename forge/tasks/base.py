@@ -129,7 +129,7 @@ class TaskType:
                        if c not in seen.columns[split]]  # fmt: skip
             if missing:
                 problems.append(f"split {split}: no column {', '.join(missing)}; its columns are "
-                                f"{', '.join(seen.columns[split])}")  # fmt: skip
+                                f"{sources.listed(seen.columns[split])}")  # fmt: skip
                 continue
             if not seen.rows[split]:
                 problems.append(f"split {split}: no rows")

@@ -113,6 +113,18 @@ def _check_files(files: dict[str, list[Path]]) -> None:
                 raise DataError(f"split {split}: {path}: the header names the column {twice!r} twice")
 
 
+def _warn_of_shared_files(files: dict[str, list[Path]]) -> None:
+    """Two splits reading one file (train and eval both train.jsonl) evaluate on rows the model
+    learned: said, since it may be meant (a check that a model can learn its data at all)."""
+    seen: dict[Path, str] = {}
+    for split, paths in files.items():
+        for path in paths:
+            first = seen.setdefault(path.resolve(), split)
+            if first != split:
+                log.warning("splits %s and %s read the same file (%s): the evaluation is on rows the model trains on",
+                            first, split, path)  # fmt: skip
+
+
 def _csv_header(path: Path) -> list[str]:
     """The column names of a csv / tsv file's first line ([] when it cannot be read: the reader's
     own error says more, and where)."""
@@ -174,6 +186,7 @@ def load(task, cache: Path | None = None):
         # the checks peek makes: each file there, one kind, none empty, none of a folder left unread
         files = _split_files(task) if task.data_files is not None else None
         if files is not None:
+            _warn_of_shared_files(files)
             with datasets_quiet():
                 return load_dataset(
                     _builder(files),
@@ -353,7 +366,13 @@ def require_columns(rows, split: str, columns: dict[str, str]) -> None:
     have = rows.column_names
     missing = [f"{column!r} (task.columns.{role})" for role, column in columns.items() if column not in have]
     if missing:
-        raise DataError(f"split {split}: no column {', '.join(missing)}; its columns are {', '.join(have)}")
+        raise DataError(f"split {split}: no column {', '.join(missing)}; its columns are {listed(have)}")
+
+
+def listed(names) -> str:
+    """Column names for a message, comma-separated; one a reader could misread (a space at an
+    end, a comma, empty) quoted: a csv header `text, label` has the column ' label'."""
+    return ", ".join(repr(n) if not n or n != n.strip() or "," in n else n for n in map(str, names))
 
 
 def not_text(value, what: str = "text") -> str:

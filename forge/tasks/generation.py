@@ -81,7 +81,7 @@ class Generation(TaskType):
             return "text"
         raise sources.DataError(
             f"the rows have none of the columns forge reads a generation task from (messages; prompt and completion; "
-            f"text): they have {', '.join(columns)}; name yours in task.columns"
+            f"text): they have {sources.listed(columns)}; name yours in task.columns"
         )
 
     def _column(self, role: str) -> str:
@@ -108,7 +108,8 @@ class Generation(TaskType):
                 prompt = task.prompt_template.format(**row)
             except (KeyError, IndexError) as exc:
                 raise ConfigError(
-                    f"task.prompt_template: {{{exc.args[0]}}} names no column of the data (it has: {', '.join(row)})"
+                    f"task.prompt_template: {{{exc.args[0]}}} names no column of the data "
+                    f"(it has: {sources.listed(row)})"
                 ) from None
             empty = next((name for name in _template_columns(task.prompt_template) if row.get(name) is None), None)
             if empty is not None:  # else the prompt would say "None"

@@ -495,3 +495,11 @@ def test_a_turn_of_weight_0_is_not_learned(tmp_path):
         sources.DataError, match=r"row 120 of .*: no assistant turn to learn from \(each has weight 0\)"
     ):
         prepare(chats(tmp_path, odd), tmp_path)
+
+
+def test_a_file_two_splits_read_is_said_and_odd_column_names_are_quoted(tmp_path, caplog):
+    cfg = task(tmp_path, {"train.csv": HEADER + rows(20)}, data_files={"train": "train.csv", "eval": "train.csv"})
+    with caplog.at_level(logging.WARNING, logger="forge"):
+        sources.load(cfg.task, tmp_path / "cache")
+    assert "splits train and eval read the same file" in caplog.text
+    assert sources.listed(["text", " label", "a,b", ""]) == "text, ' label', 'a,b', ''"
