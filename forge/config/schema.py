@@ -563,6 +563,11 @@ def _task_rules(cfg: ForgeConfig) -> Violations:
     task, found = cfg.task, []
     if task.eval_split is not None and task.splits is not None and task.splits.eval is not None:
         found.append((("task", "eval_split"), "and task.splits.eval both say where the evaluation rows are: keep one"))
+    named = [(role, column) for role, column in task.columns.model_dump().items() if column is not None]
+    twice = next(((role, c) for i, (role, c) in enumerate(named) if c in [other for _, other in named[:i]]), None)
+    if twice is not None:  # e.g. the text read as its own label
+        first = next(role for role, c in named if c == twice[1])
+        found.append((("task", "columns", twice[0]), f"names the column {twice[1]!r}, as task.columns.{first} does"))
     if task.type != "generation":
         return found
     columns = task.columns

@@ -134,6 +134,8 @@ class Generation(TaskType):
         role_key, content_key = fields.get("role", "role"), fields.get("content", "content")
         renamed = {source: target for target, sources_ in (task.roles or {}).items() for source in sources_}
         if not isinstance(value, list) or not value:
+            if isinstance(value, list):
+                raise ValueError("messages: an empty list of turns")
             hint = " (text: a csv cell? write the chats as JSON Lines)" if isinstance(value, str) else ""
             raise ValueError(f"messages: not a list of turns{hint}")
         turns = []

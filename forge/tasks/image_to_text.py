@@ -40,6 +40,8 @@ def image_problem(value) -> str | None:
         source = io.BytesIO(data) if data is not None else value.get("path")
         if source is None:
             return "no image"
+        if _is_url(source):
+            return f"a URL ({source[:60]}); forge reads images from files or bytes, not the network"
         with Image.open(source) as image:
             image.load()
     except Exception as exc:  # PIL raises many kinds for a bad file
@@ -63,6 +65,10 @@ def rgb(image):
         white = Image.new("RGBA", image.size, "white")
         return Image.alpha_composite(white, image.convert("RGBA")).convert("RGB")
     return image.convert("RGB")
+
+
+def _is_url(path) -> bool:
+    return isinstance(path, str) and path.startswith(("http://", "https://"))
 
 
 class ImageToText(TaskType):
@@ -94,7 +100,7 @@ class ImageToText(TaskType):
             def absolute(batch):
                 return {
                     column: [
-                        str(folder / p) if isinstance(p, str) and not Path(p).is_absolute() else p
+                        str(folder / p) if isinstance(p, str) and not Path(p).is_absolute() and not _is_url(p) else p
                         for p in batch[column]
                     ]
                 }
@@ -153,7 +159,7 @@ class ImageToText(TaskType):
     def row_problem(self, row: dict, train_columns: list[str]) -> str | None:
         column, text = self.task.columns.image, self.task.columns.text
         value = row[column]
-        if isinstance(value, str) and not Path(value).is_absolute():
+        if isinstance(value, str) and not Path(value).is_absolute() and not _is_url(value):
             value = {"path": str((sources.source_dir(self.task) or Path.cwd()) / value), "bytes": None}
         elif isinstance(value, str):
             value = {"path": value, "bytes": None}

@@ -73,6 +73,7 @@ EXPECTED = {
     "task_without_data": "task: name the data: task.dataset, task.data_files, or both",
     "task_labels_repeated": "task.labels: Input should list each label once",
     "task_eval_split_and_splits_eval": "task.eval_split: and task.splits.eval both say where the evaluation rows are",
+    "task_column_twice": "task.columns.label: names the column 'sentence', as task.columns.text does",
     "task_eval_split_above_one": "task.eval_split: Input should be less than 1 (got 1.5)",
     "generation_two_forms": "task.columns: names messages and prompt/completion columns: a row is one form; keep one",
     "generation_text_with_completion_loss": "task.loss_on: is completion, which needs prompts or chats; plain text",

@@ -503,3 +503,13 @@ def test_a_file_two_splits_read_is_said_and_odd_column_names_are_quoted(tmp_path
         sources.load(cfg.task, tmp_path / "cache")
     assert "splits train and eval read the same file" in caplog.text
     assert sources.listed(["text", " label", "a,b", ""]) == "text, ' label', 'a,b', ''"
+
+
+def test_a_url_image_and_an_empty_chat_say_what_they_are(tmp_path):
+    from forge.tasks.image_to_text import image_problem
+
+    assert image_problem({"path": "https://example.com/a.png", "bytes": None}).startswith("a URL (https://example")
+    chats_ = ROOT / "configs" / "examples" / "chat_sft.yaml"
+    kind = task_of(load_config(write_config(tmp_path, "run.yaml", f"base: {chats_}\noutput_root: {tmp_path}\n")))
+    with pytest.raises(ValueError, match=r"^messages: an empty list of turns$"):
+        kind.conversation({"messages": []}, "messages")
