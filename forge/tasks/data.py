@@ -100,17 +100,51 @@ def _missing_files(files: dict[str, list[Path]]) -> list[str]:
 
 def _check_files(files: dict[str, list[Path]]) -> None:
     """What can be told of a split's files before a reader opens them: one line for an empty
-    file, and for a csv header that names a column twice (pandas would rename the second)."""
+    file, for a csv header that names a column twice (pandas would rename the second), and for
+    parquet files that disagree on a column's kind (numbers in one, text in another: forge check
+    read the first file alone, and the run failed)."""
+    first: tuple[Path, dict[str, str]] | None = None
     for split, paths in files.items():
         for path in paths:
             if path.stat().st_size == 0:
                 raise DataError(f"split {split}: {path}: an empty file")
+            if BUILDERS.get(path.suffix.lower()) == "parquet" and (kinds := _parquet_kinds(path)) is not None:
+                first = first or (path, kinds)
+                odd = next((c for c in kinds if c in first[1] and kinds[c] != first[1][c]), None)
+                if odd is not None:
+                    raise DataError(
+                        f"split {split}: {path} has the column {odd!r} as {kinds[odd]}; {first[0]} has it as "
+                        f"{first[1][odd]}: a column needs one kind in every file"
+                    )
             if BUILDERS.get(path.suffix.lower()) != "csv":
                 continue
             header = _csv_header(path)
             twice = next((name for i, name in enumerate(header) if name in header[:i]), None)
             if twice is not None:
                 raise DataError(f"split {split}: {path}: the header names the column {twice!r} twice")
+
+
+def _parquet_kinds(path: Path) -> dict[str, str] | None:
+    """column -> its kind (text, number, true/false, or arrow's own name) in a parquet file's
+    schema; None when it is not one (its reader says why)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        schema = pq.read_schema(path)
+    except Exception:  # not parquet, or damaged
+        return None
+
+    def kind(t) -> str:
+        if pa.types.is_dictionary(t):
+            t = t.value_type
+        if pa.types.is_string(t) or pa.types.is_large_string(t):
+            return "text"
+        if pa.types.is_integer(t) or pa.types.is_floating(t):
+            return "numbers"
+        return "true/false" if pa.types.is_boolean(t) else str(t)
+
+    return {field.name: kind(field.type) for field in schema}
 
 
 def _warn_of_shared_files(files: dict[str, list[Path]]) -> None:

@@ -513,3 +513,23 @@ def test_a_url_image_and_an_empty_chat_say_what_they_are(tmp_path):
     kind = task_of(load_config(write_config(tmp_path, "run.yaml", f"base: {chats_}\noutput_root: {tmp_path}\n")))
     with pytest.raises(ValueError, match=r"^messages: an empty list of turns$"):
         kind.conversation({"messages": []}, "messages")
+
+
+def test_parquet_files_that_disagree_on_a_columns_kind_are_named_before_reading(tmp_path):
+    """forge check read the first file alone and passed; the run then failed."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "d"
+    (folder / "parts").mkdir(parents=True)
+    texts = [f"sentence {i}" for i in range(10)]
+    pq.write_table(
+        pa.table({"sentence": texts, "sentiment": [i % 2 for i in range(10)]}), folder / "parts" / "a.parquet"
+    )
+    words = pa.table({"sentence": texts, "sentiment": [("negative", "positive")[i % 2] for i in range(10)]})
+    pq.write_table(words, folder / "parts" / "b.parquet")
+    cfg = task(tmp_path, {}, data_files={"train": "parts/*.parquet"}, eval_split=0.2)
+    with pytest.raises(
+        sources.DataError, match=r"b.parquet has the column 'sentiment' as text; .*a.parquet has it as num"
+    ):
+        sources.peek(cfg.task)
