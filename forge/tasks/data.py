@@ -110,7 +110,10 @@ def _check_files(files: dict[str, list[Path]]) -> None:
                 raise DataError(f"split {split}: {path}: an empty file")
             if BUILDERS.get(path.suffix.lower()) == "parquet" and (kinds := _parquet_kinds(path)) is not None:
                 first = first or (path, kinds)
-                odd = next((c for c in kinds if c in first[1] and kinds[c] != first[1][c]), None)
+                known = first[1]  # a column of nulls agrees with any
+                odd = next(
+                    (c for c, k in kinds.items() if "null" not in (k, known.get(c, "null")) and k != known[c]), None
+                )
                 if odd is not None:
                     raise DataError(
                         f"split {split}: {path} has the column {odd!r} as {kinds[odd]}; {first[0]} has it as "
@@ -126,13 +129,17 @@ def _check_files(files: dict[str, list[Path]]) -> None:
 
 def _parquet_kinds(path: Path) -> dict[str, str] | None:
     """column -> its kind (text, number, true/false, or arrow's own name) in a parquet file's
-    schema; None when it is not one (its reader says why)."""
+    schema; None when it is not one (its reader says why), or holds no row (its types say
+    nothing: pandas writes an empty text column as floats)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
-        schema = pq.read_schema(path)
+        meta = pq.read_metadata(path)
+        schema = meta.schema.to_arrow_schema()
     except Exception:  # not parquet, or damaged
+        return None
+    if meta.num_rows == 0:
         return None
 
     def kind(t) -> str:
