@@ -162,7 +162,7 @@ class Generation(TaskType):
             if role == "assistant" and i == 0:  # the template renders nothing before it to prompt it
                 raise ValueError("turn 0: an assistant turn with nothing before it (a chat begins with a user turn)")
             turns.append({"role": role, "content": content})
-        if not any(_weight(turn) for turn in value if renamed.get(turn[role_key], turn[role_key]) == "assistant"):
+        if not any(_weight(raw) for raw, turn in zip(value, turns, strict=True) if turn["role"] == "assistant"):
             raise ValueError("no assistant turn to learn from (each has weight 0)")
         return turns
 
@@ -171,11 +171,9 @@ class Generation(TaskType):
         ShareGPT's key: 0 leaves it out); None for rows of another form."""
         if form != "messages":
             return None
-        task = self.task
-        role_key = (task.message_property_mappings or {}).get("role", "role")
-        renamed = {source: target for target, sources_ in (task.roles or {}).items() for source in sources_}
-        return [bool(_weight(turn)) for turn in row[self._column("messages")]
-                if renamed.get(turn[role_key], turn[role_key]) == "assistant"]  # fmt: skip
+        value = row[self._column("messages")]
+        turns = self._messages(value)  # one turn per entry of the row's list
+        return [bool(_weight(raw)) for raw, turn in zip(value, turns, strict=True) if turn["role"] == "assistant"]
 
     @staticmethod
     def prompt_and_reference(turns: list[dict]) -> tuple[list[dict], str]:
