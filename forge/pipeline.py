@@ -15,7 +15,7 @@ from forge.admission import Admitted, admit
 from forge.config import ForgeConfig
 from forge.errors import EXIT_OK, ConfigError, ForgeError, Preempted, RunBusyError
 from forge.run.layout import STAGES, RunDir, run_dir_of
-from forge.run.session import RunSession
+from forge.run.session import RunSession, check_resumable, load_stored_config
 from forge.run.state import is_complete, plan, stage_done
 from forge.signals import StopRequest
 from forge.stages import stage_function
@@ -42,6 +42,7 @@ def run_pipeline(
     """The whole run in this process (`admitted`: admitted by the caller already, a sweep's point)."""
     run = run or (admitted.run if admitted else run_dir_of(cfg))
     if is_complete(run):
+        _check_same_run(cfg, run)
         log.info("%s is already complete; nothing to do", run.root)
         return EXIT_OK
     admitted = admitted or admit(cfg, config_path, run)  # a new run: checked before its upstream runs train
@@ -58,6 +59,17 @@ def run_pipeline(
             _run(session, stage)
         session.complete_if_done()
     return EXIT_OK
+
+
+def _check_same_run(cfg: ForgeConfig, run: RunDir) -> None:
+    """A complete run is this config's only if it ran with it: another config of the same name
+    (v2/train.yaml beside v1/train.yaml, or one edited since) is refused with what differs, not
+    answered with the other's model. A config.yaml that cannot be read is not compared."""
+    try:
+        stored = load_stored_config(run)
+    except ConfigError:
+        return
+    check_resumable(stored, cfg, run, complete=True)
 
 
 def run_sweep(points: list[tuple[str, ForgeConfig]], stop: StopRequest | None = None) -> int:

@@ -56,15 +56,20 @@ def stored_or_rebuilt(run: RunDir, cfg: ForgeConfig, metadata: dict) -> ForgeCon
         ) from None
 
 
-def check_resumable(stored: ForgeConfig, new: ForgeConfig, run: RunDir) -> list[str]:
-    """Refuse a config that changes what the run computes; return the safe changes."""
+def check_resumable(stored: ForgeConfig, new: ForgeConfig, run: RunDir, complete: bool = False) -> list[str]:
+    """Refuse a config that changes what the run computes (`complete`: what it computed, the
+    run being complete: a config of the same name that is another run); return the safe changes."""
     changes = diff_configs(stored, new)
     unsafe = [c for c in changes if c[0] not in RESUME_SAFE_KEYS]
     if unsafe:
         lines = "\n".join(f"  {'.'.join(k)}: {old!r} -> {new!r}" for k, old, new in unsafe)
         raise ConfigError(
             f"{run.config}: the config differs from the one this run started with:\n{lines}\n"
-            "Resume with the original config, or start a new run with --run_name."
+            + (
+                "The run is complete with its own config: start a new run with --run_name."
+                if complete
+                else "Resume with the original config, or start a new run with --run_name."
+            )
         )
     return [f"{'.'.join(k)}: {old!r} -> {new!r}" for k, old, new in changes]
 

@@ -73,6 +73,15 @@ def test_running_a_complete_run_again_does_nothing(reference):
     assert len(json.loads(reference.metadata.read_text())["attempts"]) == 1
 
 
+def test_another_config_of_a_complete_runs_name_is_refused(reference):
+    """v2/short.yaml beside v1's complete run got "nothing to do" and v1's model."""
+    folder = reference.root.parents[3]
+    other = write_config(folder / "v2", "short.yaml", "base: ../short.yaml\ntraining:\n  learning_rate: 1.0e-5\n")
+    result = run_forge("--config", str(other), cwd=folder, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert "training.learning_rate:" in result.stderr and "The run is complete with its own config" in result.stderr
+
+
 def test_sigkill_mid_training_then_resume_is_bitwise_equal(tmp_path, reference):
     run = run_dir(tmp_path)
     kill_mid_training(short_config(tmp_path), run, cwd=tmp_path)
