@@ -128,6 +128,16 @@ def load_tokenizer(model: ModelSource | str, auto_class: str = "AutoTokenizer"):
     return _from_pretrained(getattr(transformers, auto_class), ref, kind, trust, revision=revision)
 
 
+def model_config(model: ModelSource | str):
+    """The transformers config of a model (its config.json), without its weights."""
+    import transformers
+
+    source = source_of(model)
+    return _from_pretrained(
+        transformers.AutoConfig, source.ref, "config", source.trust_remote_code, revision=source.revision
+    )
+
+
 def load_preprocessor(model: ModelSource | str, head: Head):
     """What turns a task's inputs into the model's: its tokenizer or its processor."""
     return load_tokenizer(model, head.preprocessor)

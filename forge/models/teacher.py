@@ -13,13 +13,14 @@ from __future__ import annotations
 import logging
 
 from forge.errors import ConfigError
-from forge.models.loading import Head, ModelSource, default_device, load_model, load_tokenizer
+from forge.models.loading import Head, ModelSource, default_device, load_model, load_tokenizer, model_config
 
 log = logging.getLogger("forge.teacher")
 
 
 def load_teacher(source: ModelSource, head: Head):
     log.info("loading teacher %s", source.ref)
+    check_same_classes(source, head)
     model = load_model(source, head)
     model.eval().requires_grad_(False)
     return model.to(default_device())
@@ -41,6 +42,29 @@ def forget() -> None:
     """Free the teacher `shared` holds."""
     global _shared
     _shared = None
+
+
+def check_same_classes(teacher: ModelSource, head: Head) -> None:
+    """A classifier teacher's classes, in its id order, are the student's (`head.labels`): KD
+    compares class i with class i, and the teacher is loaded with the student's names, which
+    would relabel its own silently. A teacher whose head names no classes (LABEL_0, ...: a
+    fresh head) or whose config cannot be read alone (an adapter) is not compared."""
+    import re
+
+    if head.labels is None:
+        return
+    try:
+        config = model_config(teacher)
+    except (OSError, ValueError):
+        return
+    names = tuple(str(config.id2label[i]) for i in sorted(config.id2label or {}))
+    if not names or all(re.fullmatch(r"LABEL_\d+", name) for name in names) or names == tuple(head.labels):
+        return
+    raise ConfigError(
+        f"teacher {teacher.ref!r} has the classes {', '.join(names)} (in its id order); the student's are "
+        f"{', '.join(head.labels)}: KD compares class i with class i, so the teacher needs the student's classes "
+        "in the same order (task.labels gives an order)"
+    )
 
 
 def check_same_tokenizer(student_tokenizer, teacher: ModelSource) -> None:
