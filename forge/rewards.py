@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+import math
 import re
 from collections.abc import Callable, Sequence
 
@@ -153,13 +154,22 @@ def checked(name: str, function: Reward) -> Reward:
             values = function(prompts=prompts, completions=completions, **columns)
         except Exception as exc:
             raise ForgeError(f"reward {name!r} failed: {type(exc).__name__}: {exc}") from exc
-        values = list(values) if values is not None else []
+        if values is None:
+            raise ForgeError(f"reward {name!r} returned None, not one number per completion")
+        values = list(values)
         if len(values) != len(completions):
             raise ForgeError(f"reward {name!r} returned {len(values)} values for {len(completions)} completions")
         try:
-            return [float(v) if v is not None else None for v in values]
+            numbers = [float(v) if v is not None else None for v in values]
         except (TypeError, ValueError):
             raise ForgeError(f"reward {name!r} returned a value that is not a number: {values!r}") from None
+        odd = next((i for i, v in enumerate(numbers) if v is not None and not math.isfinite(v)), None)
+        if odd is not None:  # NaN vanishes from trl's sums and its log; inf zeroes every advantage
+            raise ForgeError(
+                f"reward {name!r} returned {numbers[odd]} for completion {odd}: a reward is a finite number "
+                "(None: no reward from this function for that completion)"
+            )
+        return numbers
 
     reward.__name__ = name.replace(":", ".").replace(".", "_")  # trl logs rewards under their function's name
     return reward

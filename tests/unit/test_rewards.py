@@ -64,6 +64,18 @@ def test_a_reward_of_the_wrong_length_is_named():
     words = rewards.checked("words", lambda prompts, completions, **_: ["good", "bad"])
     with pytest.raises(ForgeError, match="reward 'words' returned a value that is not a number"):
         words(["q", "q"], ["a", "b"])
+    nothing = rewards.checked("nothing", lambda prompts, completions, **_: None)
+    with pytest.raises(ForgeError, match="reward 'nothing' returned None, not one number per completion"):
+        nothing(["q"], ["a"])
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_a_reward_that_is_not_finite_is_named(bad):
+    """NaN vanished from trl's sums and its log; inf made every advantage 0: the policy never moved."""
+    odd = rewards.checked("odd", lambda prompts, completions, **_: [1.0, bad])
+    with pytest.raises(ForgeError, match=rf"reward 'odd' returned {bad} for completion 1: a reward is a finite"):
+        odd(["q", "q"], ["a", "b"])
+    assert rewards.checked("some", lambda prompts, completions, **_: [None, 2])(["q", "q"], ["a", "b"]) == [None, 2.0]
 
 
 def test_config_weights_keep_their_order():
