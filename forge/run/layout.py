@@ -90,6 +90,12 @@ class RunDir:
         return self.root / DATA
 
     @property
+    def data_record(self) -> Path:
+        """What the data was when prepared (a copy of data/fingerprint.json kept outside data/:
+        a deleted data/ is prepared again, and checked against it first)."""
+        return self.root / "data_fingerprint.json"
+
+    @property
     def metrics(self) -> Path:
         return self.root / METRICS
 

@@ -88,16 +88,21 @@ def check_embedded_version(cfg: ForgeConfig, metadata: dict, run: RunDir) -> Non
 
 
 def check_same_data(cfg: ForgeConfig, run: RunDir) -> None:
-    """A run goes on only with the data it prepared (data/fingerprint.json: the files' sizes,
-    times and hashes, or the Hub revision), as only with the config it began with. Runs
-    prepared before forge recorded it are not checked."""
+    """A run goes on only with the data it prepared (data/fingerprint.json, or its copy
+    data_fingerprint.json when data/ was deleted: the files' sizes, times and hashes, or the Hub
+    revision), as only with the config it began with. Runs prepared before forge recorded it are
+    not checked."""
     from forge.run.files import read_json
     from forge.tasks import data
 
-    try:
-        recorded = read_json(run.data / "fingerprint.json")
-    except ValueError:  # damaged: nothing to compare with
-        return
+    recorded = None
+    for path in (run.data / "fingerprint.json", run.data_record):
+        try:
+            recorded = read_json(path)
+        except ValueError:  # damaged: the other, or nothing to compare with
+            continue
+        if recorded:
+            break
     data.check_unchanged(recorded, cfg.task, str(run.root))
 
 

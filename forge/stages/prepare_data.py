@@ -1,6 +1,7 @@
 """prepare_data: read the task's data, check and tokenize it, save it to <run>/data (and, for KD
 with a teacher cache, run the teacher over the training split once). What the data was is
-recorded beside it (<run>/data/fingerprint.json): a resume whose data has changed is refused."""
+recorded beside it (<run>/data/fingerprint.json, and <run>/data_fingerprint.json, which a
+deleted data/ leaves): a resume whose data has changed is refused."""
 
 from __future__ import annotations
 
@@ -23,8 +24,10 @@ def run(session: RunSession) -> None:
     tokenizer = load_preprocessor(session.source("student"), task.head())
     tmp = out.with_name(out.name + ".tmp")
     sizes = task.prepare(tokenizer, tmp)
-    atomic_write_json(tmp / FINGERPRINT, sources.fingerprint(cfg.task))
+    record = sources.fingerprint(cfg.task)
+    atomic_write_json(tmp / FINGERPRINT, record)
     replace_dir(tmp, out)
+    atomic_write_json(session.run.data_record, record)
     log.info("prepared %s", ", ".join(f"{k}: {v}" for k, v in sizes.items()))
     if cfg.mode == "kd" and cfg.distillation.teacher_cache:
         cache_teacher_logits(session, tokenizer, task)

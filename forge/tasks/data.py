@@ -489,8 +489,8 @@ class BadRows:
 
 def _local_files(task) -> list[Path]:
     files = data_files(task)
-    if files is not None:
-        return sorted({p for paths in files.values() for p in paths})
+    if files is not None:  # the files there: a named one gone is told as gone, not read
+        return sorted({p for paths in files.values() for p in paths if p.is_file()})
     folder = source_dir(task)
     if folder is None or not folder.is_dir():
         return []

@@ -533,3 +533,23 @@ def test_parquet_files_that_disagree_on_a_columns_kind_are_named_before_reading(
         sources.DataError, match=r"b.parquet has the column 'sentiment' as text; .*a.parquet has it as num"
     ):
         sources.peek(cfg.task)
+
+
+def test_a_deleted_data_folder_keeps_the_record_of_the_data(tmp_path):
+    """data/ deleted (the docs allow it: prepared again) took data/fingerprint.json with it: a
+    resume then trained on edited labels without a word."""
+    from forge.run.files import atomic_write_json
+    from forge.run.layout import RunDir
+    from forge.run.session import check_same_data
+
+    cfg = task(tmp_path, {"train.csv": HEADER + rows(20)})
+    run = RunDir(tmp_path / "run")
+    run.root.mkdir()
+    atomic_write_json(run.data_record, sources.fingerprint(cfg.task))  # data/ itself is gone
+    check_same_data(cfg, run)
+    (tmp_path / "d" / "train.csv").write_text(HEADER + rows(20, label=lambda i: "negative") + "one more,positive\n")
+    with pytest.raises(ConfigError, match=r"the task's data changed since this run prepared it \(.*train.csv: changed"):
+        check_same_data(cfg, run)
+    (tmp_path / "d" / "train.csv").unlink()  # a named file gone: one line, not FileNotFoundError
+    with pytest.raises(ConfigError, match=r"train.csv: gone"):
+        check_same_data(cfg, run)
