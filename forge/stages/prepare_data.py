@@ -23,8 +23,10 @@ def run(session: RunSession) -> None:
     cfg, out, task = session.cfg, session.run.data, task_of(session.cfg)
     tokenizer = load_preprocessor(session.source("student"), task.head())
     tmp = out.with_name(out.name + ".tmp")
+    record = sources.fingerprint(cfg.task)  # before reading: the record is of what was read
     sizes = task.prepare(tokenizer, tmp)
-    record = sources.fingerprint(cfg.task)
+    if changed := sources.changes(record, cfg.task):
+        raise sources.DataError(f"the task's data changed while prepare_data read it ({changed[0]}); run it again")
     atomic_write_json(tmp / FINGERPRINT, record)
     replace_dir(tmp, out)
     atomic_write_json(session.run.data_record, record)

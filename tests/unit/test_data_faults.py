@@ -553,3 +553,23 @@ def test_a_deleted_data_folder_keeps_the_record_of_the_data(tmp_path):
     (tmp_path / "d" / "train.csv").unlink()  # a named file gone: one line, not FileNotFoundError
     with pytest.raises(ConfigError, match=r"train.csv: gone"):
         check_same_data(cfg, run)
+
+
+def test_data_that_changes_while_it_is_read_is_refused(tmp_path, monkeypatch):
+    """The record was taken after reading: 20,000 rows appended while prepare_data read 150,000
+    made a record of 170,000 rows the run never trained on."""
+    from forge.pipeline import run_pipeline
+    from forge.tasks.classification import Classification
+
+    cfg = task(tmp_path, {"train.csv": HEADER + rows(20)})
+    real = Classification.prepare
+
+    def prepare_then_append(self, tokenizer, out):
+        sizes = real(self, tokenizer, out)
+        with (tmp_path / "d" / "train.csv").open("a") as fh:
+            fh.write("a late row,positive\n")
+        return sizes
+
+    monkeypatch.setattr(Classification, "prepare", prepare_then_append)
+    with pytest.raises(sources.DataError, match=r"changed while prepare_data read it \(.*train.csv: changed"):
+        run_pipeline(cfg, None)
