@@ -687,7 +687,7 @@ def _odd_columns(files: dict[str, list[Path]]) -> str | None:
             if seen is None:
                 seen = (path, columns)
             elif sorted(columns) != sorted(seen[1]):
-                return f"{path} has the columns {', '.join(columns)}; {seen[0]} has {', '.join(seen[1])}"
+                return f"{path} has the columns {listed(columns)}; {seen[0]} has {listed(seen[1])}"
     return None
 
 
