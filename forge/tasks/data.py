@@ -112,7 +112,7 @@ def _check_files(files: dict[str, list[Path]]) -> None:
                 first = first or (path, kinds)
                 known = first[1]  # a column of nulls agrees with any
                 odd = next(
-                    (c for c, k in kinds.items() if "null" not in (k, known.get(c, "null")) and k != known[c]), None
+                    (c for c, k in kinds.items() if k != "null" and known.get(c, "null") not in ("null", k)), None
                 )
                 if odd is not None:
                     raise DataError(
